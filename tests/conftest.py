@@ -1,0 +1,66 @@
+"""Session-wide test harness: an isolated AIRFLOW_HOME and the local stack.
+
+AIRFLOW_HOME must be set before anything imports airflow, so it is set here at
+import time (pytest imports the root conftest before any test module).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_airflow_home = tempfile.mkdtemp(prefix="airflow-home-")
+os.environ["AIRFLOW_HOME"] = _airflow_home
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO_ROOT / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_airflow_home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """The Airflow metadata database (SQLite in AIRFLOW_HOME), migrated once per session."""
+    from airflow.utils import db
+
+    db.resetdb()
+    return _airflow_home
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """PostgreSQL source, S3 and the Redshift stand-in, up for the whole session.
+
+    Uses testcontainers when a Docker engine answers, the local processes otherwise
+    (see devstack.containers).
+    """
+    from devstack.containers import start_stack
+
+    running = start_stack()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_env(stack):
+    """The stack's AIRFLOW_CONN_* and settings, exported into this process's environment."""
+    saved = {name: os.environ.get(name) for name in stack.env()}
+    os.environ.update(stack.env())
+    yield stack.env()
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
