@@ -1,0 +1,38 @@
+# The two set-up commands are `make demo` and `make test`; both create .venv when it is missing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
+
+.PHONY: demo test stack-up stack-down bench clean postgres-binaries
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $(STAMP)
+
+# The local stack runs PostgreSQL from the server binaries; install them when missing (as root).
+postgres-binaries:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "PostgreSQL server binaries missing: sudo apt-get install -y postgresql" >&2; exit 1; fi; }
+
+demo: $(STAMP) postgres-binaries
+	$(PY) -m devstack.demo
+
+test: $(STAMP) postgres-binaries
+	$(PY) -m pytest
+
+stack-up: $(STAMP) postgres-binaries
+	$(PY) -m devstack up
+
+stack-down:
+	$(PY) -m devstack down
+
+bench: $(STAMP) postgres-binaries
+	$(PY) bench/bench_export_upload.py
+	$(PY) bench/bench_validation.py
+
+clean: stack-down
+	rm -rf $(VENV) .devstack
