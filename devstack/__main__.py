@@ -27,13 +27,25 @@ PID_FILE = STATE_DIR / "pid"
 LOG_FILE = STATE_DIR / "stack.log"
 
 
+def process_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting to be reaped."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def _running_pid() -> int | None:
     try:
         pid = int(PID_FILE.read_text())
-        os.kill(pid, 0)
-        return pid
-    except (FileNotFoundError, ValueError, ProcessLookupError):
+    except (FileNotFoundError, ValueError):
         return None
+    return pid if process_alive(pid) else None
 
 
 def serve() -> None:
@@ -89,9 +101,10 @@ def down(timeout: float = 60) -> int:
         return 0
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _running_pid() == pid and time.monotonic() < deadline:
+    while process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _running_pid() == pid:
+    PID_FILE.unlink(missing_ok=True)
+    if process_alive(pid):
         os.killpg(pid, signal.SIGKILL)
         print("stack did not stop in time; killed", file=sys.stderr)
         return 1

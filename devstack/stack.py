@@ -54,9 +54,12 @@ class Stack:
             self.postgres.create_database(SOURCE_DATABASE)
             create_source_schema(self.source_dsn)
             self.s3.start()
-            if self.with_redshift and importlib.util.find_spec("devstack.redshift"):
-                from devstack.redshift import LocalRedshift
-
+            if self.with_redshift:
+                try:  # TRANSITIONAL until the stand-in lands
+                    from devstack.redshift import LocalRedshift
+                except ImportError:
+                    LocalRedshift = None
+            if self.with_redshift and LocalRedshift is not None:
                 self.redshift = LocalRedshift(
                     backend=self.postgres, s3_endpoint_url=self.s3.endpoint_url
                 ).start()
