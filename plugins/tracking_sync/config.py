@@ -1,0 +1,68 @@
+"""Settings of the pipeline, read at run time (never when the DAG file is parsed).
+
+Connection ids are fixed names (configure the connections, not the code). Everything
+that differs between deployments comes from the environment:
+
+    TRACKING_SYNC_BUCKET        S3 bucket for the staged parts (required)
+    TRACKING_SYNC_PREFIX        key prefix inside it (default "tracking")
+    TRACKING_SYNC_STAGING_DIR   local folder the export writes parts to and the upload reads
+                                them from; must be storage shared by all workers when export
+                                and upload can run on different machines
+                                (default: <tmp>/tracking_sync)
+    TRACKING_SYNC_PART_MB       uncompressed size at which a part is closed (default 512)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tracking_sync.exceptions import MissingSetting
+
+SOURCE_CONN_ID = "postgres_source"
+REDSHIFT_CONN_ID = "redshift_default"
+AWS_CONN_ID = "aws_default"
+
+# The project's SQL, next to plugins/ (include/sql/postgres, include/sql/redshift).
+SQL_DIR = Path(__file__).resolve().parents[2] / "include" / "sql"
+
+MIB = 1024 * 1024
+# 512 MiB of CSV compresses to ~100 MiB with zstd: inside Redshift's 1 MB-1 GB sweet spot,
+# and a nightly slice of a few million rows still splits into several parts to load in
+# parallel across slices.
+DEFAULT_PART_MB = 512
+
+
+@dataclass(frozen=True)
+class Settings:
+    bucket: str
+    prefix: str = "tracking"
+    staging_dir: Path = Path(tempfile.gettempdir()) / "tracking_sync"
+    part_bytes: int = DEFAULT_PART_MB * MIB
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        bucket = env.get("TRACKING_SYNC_BUCKET", "").strip()
+        if not bucket:
+            raise MissingSetting(
+                "TRACKING_SYNC_BUCKET is not set: set it to the S3 bucket where parts are "
+                "staged for COPY (the Redshift cluster's IAM role must be able to read it)"
+            )
+        part_mb = env.get("TRACKING_SYNC_PART_MB", str(DEFAULT_PART_MB))
+        try:
+            part_bytes = int(float(part_mb) * MIB)
+        except ValueError:
+            raise MissingSetting(
+                f"TRACKING_SYNC_PART_MB={part_mb!r} is not a number of MiB (e.g. 512)"
+            ) from None
+        if part_bytes <= 0:
+            raise MissingSetting(f"TRACKING_SYNC_PART_MB={part_mb!r} must be positive")
+        return cls(
+            bucket=bucket,
+            prefix=env.get("TRACKING_SYNC_PREFIX", cls.prefix).strip("/") or cls.prefix,
+            staging_dir=Path(env.get("TRACKING_SYNC_STAGING_DIR") or cls.staging_dir),
+            part_bytes=part_bytes,
+        )

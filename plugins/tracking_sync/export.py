@@ -1,0 +1,183 @@
+"""Export: stream one table's rows out of the source into compressed CSV parts.
+
+The rows go from the server's `COPY (SELECT ...) TO STDOUT` through psycopg2's
+copy_expert into PartWriter, which buffers 1 MiB before a zstd level-1 compressor and
+closes a part once its uncompressed size passes the part size. Nothing holds more
+than the buffer, so memory stays flat however big the table is.
+
+Measured here (performance-facts): psycopg2 copy_expert -> 1 MiB buffer -> zstd-1
+exports 1.31 M rows/s, faster than the same COPY written raw to /dev/null, because
+writes reach the file in large blocks; without the buffer it is 0.86 M rows/s,
+gzip-1 0.70 M, psycopg 3's row iteration 0.71 M (client-bound).
+
+CSV dialect, chosen so that Redshift's COPY (CSV, NULL AS '\\N') reads back what
+the source holds:
+- NULL is written as an unquoted \\N;
+- every text value is quoted (FORCE_QUOTE), so '' is "" (an empty string, not NULL)
+  and a text that is literally \\N is "\\N", which is data, not the NULL marker;
+- quotes inside values are doubled; commas and newlines sit inside quotes;
+- action_time is written with its offset (+00), see tables.ACTION.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+from tracking_sync.params import RunSlice
+from tracking_sync.sql_templates import render_sql
+from tracking_sync.tables import Table
+
+NULL_MARKER = r"\N"
+PART_SUFFIX = ".csv.zst"
+ZSTD_LEVEL = 1  # level 3 compressed no better on this data and costs 50% more CPU
+WRITE_BUFFER_BYTES = 1024 * 1024  # small writes into the compressor are slow in Python
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    rows: int
+    bytes: int  # compressed, as stored
+    raw_bytes: int  # uncompressed CSV
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    table: str
+    parts: tuple[Part, ...]
+
+    @property
+    def rows(self) -> int:
+        return sum(part.rows for part in self.parts)
+
+    @property
+    def bytes(self) -> int:
+        return sum(part.bytes for part in self.parts)
+
+    @property
+    def raw_bytes(self) -> int:
+        return sum(part.raw_bytes for part in self.parts)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "raw_bytes": self.raw_bytes,
+            "parts": [asdict(part) for part in self.parts],
+        }
+
+
+class PartWriter:
+    """A file-like sink for copy_expert that writes zstd-compressed parts of bounded size.
+
+    psycopg2 calls write() once per CopyData message, and PostgreSQL sends one
+    message per row (a row with newlines inside quotes included), so a part is only
+    ever closed between rows: every part is a complete CSV file on its own.
+    """
+
+    def __init__(self, directory: Path, part_bytes: int) -> None:
+        self.directory = directory
+        self.part_bytes = part_bytes
+        self.parts: list[Part] = []
+        self._compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        self._open_part()
+
+    def _open_part(self) -> None:
+        self._name = f"part-{len(self.parts):04d}{PART_SUFFIX}"
+        self._path = self.directory / self._name
+        raw_file = open(self._path, "wb")  # noqa: SIM115 - closed through the compressor
+        self._buffer = io.BufferedWriter(
+            self._compressor.stream_writer(raw_file), buffer_size=WRITE_BUFFER_BYTES
+        )
+        self._rows = 0
+        self._raw_bytes = 0
+
+    def _close_part(self) -> None:
+        self._buffer.close()  # flushes the buffer, ends the zstd frame, closes the file
+        self.parts.append(
+            Part(self._name, self._rows, self._path.stat().st_size, self._raw_bytes)
+        )
+
+    def write(self, row: bytes) -> int:
+        self._buffer.write(row)
+        self._rows += 1
+        self._raw_bytes += len(row)
+        if self._raw_bytes >= self.part_bytes:
+            self._close_part()
+            self._open_part()
+        return len(row)
+
+    def close(self) -> tuple[Part, ...]:
+        last_is_empty = self._rows == 0 and len(self.parts) > 0
+        self._close_part()
+        if last_is_empty:  # the previous part ended exactly at the limit
+            self._path.unlink()
+            self.parts.pop()
+        return tuple(self.parts)
+
+    def abort(self) -> None:
+        self._buffer.close()
+
+
+def export_statement(table: Table, run_slice: RunSlice) -> str:
+    """The SELECT for the run's slice of `table` (bounds still as %(start)s / %(end)s)."""
+    time_column = table.time_column if not run_slice.full_refresh else None
+    return render_sql(
+        "postgres/export_table.sql",
+        table=table.name,
+        columns=[column.select_expression for column in table.columns],
+        time_column=time_column,
+    )
+
+
+def copy_statement(cursor: Any, table: Table, run_slice: RunSlice) -> str:
+    """The full `COPY (SELECT ...) TO STDOUT` with the bounds bound by the driver.
+
+    COPY takes no bind parameters, so the SELECT's values are inlined with the
+    driver's own quoting (mogrify), never by string formatting.
+    """
+    select = export_statement(table, run_slice)
+    if table.is_incremental and not run_slice.full_refresh:
+        start, end = run_slice.naive_utc_bounds
+        select = cursor.mogrify(select, {"start": start, "end": end}).decode()
+    force_quote = ", ".join(table.text_columns)
+    options = f"format csv, null '{NULL_MARKER}'"
+    if force_quote:
+        options += f", force_quote ({force_quote})"
+    return f"copy ({select}) to stdout with ({options})"
+
+
+def export_table(
+    connection: Any, table: Table, run_slice: RunSlice, directory: Path, part_bytes: int
+) -> ExportResult:
+    """Write the run's slice of `table` as parts into `directory` (emptied first).
+
+    `connection` is an open psycopg2 connection to the source. There is always at
+    least one part (possibly with no rows), so the manifest is never empty.
+    """
+    if directory.exists():
+        shutil.rmtree(directory)  # parts of an earlier attempt must not be uploaded again
+    directory.mkdir(parents=True)
+    with connection.cursor() as cursor:
+        # Text out as UTF-8 whatever the server's default, and timestamptz rendered in UTC
+        # with an explicit +00 offset, in ISO format (what COPY's TIMEFORMAT 'auto' reads).
+        cursor.execute("set client_encoding to 'UTF8'")
+        cursor.execute("set timezone to 'UTC'")
+        cursor.execute("set datestyle to 'ISO, YMD'")
+        statement = copy_statement(cursor, table, run_slice)
+        writer = PartWriter(directory, part_bytes)
+        try:
+            cursor.copy_expert(statement, writer)
+        except BaseException:
+            writer.abort()
+            raise
+        parts = writer.close()
+    connection.rollback()  # read-only; leave no transaction open
+    return ExportResult(table=table.name, parts=parts)

@@ -1,0 +1,29 @@
+"""Render the project's SQL files (include/sql/...) outside Airflow's templating.
+
+Only identifiers that come from tracking_sync.tables or were validated by
+tracking_sync.params are rendered into SQL; values are bound by the driver.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import jinja2
+
+from tracking_sync.config import SQL_DIR
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(SQL_DIR),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # SQL, not HTML
+    )
+
+
+def render_sql(relative_path: str, **context: Any) -> str:
+    """Render include/sql/<relative_path> with the given context."""
+    return _environment().get_template(relative_path).render(**context)

@@ -1,0 +1,111 @@
+"""The tables the pipeline moves: THE one source of truth for their columns and types.
+
+The export SELECT (include/sql/postgres/export_table.sql), the Redshift DDL
+(include/sql/redshift/create_target_tables.sql), the COPY column list and the
+publish INSERT are all rendered from these definitions, so a column is added
+here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    redshift_type: str
+    nullable: bool = False
+    # SQL run on the source to produce the exported text, when the bare column will not do.
+    export_expression: str | None = None
+
+    @property
+    def select_expression(self) -> str:
+        if self.export_expression is None:
+            return self.name
+        return f"{self.export_expression} as {self.name}"
+
+    @property
+    def is_text(self) -> bool:
+        return self.redshift_type.lower().startswith(("varchar", "char"))
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    # Redshift table attributes (distribution and sort), written after the column list.
+    table_attributes: str
+    # The column an incremental run selects on: rows with it in [interval start, end).
+    # None: the table is small and always moved whole.
+    time_column: str | None = None
+
+    @property
+    def column_names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+    @property
+    def text_columns(self) -> list[str]:
+        return [column.name for column in self.columns if column.is_text]
+
+    @property
+    def is_incremental(self) -> bool:
+        return self.time_column is not None
+
+
+ACTION_TYPE = Table(
+    name="action_type",
+    columns=(
+        Column("id", "integer"),
+        # Redshift VARCHAR(n) counts bytes, PostgreSQL counts characters: varchar(100) in the
+        # source can hold 100 four-byte characters, so the target needs 400 bytes.
+        Column("code", "varchar(400)"),
+        Column("name", "varchar(400)"),
+        Column("is_async", "boolean"),
+    ),
+    # Ten rows joined to every action: a copy on every node saves redistributing action.
+    table_attributes="diststyle all",
+)
+
+ACTION = Table(
+    name="action",
+    columns=(
+        Column("id", "integer"),
+        Column("user_profile_id", "integer"),
+        Column("session_id", "varchar(400)"),  # 100 characters of up to 4 bytes, see above
+        Column("action_type_id", "integer"),
+        # TIMESTAMPTZ, not TIMESTAMP: Redshift's EXTRACT(EPOCH FROM timestamp) returns an
+        # INTEGER and drops the fraction (per-user session totals came out as whole seconds);
+        # from TIMESTAMPTZ it returns DOUBLE PRECISION, as PostgreSQL does. The source column
+        # is timestamp without time zone holding UTC, so the export says so explicitly and
+        # writes the offset (+00), which COPY reads into TIMESTAMPTZ as the same instant.
+        Column(
+            "action_time",
+            "timestamptz",
+            export_expression="action_time at time zone 'UTC'",
+        ),
+        Column("course_id", "integer", nullable=True),
+        Column("exercise_id", "integer", nullable=True),
+        Column("is_exercise_checked", "boolean", nullable=True),
+        Column("is_async", "boolean"),
+        # VARCHAR(65535), the maximum: Redshift VARCHAR counts bytes and TEXT would silently
+        # become VARCHAR(256); learners paste long queries with multi-byte text, which a
+        # VARCHAR(5000) rejects (or, with TRUNCATECOLUMNS, cuts without a word).
+        Column("query", "varchar(65535)", nullable=True),
+    ),
+    # DISTKEY(user_profile_id): the analytics (per-user totals, sessions) group by user, so
+    # each user's rows sit on one slice and aggregate without redistribution.
+    # SORTKEY(action_time): incremental loads delete and insert one time window, and analysts
+    # filter on time; zone maps then skip every block outside the window.
+    table_attributes="distkey (user_profile_id) sortkey (action_time)",
+    time_column="action_time",
+)
+
+TABLES: dict[str, Table] = {table.name: table for table in (ACTION_TYPE, ACTION)}
+
+
+def get_table(name: str) -> Table:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise KeyError(f"unknown table {name!r}: the pipeline moves {sorted(TABLES)}") from None

@@ -1,0 +1,28 @@
+from pathlib import Path
+
+import pytest
+
+from tracking_sync.config import MIB, Settings
+from tracking_sync.exceptions import MissingSetting
+
+
+def test_settings_come_from_the_environment():
+    settings = Settings.from_env(
+        {
+            "TRACKING_SYNC_BUCKET": "b",
+            "TRACKING_SYNC_PREFIX": "/p/",
+            "TRACKING_SYNC_STAGING_DIR": "/shared/stage",
+            "TRACKING_SYNC_PART_MB": "0.5",
+        }
+    )
+    assert settings == Settings("b", "p", Path("/shared/stage"), MIB // 2)
+
+
+def test_a_missing_bucket_says_which_variable_to_set():
+    with pytest.raises(MissingSetting, match="TRACKING_SYNC_BUCKET is not set"):
+        Settings.from_env({})
+
+
+def test_a_bad_part_size_is_explained():
+    with pytest.raises(MissingSetting, match="TRACKING_SYNC_PART_MB='big'"):
+        Settings.from_env({"TRACKING_SYNC_BUCKET": "b", "TRACKING_SYNC_PART_MB": "big"})
