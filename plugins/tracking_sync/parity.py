@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tracking_sync.config import SQL_DIR
@@ -105,7 +105,7 @@ def timestamp_literal(moment: datetime) -> str:
     if not isinstance(moment, datetime):
         raise ParityCheckError(f"window bound {moment!r} is not a datetime")
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return f"timestamp '{moment.isoformat(sep=' ', timespec='microseconds')}'"
 
 
@@ -145,8 +145,7 @@ def parse_check(path: Path) -> ParityCheck:
             matched = _VALUE.fullmatch(body)
             if not matched:
                 raise ParityCheckError(
-                    f"{path}: value line {body!r} must read "
-                    "'-- value: <column> tolerance <number> -- <why>'"
+                    f"{path}: value line {body!r} must read '-- value: <column> tolerance <number> -- <why>'"
                 )
             try:
                 tolerance = float(matched.group("tolerance"))

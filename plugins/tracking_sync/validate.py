@@ -23,7 +23,8 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -64,7 +65,7 @@ class Difference:
     column: str
     source: Any
     target: Any
-    delta: float | None  # target - source; None when one side is NULL
+    delta: float | int | None  # target - source; None when one side is NULL
 
 
 @dataclass
@@ -116,7 +117,7 @@ class ValidationReport:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["passed"] = self.passed
-        for check, result in zip(data["checks"], self.checks):
+        for check, result in zip(data["checks"], self.checks, strict=True):
             check["passed"] = result.passed
         return _jsonable(data)
 
@@ -151,11 +152,25 @@ class ValidationReport:
             "",
         ]
         lines += _table(
-            ["check", "source rows", "target rows", "differ", "missing in target",
-             "missing in source", "verdict"],
             [
-                [c.name, c.source_rows, c.target_rows, c.differing, c.missing_in_target,
-                 c.missing_in_source, "ok" if c.passed else "FAILED"]
+                "check",
+                "source rows",
+                "target rows",
+                "differ",
+                "missing in target",
+                "missing in source",
+                "verdict",
+            ],
+            [
+                [
+                    c.name,
+                    c.source_rows,
+                    c.target_rows,
+                    c.differing,
+                    c.missing_in_target,
+                    c.missing_in_source,
+                    "ok" if c.passed else "FAILED",
+                ]
                 for c in self.checks
             ],
         )
@@ -165,8 +180,13 @@ class ValidationReport:
                 lines += _table(
                     [", ".join(check.keys), "column", "source", "target", "delta"],
                     [
-                        [_format_key(d.key), d.column, _format_value(d.source),
-                         _format_value(d.target), _format_value(d.delta)]
+                        [
+                            _format_key(d.key),
+                            d.column,
+                            _format_value(d.source),
+                            _format_value(d.target),
+                            _format_value(d.delta),
+                        ]
                         for d in check.top_differences
                     ],
                 )
@@ -299,8 +319,13 @@ def compare_sorted(
     target_rows: Iterator[tuple],
     top: int = TOP_DIFFERENCES,
     sample: int = SAMPLE_KEYS,
+    on_pair: Callable[[tuple, tuple | None, tuple | None], None] | None = None,
 ) -> CheckResult:
-    """Merge two key-ordered row streams; count and keep only what the report shows."""
+    """Merge two key-ordered row streams; count and keep only what the report shows.
+
+    `on_pair(key, source_values, target_values)` sees every key in order (None for the
+    side that lacks it): how `make demo` prints rows without a second query.
+    """
     result = CheckResult(name=check.name, keys=list(check.keys))
     width = len(check.keys)
     day_index = check.keys.index(check.day_key) if check.day_key else None
@@ -313,6 +338,8 @@ def compare_sorted(
     t = next(target, None)
     while s is not None or t is not None:
         if t is None or (s is not None and s[0] < t[0]):
+            if on_pair is not None:
+                on_pair(s[0], s[1], None)
             result.source_rows += 1
             result.missing_in_target += 1
             if len(result.missing_in_target_sample) < sample:
@@ -322,6 +349,8 @@ def compare_sorted(
             s = next(source, None)
             continue
         if s is None or t[0] < s[0]:
+            if on_pair is not None:
+                on_pair(t[0], None, t[1])
             result.target_rows += 1
             result.missing_in_source += 1
             if len(result.missing_in_source_sample) < sample:
@@ -330,17 +359,20 @@ def compare_sorted(
                 days.add(str(t[0][day_index]))
             t = next(target, None)
             continue
+        if on_pair is not None:
+            on_pair(s[0], s[1], t[1])
         result.source_rows += 1
         result.target_rows += 1
         row_differs = False
-        for spec, source_value, target_value in zip(check.values, s[1], t[1]):
+        for spec, source_value, target_value in zip(check.values, s[1], t[1], strict=True):
             a, b = _number(source_value), _number(target_value)
             if a is None or b is None:
                 same = source_value == target_value
                 delta = None
                 size = math.inf
             else:
-                delta = b - a
+                exact = isinstance(source_value, int) and isinstance(target_value, int)
+                delta = target_value - source_value if exact else b - a
                 size = abs(delta)
                 same = size <= spec.tolerance
             if same:
@@ -378,6 +410,7 @@ def run_check(
     window_end: datetime,
     scope: str,
     top: int = TOP_DIFFERENCES,
+    on_pair: Callable[[tuple, tuple | None, tuple | None], None] | None = None,
 ) -> CheckResult:
     window = {"window_start": window_start, "window_end": window_end, "scope": scope}
     sql_source = check.render(schema=source_schema, **window)
@@ -392,7 +425,7 @@ def run_check(
                 f"{check.path.name} returned columns {list(columns)} on the {side}; its header "
                 f"declares {list(check.columns)} (keys first, then values, in that order)"
             )
-    result = compare_sorted(check, _rows(source_batches), _rows(target_batches), top=top)
+    result = compare_sorted(check, _rows(source_batches), _rows(target_batches), top=top, on_pair=on_pair)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 
@@ -434,12 +467,8 @@ def _format_days(days: Sequence[str]) -> str:
 
 def repair_steps(days: Sequence[str], *, dag_id: str = DAG_ID, wrong_type: bool = False) -> list[str]:
     """What to run to make the target right again, for the report."""
-    full_refresh_cli = (
-        f"airflow dags trigger {dag_id} --conf '{{\"mode\": \"full_refresh\"}}'"
-    )
-    full_refresh_ui = (
-        f"UI: {dag_id} > Trigger > mode = full_refresh"
-    )
+    full_refresh_cli = f'airflow dags trigger {dag_id} --conf \'{{"mode": "full_refresh"}}\''
+    full_refresh_ui = f"UI: {dag_id} > Trigger > mode = full_refresh"
     if wrong_type:
         return [
             "Fix the target DDL first (a reload into the same TIMESTAMP column fails again): "
@@ -531,9 +560,7 @@ def _diagnose(report: ValidationReport, target_conn: Any, target_schema: str) ->
     whole = sum(check.whole_target_fraction_source for check in report.checks)
     wrong_type = action_time_type in ("timestamp", "timestamp without time zone")
     if wrong_type:
-        report.diagnosis.append(
-            f"{TIMESTAMP_HINT} (the target's action_time is {action_time_type!r})"
-        )
+        report.diagnosis.append(f"{TIMESTAMP_HINT} (the target's action_time is {action_time_type!r})")
     elif whole:
         report.diagnosis.append(
             f"{whole} differing values are whole numbers on the target where the source has "
@@ -574,16 +601,17 @@ def _format_key(key: Sequence[Any]) -> str:
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     cells = [[str(cell) for cell in row] for row in rows]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(header)]
+
     def line(row: Sequence[str]) -> str:
         return " | ".join(
             cell.ljust(width) if i == 0 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths))
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
         ).rstrip()
+
     return [line(header), "-+-".join("-" * width for width in widths)] + [line(row) for row in cells]
 
 
 # ---------------------------------------------------------------- make demo
-
 
 REFERENCE_CHECK = "per_user_session_totals"
 
@@ -598,73 +626,111 @@ def format_side_by_side(
     first: int = 5,
     last: int = 5,
 ) -> str:
-    """The reference query's result on both engines, side by side, in the shape people know:
+    """The reference query on both engines, side by side, in the shape people know:
 
-        user_profile_id | total_time_spent | session_avg_duration   (PostgreSQL | Redshift)
+        user_profile_id | total_time_spent | session_avg_duration   (PostgreSQL, then Redshift)
 
-    first and last rows, then "(N rows)" and the verdict of the comparison. Streams
-    both results: only first + last rows are kept.
+    the first and last rows, "(N rows)" for each engine and the verdict of comparing
+    every row (everything before window_end). Both results stream: only the printed
+    rows are kept.
     """
-    from collections import deque
-
     check = next(c for c in load_checks() if c.name == REFERENCE_CHECK)
-    window = {"window_start": window_end, "window_end": window_end, "scope": "full"}
-    _, source_batches, _, target_batches = _open_both(
-        source_conn,
-        target_conn,
-        check.render(schema=source_schema, **window),
-        check.render(schema=target_schema, **window),
-    )
     head: list[list[str]] = []
     tail: deque[list[str]] = deque(maxlen=last)
-    counted = {"source": 0, "target": 0}
 
-    def counting(rows: Iterator[tuple], side: str) -> Iterator[tuple]:
-        for row in rows:
-            counted[side] += 1
-            yield row
+    def keep(key: tuple, source: tuple | None, target: tuple | None) -> None:
+        line = []
+        for values in (source, target):
+            line += ["", "", ""] if values is None else [str(key[0])] + [_format_value(v) for v in values]
+        (head if len(head) < first else tail).append(line)
 
-    # One pass feeds both the comparison and the printed rows: pair rows by key.
-    shown: list[tuple] = []
-
-    def remember(rows: Iterator[tuple]) -> Iterator[tuple]:
-        for row in rows:
-            shown.append(row)
-            yield row
-
-    source_rows = counting(_rows(source_batches), "source")
-    target_rows = remember(counting(_rows(target_batches), "target"))
-    pairs = _pair_by_key(source_rows, target_rows)
-    result = CheckResult(name=check.name, keys=list(check.keys))
-
-    def cells(row: tuple | None) -> list[str]:
-        if row is None:
-            return ["", "", ""]
-        return [str(row[0]), _format_value(row[1]), _format_value(row[2])]
-
-    def tee() -> Iterator[tuple[tuple | None, tuple | None]]:
-        for source_row, target_row in pairs:
-            line = cells(source_row) + cells(target_row)
-            if len(head) < first:
-                head.append(line)
-            else:
-                tail.append(line)
-            yield source_row, target_row
-
-    paired = list(_unpair(tee()))  # noqa: F841 - drives the generators; see compare below
-    del paired
-    header = [
-        "user_profile_id", "total_time_spent", "session_avg_duration",
-        "user_profile_id", "total_time_spent", "session_avg_duration",
-    ]
-    body = head + ([["..."] * 6] if tail and counted["source"] + counted["target"] > 0 else []) + list(tail)
-    table = _table(header, body)
-    width = len(table[0])
+    result = run_check(
+        check,
+        source_conn,
+        target_conn,
+        source_schema=source_schema,
+        target_schema=target_schema,
+        window_start=window_end,
+        window_end=window_end,
+        scope="full",
+        on_pair=keep,
+    )
+    columns = ["user_profile_id", "total_time_spent", "session_avg_duration"]
+    gap = [["..."] * 6] if len(tail) else []
+    table = _table(columns + columns, head + gap + list(tail))
     left = len(" | ".join(table[0].split(" | ")[:3]))
     lines = [
         "PostgreSQL (source)".ljust(left) + " | Redshift (target)",
         *table,
-        f"({counted['source']} rows)".ljust(left) + f" | ({counted['target']} rows)",
+        f"({result.source_rows} rows)".ljust(left) + f" | ({result.target_rows} rows)",
+        "",
     ]
-    del width
+    tolerance = max(value.tolerance for value in check.values)
+    if result.passed:
+        lines.append(
+            f"verdict: the engines agree on all {result.source_rows} users "
+            f"(within {tolerance} s), before {window_end.isoformat()}"
+        )
+    else:
+        lines.append(
+            f"verdict: MISMATCH: {result.differing} users differ, {result.missing_in_target} "
+            f"missing in Redshift, {result.missing_in_source} only in Redshift"
+        )
+        if result.whole_target_fraction_source:
+            lines.append(f"  {TIMESTAMP_HINT}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the Airflow task
+
+
+def validation_scope(run_params: Any) -> str:
+    """`full` when asked for, and after a full refresh (it reloaded everything);
+    `scoped` otherwise: the interval's rows, so the cost grows with the interval."""
+    return "full" if run_params.validation == "full" or run_params.is_full_refresh else "scoped"
+
+
+def validate_task(**context: Any) -> None:
+    """The `validate` task: run the parity checks for this run's interval.
+
+    Pushes the report to XCom (key `validation_report`) and logs it as a table. A data
+    mismatch raises AirflowFailException, which fails the task without retrying (a
+    retry would find the same data); connection errors and the like raise as they are
+    and are retried.
+    """
+    from contextlib import closing
+
+    from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from tracking_sync.config import REDSHIFT_CONN_ID, SOURCE_CONN_ID
+    from tracking_sync.params import validate_params
+
+    run_params = validate_params(context["params"])
+    ti = context["ti"]
+    source_hook = PostgresHook(postgres_conn_id=SOURCE_CONN_ID)
+    target_hook = RedshiftSQLHook(redshift_conn_id=REDSHIFT_CONN_ID)
+    try:
+        with closing(source_hook.get_conn()) as source_conn, closing(target_hook.get_conn()) as target_conn:
+            report = run_validation(
+                source_conn,
+                target_conn,
+                target_schema=run_params.target_schema,
+                window_start=context["data_interval_start"],
+                window_end=context["data_interval_end"],
+                scope=validation_scope(run_params),
+                dag_id=ti.dag_id,
+                run_id=ti.run_id,
+                source_name=SOURCE_CONN_ID,
+                target_name=REDSHIFT_CONN_ID,
+            )
+    except ParityCheckError as error:  # a broken check file: retrying will not mend it
+        raise AirflowFailException(str(error)) from error
+    ti.xcom_push(key=REPORT_XCOM_KEY, value=report.to_dict())
+    log.info("%s\n%s", report.summary(), report.format_table())
+    if not report.passed:
+        raise AirflowFailException(
+            f"{report.summary()} -- full report: the task log above and XCom "
+            f"'{REPORT_XCOM_KEY}' of task {ti.task_id}, run {ti.run_id}"
+        )
