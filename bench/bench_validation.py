@@ -1,0 +1,219 @@
+"""Benchmark of the validate stage: full and one-day checks against `select count(*)`.
+
+    .venv/bin/python bench/bench_validation.py              # 10 million rows
+    .venv/bin/python bench/bench_validation.py --rows 1000000
+
+Starts its own local PostgreSQL (devstack), generates N demo rows in the source
+database and copies them into a target database (schema `tracking`, action_time
+TIMESTAMPTZ, as the DAG creates it on Redshift). The target is loaded and queried
+directly on PostgreSQL, not through the Redshift stand-in: the stand-in executes every
+query on PostgreSQL anyway, so the figures are PostgreSQL's on both sides (a real
+Redshift cluster runs the same checks columnar and in parallel across slices).
+
+Reported, medians of --repeat runs, in one process run:
+  * `select count(*) from action` on each side (the floor: one scan of the table)
+  * the full validation (every parity check over all rows), both sides in parallel
+  * a scoped validation of one day (what a nightly run does)
+  * for reference, the design not taken: per-user totals over the FULL history of the
+    users active that day (no index on user_profile_id in the source: a full scan)
+  * peak RSS of the validating process (a child process, so set-up does not count)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "plugins")]
+
+FULL_END = datetime(2026, 1, 2, tzinfo=UTC)  # after the demo data's year (2025)
+DAY = datetime(2025, 7, 1, tzinfo=UTC)
+
+ACTIVE_USERS_FULL_HISTORY = """
+with active as (
+    select distinct user_profile_id from action
+    where action_time >= timestamp '2025-07-01' and action_time < timestamp '2025-07-02'
+),
+user_sessions as (
+    select a.user_profile_id, a.session_id,
+           extract(epoch from max(a.action_time)) - extract(epoch from min(a.action_time)) as d
+    from action a join active using (user_profile_id)
+    where a.action_time < timestamp '2025-07-02'
+    group by a.user_profile_id, a.session_id
+)
+select count(*), sum(d) from user_sessions
+"""
+
+
+def _copy_table(source_dsn: str, target_dsn: str, select: str, table: str) -> None:
+    """COPY source -> target through a pipe: nothing held in memory."""
+    import psycopg2
+
+    read_fd, write_fd = os.pipe()
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with psycopg2.connect(source_dsn) as conn, conn.cursor() as cur, os.fdopen(write_fd, "wb") as out:
+                cur.copy_expert(f"copy ({select}) to stdout", out)
+        except BaseException as error:  # surfaced below, after the consumer stops
+            errors.append(error)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    with psycopg2.connect(target_dsn) as conn, conn.cursor() as cur, os.fdopen(read_fd, "rb") as src:
+        cur.copy_expert(f"copy {table} from stdin", src)
+    producer.join()
+    if errors:
+        raise errors[0]
+
+
+def prepare(rows: int) -> tuple[object, str, str]:
+    from devstack import demo_data
+    from devstack.postgres import LocalPostgres
+    from devstack.stack import create_source_schema
+
+    postgres = LocalPostgres().start()
+    source_dsn = postgres.create_database("tracking")
+    target_dsn = postgres.create_database("dev")
+    create_source_schema(source_dsn)
+    started = time.perf_counter()
+    demo_data.generate(source_dsn, rows=rows)
+    print(f"generated {rows:,} source rows in {time.perf_counter() - started:.1f} s", flush=True)
+    postgres.execute(
+        """
+        create schema tracking;
+        create table tracking.action_type (
+            id integer, code varchar(400), name varchar(400), is_async boolean);
+        create table tracking.action (
+            id integer, user_profile_id integer, session_id varchar(400),
+            action_type_id integer, action_time timestamptz, course_id integer,
+            exercise_id integer, is_exercise_checked boolean, is_async boolean,
+            query varchar(65535));
+        """,
+        dbname="dev",
+    )
+    started = time.perf_counter()
+    _copy_table(source_dsn, target_dsn, "select * from action_type", "tracking.action_type")
+    _copy_table(
+        source_dsn,
+        target_dsn,
+        "select id, user_profile_id, session_id, action_type_id, "
+        "action_time at time zone 'UTC', course_id, exercise_id, is_exercise_checked, "
+        "is_async, query from action",
+        "tracking.action",
+    )
+    # The sort key's job on Redshift (zone maps on action_time) is an index's here.
+    postgres.execute("create index on tracking.action (action_time); analyze tracking.action", dbname="dev")
+    print(f"copied to the target in {time.perf_counter() - started:.1f} s", flush=True)
+    return postgres, source_dsn, target_dsn
+
+
+def measure(source_dsn: str, target_dsn: str, repeat: int) -> dict:
+    """Runs in a child process so its peak RSS is the validation's alone."""
+    import psycopg
+    import psycopg2
+
+    from tracking_sync.validate import run_validation
+
+    source = psycopg.connect(source_dsn)  # what PostgresHook returns (psycopg 3: streams)
+    target = psycopg2.connect(target_dsn)  # DECLARE/FETCH, the path redshift_connector takes
+
+    def timed(fn) -> float:
+        runs = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            fn()
+            runs.append(time.perf_counter() - started)
+        return statistics.median(runs)
+
+    def count(conn, table):
+        with conn.cursor() as cur:
+            cur.execute(f"select count(*) from {table}")
+            cur.fetchone()
+        conn.rollback()
+
+    def active_users_query(conn):
+        with conn.cursor() as cur:
+            cur.execute(ACTIVE_USERS_FULL_HISTORY)
+            cur.fetchall()
+        conn.rollback()
+
+    def validate(scope, start, end):
+        report = run_validation(
+            source, target, target_schema="tracking", window_start=start, window_end=end, scope=scope
+        )
+        assert report.passed, report.format_table()
+        return report
+
+    figures = {
+        "count_source_s": timed(lambda: count(source, "action")),
+        "count_target_s": timed(lambda: count(target, "tracking.action")),
+        "full_s": timed(lambda: validate("full", FULL_END, FULL_END)),
+        "day_s": timed(lambda: validate("scoped", DAY, DAY + timedelta(days=1))),
+        "active_users_full_history_source_s": timed(lambda: active_users_query(source)),
+    }
+    full = validate("full", FULL_END, FULL_END)
+    figures["full_checks"] = {c.name: [c.source_rows, c.seconds] for c in full.checks}
+    day = validate("scoped", DAY, DAY + timedelta(days=1))
+    figures["day_checks"] = {c.name: [c.source_rows, c.seconds] for c in day.checks}
+    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--measure", nargs=2, metavar=("SOURCE_DSN", "TARGET_DSN"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(*args.measure, repeat=args.repeat)))
+        return
+    postgres, source_dsn, target_dsn = prepare(args.rows)
+    try:
+        child = subprocess.run(
+            [sys.executable, __file__, "--repeat", str(args.repeat), "--measure", source_dsn, target_dsn],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        figures = json.loads(child.stdout.strip().splitlines()[-1])
+    finally:
+        postgres.stop()
+    count_floor = max(figures["count_source_s"], figures["count_target_s"])
+    print(f"\nvalidation benchmark, {args.rows:,} action rows, median of {args.repeat}")
+    print(
+        f"  select count(*) from action   source {figures['count_source_s']:.2f} s"
+        f"   target {figures['count_target_s']:.2f} s"
+    )
+    print(
+        f"  full validation (all checks)  {figures['full_s']:.2f} s"
+        f"   = {figures['full_s'] / count_floor:.1f} x the slower count(*)"
+    )
+    for name, (rows, seconds) in figures["full_checks"].items():
+        print(f"      {name:<26} {rows:>8,} keys  {seconds:.2f} s")
+    print(f"  one-day scoped validation     {figures['day_s']:.3f} s")
+    for name, (rows, seconds) in figures["day_checks"].items():
+        print(f"      {name:<26} {rows:>8,} keys  {seconds:.3f} s")
+    print(
+        f"  (not taken) active users' full history, source only: "
+        f"{figures['active_users_full_history_source_s']:.2f} s"
+    )
+    print(f"  peak RSS of the validating process: {figures['peak_rss_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
