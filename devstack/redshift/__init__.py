@@ -1,0 +1,144 @@
+"""A local Redshift: a wire-protocol stand-in in front of a PostgreSQL database.
+
+The real Redshift driver (redshift_connector, which the Amazon provider's
+RedshiftSQLHook and S3ToRedshiftOperator use) and psycopg2 talk to it unchanged.
+It is a test double, not an engine: see devstack/redshift/README section in the
+project README ("Local Redshift") for what it reproduces and what it does not.
+
+    LocalRedshift(backend=postgres, s3_endpoint_url=s3.endpoint_url).start()
+
+runs the proxy in a subprocess of its own (``python -m devstack.redshift serve``)
+so that it does not share the caller's GIL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack.net import free_port, port_is_open, wait_for_port
+
+COMPAT_SQL = Path(__file__).with_name("compat.sql")
+BACKEND_DSN_ENV = "DEVSTACK_REDSHIFT_BACKEND_DSN"
+
+
+def install_compat_catalog(dsn: str) -> None:
+    """Create (or refresh) the Redshift system objects and DDL semantics in the backend database."""
+    import psycopg2
+
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("set client_min_messages = warning")
+            cur.execute(COMPAT_SQL.read_text())
+    finally:
+        conn.close()
+
+
+@dataclass
+class LocalRedshift:
+    """The Redshift stand-in, listening on host:port, in front of `backend`'s database."""
+
+    backend: object
+    s3_endpoint_url: str
+    database: str = "dev"
+    port: int = 0
+    host: str = "127.0.0.1"
+    s3_access_key_id: str = "stack-access-key"
+    s3_secret_access_key: str = "stack-secret-key-never-logged"
+    _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
+
+    @property
+    def user(self) -> str:
+        return self.backend.user
+
+    @property
+    def password(self) -> str:
+        return self.backend.password
+
+    def dsn(self) -> str:
+        """A libpq/psycopg2 URL for the stand-in (not the backend)."""
+        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
+
+    def connect_kwargs(self) -> dict:
+        """Keyword arguments for redshift_connector.connect()."""
+        return {
+            "host": self.host, "port": self.port, "user": self.user,
+            "password": self.password, "database": self.database, "ssl": False,
+        }
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AIRFLOW_CONN_REDSHIFT_DEFAULT": json.dumps(
+                {
+                    "conn_type": "redshift",
+                    "host": self.host,
+                    "port": self.port,
+                    "login": self.user,
+                    "password": self.password,
+                    "schema": self.database,
+                    "extra": {"ssl": False},
+                }
+            )
+        }
+
+    def start(self) -> "LocalRedshift":
+        try:
+            self.backend.create_database(self.database)
+        except Exception as exc:  # already there after a restart
+            if "already exists" not in str(exc):
+                raise
+        backend_dsn = self.backend.dsn(self.database)
+        install_compat_catalog(backend_dsn)
+        if not self.port:
+            self.port = free_port()
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(sys.path),
+            BACKEND_DSN_ENV: backend_dsn,
+        }
+        self._process = subprocess.Popen(
+            [
+                sys.executable, "-m", "devstack.redshift", "serve",
+                "--host", self.host, "--port", str(self.port),
+                "--s3-endpoint-url", self.s3_endpoint_url,
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(self.host, self.port, timeout=20)
+        except TimeoutError:
+            self.stop()
+            raise
+        if self._process.poll() is not None:
+            raise RuntimeError(f"the Redshift stand-in exited with {self._process.returncode}")
+        return self
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def is_listening(self) -> bool:
+        return port_is_open(self.host, self.port)
+
+
+__all__ = ["LocalRedshift", "install_compat_catalog"]
