@@ -12,9 +12,11 @@ gzip-1 0.70 M, psycopg 3's row iteration 0.71 M (client-bound).
 
 CSV dialect, chosen so that Redshift's COPY (CSV, NULL AS '\\N') reads back what
 the source holds:
-- NULL is written as an unquoted \\N;
-- every text value is quoted (FORCE_QUOTE), so '' is "" (an empty string, not NULL)
-  and a text that is literally \\N is "\\N", which is data, not the NULL marker;
+- NULL of a number or boolean is written as an unquoted \\N;
+- a nullable text column travels as text ('' for NULL) plus a <name>_is_null flag
+  (tables.Column.travels_with_null_flag): Redshift matches NULL AS after removing
+  quotes, so a text that is literally \\N would otherwise load as NULL;
+- every text value is quoted (FORCE_QUOTE), so '' is "" and stays '' (no EMPTYASNULL);
 - quotes inside values are doubled; commas and newlines sit inside quotes;
 - action_time is written with its offset (+00), see tables.ACTION.
 """
@@ -29,9 +31,11 @@ from typing import Any
 
 import zstandard
 
-from tracking_sync.params import RunSlice
+from tracking_sync.config import Settings
+from tracking_sync.layout import run_prefix, s3_uri, staging_directory
+from tracking_sync.params import RunSlice, slice_from_plan
 from tracking_sync.sql_templates import render_sql
-from tracking_sync.tables import Table
+from tracking_sync.tables import Table, get_table
 
 NULL_MARKER = r"\N"
 PART_SUFFIX = ".csv.zst"
@@ -132,7 +136,7 @@ def export_statement(table: Table, run_slice: RunSlice) -> str:
     return render_sql(
         "postgres/export_table.sql",
         table=table.name,
-        columns=[column.select_expression for column in table.columns],
+        columns=[column.select_expression for column in table.file_columns],
         time_column=time_column,
     )
 
@@ -181,3 +185,35 @@ def export_table(
         parts = writer.close()
     connection.rollback()  # read-only; leave no transaction open
     return ExportResult(table=table.name, parts=parts)
+
+
+def describe_export(settings: Settings, run_slice: RunSlice, result: ExportResult) -> dict:
+    """The export's XCom: counts and sizes, with each part named by its S3 URI-to-be."""
+    prefix = run_prefix(settings, result.table, run_slice)
+    summary = result.summary()
+    for part in summary["parts"]:
+        part["uri"] = s3_uri(settings.bucket, prefix + part.pop("name"))
+    return summary
+
+
+
+def export_for_run(
+    table_name: str, plan: dict, settings: Settings | None = None, connection: Any = None
+) -> dict:
+    """The export task: the run's slice of one table to the staging dir; returns its XCom."""
+    settings = settings or Settings.from_env()
+    run_slice = slice_from_plan(plan)
+    directory = staging_directory(settings, table_name, run_slice)
+    own_connection = connection is None
+    if own_connection:
+        from tracking_sync.connections import source_connection
+
+        connection = source_connection()
+    try:
+        result = export_table(
+            connection, get_table(table_name), run_slice, directory, settings.part_bytes
+        )
+    finally:
+        if own_connection:
+            connection.close()
+    return describe_export(settings, run_slice, result)

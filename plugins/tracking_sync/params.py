@@ -110,3 +110,30 @@ def _naive_utc(moment: datetime) -> datetime:
 def _stamp(moment: datetime | None) -> str:
     assert moment is not None
     return _naive_utc(moment).strftime("%Y%m%dt%H%M%S")
+
+
+def plan_run(
+    params: Mapping[str, Any], start: datetime | None, end: datetime | None
+) -> dict[str, Any]:
+    """Validate a run's params and interval; return the plan every later task follows (XCom)."""
+    run_params = validate_params(params)
+    run_slice = RunSlice.for_run(run_params, start, end)
+    return {
+        "mode": run_params.mode,
+        "target_schema": run_params.target_schema,
+        "validation": run_params.validation,
+        "full_refresh": run_slice.full_refresh,
+        "start": None if run_slice.start is None else run_slice.start.isoformat(),
+        "end": None if run_slice.end is None else run_slice.end.isoformat(),
+        "slice_label": run_slice.label,
+    }
+
+
+def slice_from_plan(plan: Mapping[str, Any]) -> RunSlice:
+    if plan["full_refresh"]:
+        return RunSlice(full_refresh=True)
+    return RunSlice(
+        full_refresh=False,
+        start=datetime.fromisoformat(plan["start"]),
+        end=datetime.fromisoformat(plan["end"]),
+    )

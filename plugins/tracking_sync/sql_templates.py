@@ -25,5 +25,10 @@ def _environment() -> jinja2.Environment:
 
 
 def render_sql(relative_path: str, **context: Any) -> str:
-    """Render include/sql/<relative_path> with the given context."""
-    return _environment().get_template(relative_path).render(**context)
+    """Render include/sql/<relative_path> with the given context, without its -- comment lines.
+
+    The header comments document the file; dropping them keeps placeholders they
+    mention (%(start)s) away from the driver.
+    """
+    sql = _environment().get_template(relative_path).render(**context)
+    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))

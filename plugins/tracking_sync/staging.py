@@ -1,13 +1,6 @@
-"""Staging: where a run's parts live, their upload to S3, and the COPY manifest.
+"""Staging: upload a run's parts to S3 and write the COPY manifest.
 
-A run's parts have one key prefix, named after the table and the run's slice:
-
-    s3://<bucket>/<prefix>/<table>/<slice label>/part-0000.csv.zst
-                                                /manifest.json
-
-and the export writes them to the same relative path under the staging dir, so the
-S3 URI is all that passes between tasks (XCom): the upload finds the local file from
-it. A rerun of the same slice overwrites the parts, drops parts an earlier attempt
+Where the parts live is tracking_sync.layout. A rerun of the same slice overwrites the parts, drops parts an earlier attempt
 left behind, and rewrites the manifest, which lists exactly this attempt's parts
 (mandatory, so COPY fails rather than loading fewer files).
 """
@@ -15,46 +8,15 @@ left behind, and rewrites the manifest, which lists exactly this attempt's parts
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from tracking_sync.config import MIB, Settings
 from tracking_sync.exceptions import StagingPartMissing
-from tracking_sync.export import ExportResult
-from tracking_sync.params import RunSlice
+from tracking_sync.layout import MANIFEST_NAME, local_path, s3_uri, split_s3_uri
 
-MANIFEST_NAME = "manifest.json"
 # Measured against S3 here: 16 MiB parts on 4 threads beat single-part and 64 MiB parts.
 MULTIPART_CHUNK_BYTES = 16 * MIB
 UPLOAD_THREADS = 4
-
-
-def run_prefix(settings: Settings, table: str, run_slice: RunSlice) -> str:
-    return f"{settings.prefix}/{table}/{run_slice.label}/"
-
-
-def staging_directory(settings: Settings, table: str, run_slice: RunSlice) -> Path:
-    return settings.staging_dir / run_prefix(settings, table, run_slice)
-
-
-def s3_uri(bucket: str, key: str) -> str:
-    return f"s3://{bucket}/{key}"
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://") or "/" not in uri[5:]:
-        raise ValueError(f"{uri!r} is not an s3://bucket/key URI")
-    bucket, key = uri[5:].split("/", 1)
-    return bucket, key
-
-
-def describe_export(settings: Settings, run_slice: RunSlice, result: ExportResult) -> dict:
-    """The export's XCom: counts and sizes, with each part named by its S3 URI-to-be."""
-    prefix = run_prefix(settings, result.table, run_slice)
-    summary = result.summary()
-    for part in summary["parts"]:
-        part["uri"] = s3_uri(settings.bucket, prefix + part.pop("name"))
-    return summary
 
 
 def manifest_document(part_uris: list[str]) -> dict:
@@ -72,7 +34,7 @@ def upload_export(s3_client: Any, settings: Settings, export_summary: dict) -> d
     local_files = []
     for uri in uris:
         bucket, key = split_s3_uri(uri)
-        local = settings.staging_dir / key
+        local = local_path(settings, key)
         if not local.is_file():
             raise StagingPartMissing(
                 f"staging part {uri} is not at {local}: export and upload must see the same "
@@ -127,3 +89,14 @@ def delete_stale_objects(s3_client: Any, bucket: str, prefix: str, keep: set[str
         batch = [{"Key": key} for key in stale[start : start + 1000]]
         s3_client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
     return len(stale)
+
+
+def upload_for_run(
+    export_summary: dict, settings: Settings | None = None, s3_client: Any = None
+) -> dict:
+    """The upload task: the parts an export task described, to S3, with their manifest."""
+    if s3_client is None:
+        from tracking_sync.connections import s3_client as connect
+
+        s3_client = connect()
+    return upload_export(s3_client, settings or Settings.from_env(), export_summary)

@@ -29,6 +29,27 @@ class Column:
     def is_text(self) -> bool:
         return self.redshift_type.lower().startswith(("varchar", "char"))
 
+    @property
+    def travels_with_null_flag(self) -> bool:
+        """A nullable text column crosses the files as text plus a <name>_is_null flag.
+
+        Redshift's COPY compares a field with the NULL AS string after removing CSV
+        quotes, so no NULL marker is safe for free text: a `query` that is literally
+        \\N would load as NULL. The text is therefore written with NULL as '' and the
+        NULL-ness in its own boolean column, which the publish step turns back into NULL.
+        """
+        return self.nullable and self.is_text
+
+
+@dataclass(frozen=True)
+class FileColumn:
+    """A column of the exported files (and of the staging table that COPY loads them into)."""
+
+    name: str
+    redshift_type: str
+    nullable: bool
+    select_expression: str
+
 
 @dataclass(frozen=True)
 class Table:
@@ -51,6 +72,52 @@ class Table:
     @property
     def is_incremental(self) -> bool:
         return self.time_column is not None
+
+    @property
+    def file_columns(self) -> list[FileColumn]:
+        """The columns of the exported CSV, in order: the table's, plus the null flags."""
+        out = []
+        for column in self.columns:
+            if column.travels_with_null_flag:
+                out.append(
+                    FileColumn(
+                        column.name,
+                        column.redshift_type,
+                        False,
+                        f"coalesce({column.export_expression or column.name}, '') "
+                        f"as {column.name}",
+                    )
+                )
+                out.append(
+                    FileColumn(
+                        f"{column.name}_is_null",
+                        "boolean",
+                        False,
+                        f"{column.name} is null as {column.name}_is_null",
+                    )
+                )
+            else:
+                out.append(
+                    FileColumn(
+                        column.name, column.redshift_type, column.nullable,
+                        column.select_expression,
+                    )
+                )
+        return out
+
+    @property
+    def has_null_flags(self) -> bool:
+        return any(column.travels_with_null_flag for column in self.columns)
+
+    @property
+    def publish_expressions(self) -> list[str]:
+        """SELECT expressions over the staging table that give the table's columns."""
+        return [
+            f"case when {c.name}_is_null then null else {c.name} end"
+            if c.travels_with_null_flag
+            else c.name
+            for c in self.columns
+        ]
 
 
 ACTION_TYPE = Table(
