@@ -226,7 +226,8 @@ def stream_rows(conn: Any, sql: str, batch_rows: int = FETCH_ROWS) -> Iterator[l
     cursor = conn.cursor()
     try:
         cursor.execute("set timezone to 'UTC'")
-        if hasattr(cursor, "stream"):  # psycopg 3
+        # psycopg 3 (redshift_connector's cursor has a `stream` attribute too: a file, not this)
+        if type(cursor).__module__.startswith("psycopg.") and callable(getattr(cursor, "stream", None)):
             rows = cursor.stream(sql, size=batch_rows)
             first = list(itertools.islice(rows, batch_rows))
             yield [column.name for column in cursor.description]
