@@ -7,7 +7,6 @@ Used three ways: by the pytest fixtures, by `make demo`, and by `make stack-up`
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shlex
 from dataclasses import dataclass, field
@@ -55,11 +54,8 @@ class Stack:
             create_source_schema(self.source_dsn)
             self.s3.start()
             if self.with_redshift:
-                try:  # TRANSITIONAL until the stand-in lands
-                    from devstack.redshift import LocalRedshift
-                except ImportError:
-                    LocalRedshift = None
-            if self.with_redshift and LocalRedshift is not None:
+                from devstack.redshift import LocalRedshift
+
                 self.redshift = LocalRedshift(
                     backend=self.postgres, s3_endpoint_url=self.s3.endpoint_url
                 ).start()
