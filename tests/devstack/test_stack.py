@@ -51,7 +51,8 @@ def test_stack_up_env_and_down_leave_nothing_behind(tmp_path):
     pid = int((state / "pid").read_text())
     try:
         exported = _source_env_file(state / "env")
-        for name in ("AIRFLOW_CONN_POSTGRES_SOURCE", "AIRFLOW_CONN_AWS_DEFAULT", "TRACKING_SYNC_BUCKET"):
+        for name in ("AIRFLOW_CONN_POSTGRES_SOURCE", "AIRFLOW_CONN_AWS_DEFAULT",
+                     "AIRFLOW_CONN_REDSHIFT_DEFAULT", "TRACKING_SYNC_BUCKET"):
             assert exported.get(name), f"{name} missing from .devstack/env"
 
         # psql reaches the source database through the connection's URI
@@ -80,10 +81,21 @@ def test_stack_up_env_and_down_leave_nothing_behind(tmp_path):
 
         ports = [int(uri.rsplit(":", 1)[1].split("/")[0]),
                  int(aws["extra"]["endpoint_url"].rsplit(":", 1)[1])]
-        if "AIRFLOW_CONN_REDSHIFT_DEFAULT" in exported:
-            redshift = json.loads(exported["AIRFLOW_CONN_REDSHIFT_DEFAULT"])
-            assert redshift["conn_type"] == "redshift" and redshift["extra"]["ssl"] is False
-            ports.append(int(redshift["port"]))
+        redshift = json.loads(exported["AIRFLOW_CONN_REDSHIFT_DEFAULT"])
+        assert redshift["conn_type"] == "redshift" and redshift["extra"]["ssl"] is False
+        import redshift_connector
+
+        conn = redshift_connector.connect(
+            host=redshift["host"], port=int(redshift["port"]), user=redshift["login"],
+            password=redshift["password"], database=redshift["schema"], ssl=False,
+        )
+        try:
+            cursor = conn.cursor()
+            cursor.execute("select 1")
+            assert cursor.fetchone()[0] == 1
+        finally:
+            conn.close()
+        ports.append(int(redshift["port"]))
     finally:
         down = subprocess.run(
             [sys.executable, "-m", "devstack", "down"], cwd=REPO_ROOT, env=env,
