@@ -7,9 +7,9 @@
 -- days: day
 -- value: row_count tolerance 0 -- a row is a row: one missing or extra row
 --   on a day makes that day one to backfill.
--- value: seconds_into_day_sum tolerance 0.5 -- Redshift sums doubles (values
---   < 86400, ~2.4e-7 s rounding each): < 0.03 s at 100k rows a day. Half a
---   second is above that and below the smallest change it must catch (1 s).
+-- value: seconds_into_day_sum tolerance 0.5 -- both engines sum doubles
+--   (values < 86400, ~2.4e-7 s rounding each): < 0.03 s at 100k rows a day.
+--   Half a second is above that and below the smallest change to catch (1 s).
 -- params: schema, window_start, window_end, scope
 --   full: every day before window_end; scoped: the days of
 --   [window_start, window_end). Days are UTC (validate sets the session's
@@ -26,9 +26,12 @@ with actions as (
 select
     cast(action_time as date) as day,
     count(*) as row_count,
+    -- date_part, not extract: a double on both engines, 2.5x cheaper than
+    -- PostgreSQL's numeric extract over every row (measured); the integer
+    -- EXTRACT trap is per_user_session_totals' to catch, not this checksum's.
     sum(
-        extract(epoch from action_time)
-        - extract(epoch from date_trunc('day', action_time))
+        date_part('epoch', action_time)
+        - date_part('epoch', date_trunc('day', action_time))
     ) as seconds_into_day_sum
 from actions
 group by cast(action_time as date)
