@@ -746,7 +746,8 @@ def generate_copy_data(
                     result.rejected.append(RejectedRow(
                         url, line_number, columns[bad].name if bad < ncols else "",
                         columns[bad].type_display if bad < ncols else "", "", 0,
-                        _raw_line(fields, spec), fields[bad] if bad < len(fields) else "",
+                        _raw_line(fields, spec),
+                        _SURROGATES.sub("?", fields[bad]) if bad < len(fields) else "",
                         1220, "String contains invalid or unsupported UTF8 codepoints",
                     ))
                     if len(result.rejected) > maxerror:

@@ -240,9 +240,58 @@ class S3Clients:
             return client
 
 
+CATALOG_MARKER = "__rs_copy_target__"
+
+
+def catalog_sql(spec: rs_copy.CopySpec) -> str:
+    """The target's columns, asked IN the client's session: it sees that session's
+    #temp tables and the tables created by its open transaction, which no other
+    connection can see."""
+    target = spec.target_sql.replace("'", "''")
+    return (
+        f"select a.attname::text as {CATALOG_MARKER}, t.typname::text, a.atttypmod, a.attnotnull,"
+        " pg_catalog.format_type(a.atttypid, a.atttypmod), a.attrelid::int"
+        " from pg_catalog.pg_attribute a join pg_catalog.pg_type t on t.oid = a.atttypid"
+        f" where a.attrelid = pg_catalog.to_regclass('{target}')"
+        " and a.attnum > 0 and not a.attisdropped and a.attgenerated = ''"
+        " order by a.attnum"
+    )
+
+
+def _data_row(payload: bytes) -> list[str | None]:
+    (count,) = struct.unpack_from("!H", payload, 0)
+    pos, out = 2, []
+    for _ in range(count):
+        (size,) = struct.unpack_from("!i", payload, pos)
+        pos += 4
+        if size < 0:
+            out.append(None)
+        else:
+            out.append(payload[pos : pos + size].decode("utf-8"))
+            pos += size
+    return out
+
+
+def _catalog_columns(rows: list[list[str | None]], spec: rs_copy.CopySpec):
+    """(table oid, columns in COPY order) from catalog_sql() rows, or None when unknown."""
+    if not rows:
+        return None
+    cols = [
+        rs_copy.TargetColumn(r[0], r[1], int(r[2]), r[3] == "t", r[4]) for r in rows
+    ]
+    tbl = int(rows[0][5])
+    if spec.columns:
+        by_name = {c.name: c for c in cols}
+        if any(c not in by_name for c in spec.columns):
+            return None  # PostgreSQL reports the unknown column itself
+        return tbl, [by_name[c] for c in spec.columns]
+    return tbl, cols
+
+
 @dataclass
 class PendingCopy:
     spec: rs_copy.CopySpec
+    target: tuple | None = None  # (table oid, columns), when known before the COPY starts
 
 
 @dataclass
@@ -259,6 +308,14 @@ class Session:
     pending: collections.deque = field(default_factory=collections.deque)
     copy_idle: asyncio.Event = field(default_factory=asyncio.Event)
     load_failure: bytes | None = None  # the ErrorResponse to send instead of PostgreSQL's
+    # Sync/Query messages sent and not yet answered by ReadyForQuery; idle when 0
+    outstanding: int = 0
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    batch_open: bool = False  # extended-protocol messages forwarded since the last Sync
+    injected: asyncio.Future | None = None  # our own catalog query, answered by the backend
+    injected_rows: list = field(default_factory=list)
+    inband_rows: list | None = None  # catalog rows of a simple Query's own catalog SELECT
+    targets: dict[int, tuple] = field(default_factory=dict)  # id(spec) → (oid, columns)
 
     # ------------------------------------------------------------------ startup
 
@@ -267,6 +324,7 @@ class Session:
             if not await self._startup():
                 return
             self.copy_idle.set()
+            self.idle.set()
             to_backend = asyncio.create_task(self._client_to_backend())
             to_client = asyncio.create_task(self._backend_to_client())
             done, pending = await asyncio.wait(
@@ -349,31 +407,49 @@ class Session:
                 pos = end
                 if kind == b"Q":
                     message, waits = self._on_query(payload)
+                    self._sent_sync()
                     out += message
                     if waits:
                         await self._hold_until_copy_done(writer, out)
                         out = bytearray()
                 elif kind == b"P":
-                    out += self._on_parse(payload)
+                    name, spec, message = self._on_parse(payload)
+                    if spec is not None and not self.batch_open:
+                        out = await self._ask_catalog(spec, out)
+                    self.batch_open = True
+                    out += message
                 elif kind == b"B":
                     portal, pos2 = _cstr(payload, 0)
                     statement, _ = _cstr(payload, pos2)
-                    if statement in self.statements:
-                        self.portals[portal] = self.statements[statement]
+                    spec = self.statements.get(statement)
+                    if spec is not None:
+                        self.portals[portal] = spec
+                        if isinstance(spec, rs_copy.CopySpec) and not self.batch_open:
+                            # a cached statement run again: the table may have changed
+                            out = await self._ask_catalog(spec, out)
                     else:
                         self.portals.pop(portal, None)
+                    self.batch_open = True
                     out += _message(kind, payload)
                 elif kind == b"E":
                     portal, _ = _cstr(payload, 0)
+                    self.batch_open = True
                     out += _message(kind, payload)
                     spec = self.portals.get(portal)
                     if isinstance(spec, rs_copy.CopySpec):
-                        self.pending.append(PendingCopy(spec))
+                        self.pending.append(PendingCopy(spec, self.targets.get(id(spec))))
                         await self._hold_until_copy_done(writer, out)
                         out = bytearray()
                 elif kind == b"C":
                     which, name = payload[:1], payload[1:-1]
                     (self.statements if which == b"S" else self.portals).pop(name, None)
+                    self.batch_open = True
+                    out += _message(kind, payload)
+                elif kind == b"S":
+                    self._sent_sync()
+                    out += _message(kind, payload)
+                elif kind == b"D":
+                    self.batch_open = True
                     out += _message(kind, payload)
                 else:
                     out += _message(kind, payload)
@@ -388,6 +464,30 @@ class Session:
         writer.write(out)
         await writer.drain()
         await self.copy_idle.wait()
+
+    def _sent_sync(self) -> None:
+        self.outstanding += 1
+        self.idle.clear()
+        self.batch_open = False
+
+    async def _ask_catalog(self, spec: rs_copy.CopySpec, out: bytearray) -> bytearray:
+        """Run catalog_sql() in the client's session while it is idle; the answer is ours."""
+        writer = self.backend_writer
+        if out:
+            writer.write(out)
+            await writer.drain()
+        await self.idle.wait()
+        self.injected = asyncio.get_running_loop().create_future()
+        self.injected_rows = []
+        writer.write(_message(b"Q", catalog_sql(spec).encode("utf-8") + b"\0"))
+        await writer.drain()
+        rows = await self.injected
+        target = _catalog_columns(rows, spec) if rows else None
+        if target is not None:
+            self.targets[id(spec)] = target
+        else:
+            self.targets.pop(id(spec), None)
+        return bytearray()
 
     def _on_query(self, payload: bytes) -> tuple[bytes, bool]:
         sql = payload[:-1].decode("utf-8")
@@ -406,17 +506,19 @@ class Session:
                     continue
                 self.pending.append(PendingCopy(spec))
                 waits = True
+                parts.append(catalog_sql(spec))  # answered in-band, kept from the client
                 parts.append(spec.postgres_copy())
             else:
                 parts.append(rewrite_statement(statement))
         return _message(b"Q", ";\n".join(parts).encode() + b"\0"), waits
 
-    def _on_parse(self, payload: bytes) -> bytes:
+    def _on_parse(self, payload: bytes) -> tuple[bytes, rs_copy.CopySpec | None, bytes]:
         name, pos = _cstr(payload, 0)
         query, pos = _cstr(payload, pos)
         rest = payload[pos:]
         sql = query.decode("utf-8")
         self.statements.pop(name, None)
+        spec = None
         if "s3://" in sql.lower() and rs_copy.is_s3_copy(sql):
             try:
                 spec = rs_copy.parse_copy(sql)
@@ -426,7 +528,7 @@ class Session:
                 sql = _raise_sql(str(exc), getattr(exc, "sqlstate", "42601"))
         else:
             sql = rewrite_statement(sql)
-        return _message(b"P", name + b"\0" + sql.encode("utf-8") + b"\0" + rest)
+        return name, spec, _message(b"P", name + b"\0" + sql.encode("utf-8") + b"\0" + rest)
 
     # ------------------------------------------------------------------ backend → client
 
@@ -448,11 +550,39 @@ class Session:
                     break
                 start = pos
                 pos = end
+                if self.injected is not None:  # the answer to _ask_catalog, not for the client
+                    if kind == b"D":
+                        self.injected_rows.append(_data_row(bytes(buffer[start + 5 : end])))
+                    elif kind == b"E":
+                        self.injected_rows = []
+                    elif kind == b"Z":
+                        self.injected.set_result(self.injected_rows)
+                        self.injected = None
+                    continue
+                if self.inband_rows is not None:  # a simple Query's catalog SELECT
+                    if kind == b"D":
+                        self.inband_rows.append(_data_row(bytes(buffer[start + 5 : end])))
+                        continue
+                    if kind == b"C":
+                        if self.pending:
+                            self.pending[0].target = _catalog_columns(
+                                self.inband_rows, self.pending[0].spec)
+                        self.inband_rows = None
+                        continue
+                    self.inband_rows = None
+                if kind == b"T" and self.pending and CATALOG_MARKER.encode() in buffer[start:end]:
+                    self.inband_rows = []
+                    continue
                 if kind in (b"D", b"C", b"2", b"1", b"T", b"n", b"t", b"s", b"I"):
                     out += buffer[start:end]
                     continue
                 payload = bytes(buffer[start + 5 : end])
-                if kind == b"S":
+                if kind == b"Z":
+                    self.outstanding = max(0, self.outstanding - 1)
+                    if self.outstanding == 0:
+                        self.idle.set()
+                    out += buffer[start:end]
+                elif kind == b"S":
                     out += self._on_parameter_status(payload)
                 elif kind == b"K":
                     self.backend_pid = struct.unpack("!I", payload[:4])[0]
@@ -462,7 +592,7 @@ class Session:
                     if out:
                         writer.write(out)
                         out = bytearray()
-                    await self._run_s3_copy(self.pending.popleft().spec)
+                    await self._run_s3_copy(self.pending.popleft())
                     if not self.pending:
                         self.copy_idle.set()
                 elif kind == b"E":
@@ -501,7 +631,8 @@ class Session:
 
     # ------------------------------------------------------------------ the S3 COPY
 
-    async def _run_s3_copy(self, spec: rs_copy.CopySpec) -> None:
+    async def _run_s3_copy(self, pending: PendingCopy) -> None:
+        spec = pending.spec
         writer = self.backend_writer
         server = self.server
         starttime = dt.datetime.utcnow()
@@ -510,7 +641,10 @@ class Session:
         started = time.monotonic()
         tbl = 0
         try:
-            tbl, columns = await asyncio.to_thread(server.side.copy_target, self.backend_pid, spec)
+            if pending.target is not None:
+                tbl, columns = pending.target
+            else:  # not asked in-session (a pipelined client): the committed catalog
+                tbl, columns = await asyncio.to_thread(server.side.copy_target, self.backend_pid, spec)
             client = await asyncio.to_thread(server.s3.for_spec, spec)
             chunks = rs_copy.generate_copy_data(spec, columns, client, result, cancelled)
             while True:
@@ -530,11 +664,14 @@ class Session:
             cancelled.set()
         query_id = 0
         if result.rejected:
-            query_id = await asyncio.to_thread(server.side.next_query_id)
-            await asyncio.to_thread(
-                server.side.record_load_errors, result.rejected, user=self.user, tbl=tbl,
-                session=self.backend_pid, query=query_id, starttime=starttime,
-            )
+            try:
+                query_id = await asyncio.to_thread(server.side.next_query_id)
+                await asyncio.to_thread(
+                    server.side.record_load_errors, result.rejected, user=self.user, tbl=tbl,
+                    session=self.backend_pid, query=query_id, starttime=starttime,
+                )
+            except Exception:  # the load's own outcome still reaches the client
+                log.exception("could not record %d rows in stl_load_errors", len(result.rejected))
         if result.failed:
             first = result.rejected[0]
             message = (
