@@ -11,12 +11,30 @@ of `action` (rows with `action_time` in the run's data interval) and all of
 | task | what it does | when it fails |
 |---|---|---|
 | `plan_run` | checks the params (mode, target schema, validation) and the data interval; nothing has moved yet | the error lists what is allowed: trigger again with valid params |
-| `create_schema` | creates the target schema and tables if missing (`create_target_tables.sql`) and an empty staging table for this interval (`create_action_staging.sql`) | permissions on Redshift, or the cluster is down: retries; then check `redshift_default` |
+| `create_schema` | creates the target schema and tables if missing (`create_target_tables.sql`) | permissions on Redshift, or the cluster is down: retries; then check `redshift_default` |
+| `create_action_staging` | (re)creates the empty staging table of this interval, `action_staging_<interval>` (`create_action_staging.sql`) | as above |
 | `export_action`, `export_action_type` | stream `COPY (SELECT ...) TO STDOUT` of the run's slice into zstd CSV parts on `TRACKING_SYNC_STAGING_DIR`; XCom: rows, bytes, part URIs | source unreachable or a statement timeout: retries; check `postgres_source` |
 | `upload_action`, `upload_action_type` | uploads the parts under `s3://<bucket>/<prefix>/<table>/<interval>/` with a `manifest.json`; removes parts of earlier attempts | "staging part ... is not at ...": export and upload ran on workers that do not share `TRACKING_SYNC_STAGING_DIR`: point it at shared storage, then clear `export_*` |
 | `load_action_type` | COPY with REPLACE into `action_type` (delete + COPY in one transaction) | the log shows the `stl_load_errors` rows (file, line, column, reason); the target is unchanged |
 | `load_action_staging` | COPY of the parts into the interval's staging table | as above; only the staging table was touched |
-| `replace_action_rows` | in ONE transaction: delete the target's `action` rows of the interval (all rows for a full refresh), insert the staged rows, drop the staging table | nothing is half-applied: clear `create_schema` and what follows |
+| `replace_action_rows` | in ONE transaction: delete the target's `action` rows of the interval (all rows for a full refresh), insert the staged rows, drop the staging table | nothing is half-applied: clear `create_action_staging` and what follows |
+| `validate` | runs every parity check (`include/sql/parity/*.sql`) on PostgreSQL and on Redshift over `action_time < data_interval_end` and compares the results by key; report in XCom `validation_report` and in the log as a table | a data mismatch fails at once, without retries: read the report (see below). Connection errors retry |
+
+## When `validate` fails
+The log line `TRACKING_SYNC FAILED ... what=... report=...` (and the configured notifier,
+`TRACKING_SYNC_NOTIFIER`) says what differs; the task log has the whole report: users
+that differ, users missing on either side, the largest differences side by side, the
+days whose counts differ, and the repair command.
+- **days differ** (rows missing, extra, or moved in time): backfill those days, e.g.
+  `airflow backfill create --dag-id postgres_to_redshift --from-date 2025-03-04 --to-date 2025-03-04 --reprocess-behavior completed`
+  (UI: Trigger → Backfill, that date range, Reprocess Behaviour "All Runs"). Reruns are idempotent.
+- **"action_time must be TIMESTAMPTZ on Redshift"**: the target column is TIMESTAMP, so
+  Redshift's EXTRACT(EPOCH) returns whole seconds and every session total is off. Reloading
+  does not help: drop the target tables (or alter the column), then trigger `mode=full_refresh`.
+- **users differ but no day does** (or the differences are everywhere): trigger a run with
+  `mode=full_refresh`.
+- **the source changed after the load** (late rows inside the interval): rerun the interval.
+- A check file that is malformed fails without retries too; the error names the file and the fix.
 
 ## Rerunning and backfilling
 Every task is idempotent per interval: clearing any run (or a range of runs) and running it
@@ -29,7 +47,9 @@ target schema until that interval runs again; it is safe to drop.
 ## Params
 - `mode`: `incremental` (the run's data interval) or `full_refresh` (both tables, everything).
 - `target_schema`: the Redshift schema to load, a plain lower-case identifier.
-- `validation`: `scoped` (the interval's users) or `full` (every user), for the `validate` task.
+- `validation`: `scoped` (the interval's rows: the cost grows with the interval) or `full`
+  (everything before the interval's end), for the `validate` task. A full refresh always
+  validates in full.
 """
 
 from __future__ import annotations
@@ -43,6 +63,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task
 
 from tracking_sync import config, tables
 from tracking_sync.load import COPY_OPTIONS, action_staging_table
+from tracking_sync.notifications import on_failure_callback
 from tracking_sync.operators import ReportingS3ToRedshiftOperator
 from tracking_sync.params import DEFAULT_TARGET_SCHEMA, MODES, VALIDATIONS
 
@@ -64,6 +85,8 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "include" / "sql"
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
         "execution_timeout": timedelta(hours=2),
+        # One line for on-call, and the notifier named in TRACKING_SYNC_NOTIFIER if any.
+        "on_failure_callback": on_failure_callback,
     },
     params={
         "mode": Param(
@@ -82,7 +105,8 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "include" / "sql"
         "validation": Param(
             "scoped",
             enum=list(VALIDATIONS),
-            description="scoped: validate the users active in the interval; full: everyone.",
+            description="scoped: validate the interval's rows (cost grows with the interval); "
+            "full: everything before the interval's end. A full refresh validates in full.",
         ),
     },
     template_searchpath=[str(SQL_DIR)],
@@ -118,13 +142,28 @@ def postgres_to_redshift():
 
         return publish_for_run(plan)
 
+    @task
+    def validate(**context) -> None:
+        from tracking_sync.validate import validate_task
+
+        validate_task(**context)
+
     plan = plan_run()
 
     create_schema = SQLExecuteQueryOperator(
         task_id="create_schema",
         conn_id=config.REDSHIFT_CONN_ID,
-        sql=["redshift/create_target_tables.sql", "redshift/create_action_staging.sql"],
+        sql="redshift/create_target_tables.sql",
         split_statements=True,
+        autocommit=True,  # idempotent DDL, statement by statement
+        return_last=False,
+    )
+    create_action_staging = SQLExecuteQueryOperator(
+        task_id="create_action_staging",
+        conn_id=config.REDSHIFT_CONN_ID,
+        sql="redshift/create_action_staging.sql",
+        split_statements=True,
+        autocommit=True,
         return_last=False,
     )
 
@@ -151,6 +190,7 @@ def postgres_to_redshift():
         if table_name == "action_type":
             load = copy_task("load_action_type", "action_type", "upload_action_type", "REPLACE")
             chain([uploaded, create_schema], load)
+            loaded_action_type = load
         else:
             load = copy_task(
                 "load_action_staging",
@@ -158,8 +198,10 @@ def postgres_to_redshift():
                 "upload_action",
                 "REPLACE",
             )
-            chain([uploaded, create_schema], load, replace_action_rows(plan))
-    chain(plan, create_schema)
+            replaced = replace_action_rows(plan)
+            chain([uploaded, create_action_staging], load, replaced)
+    chain(plan, create_schema, create_action_staging)
+    chain([loaded_action_type, replaced], validate())
 
 
 dag = postgres_to_redshift()

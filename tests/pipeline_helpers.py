@@ -86,3 +86,21 @@ def assert_same_rows(source: list[tuple], target: list[tuple], what: str = "rows
                 if e != a
             ]
             raise AssertionError(f"{what} differ at id {expected[0]}: " + "; ".join(diffs))
+
+
+def target_rows(connection: Any, schema: str = "tracking", where: str = "true") -> list[tuple]:
+    """The target's action rows, with action_time (TIMESTAMPTZ) as the source stores it."""
+    rows = fetch_rows(
+        connection, f"select {ACTION_COLUMNS} from {schema}.action where {where} order by id"
+    )
+    return [row[:4] + (_naive_utc(row[4]),) + row[5:] for row in rows]
+
+
+def source_rows(connection: Any, where: str = "true") -> list[tuple]:
+    return fetch_rows(connection, f"select {ACTION_COLUMNS} from action where {where} order by id")
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    from datetime import UTC
+
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

@@ -11,6 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+# The NULL AS marker of the files (\\N), spelled without a backslash in SQL: backslashes
+# in string literals are read differently by Redshift and PostgreSQL.
+NULL_MARKER_SQL = "chr(92) || 'N'"
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -34,9 +39,11 @@ class Column:
         """A nullable text column crosses the files as text plus a <name>_is_null flag.
 
         Redshift's COPY compares a field with the NULL AS string after removing CSV
-        quotes, so no NULL marker is safe for free text: a `query` that is literally
-        \\N would load as NULL. The text is therefore written with NULL as '' and the
-        NULL-ness in its own boolean column, which the publish step turns back into NULL.
+        quotes (the stand-in does too), so no NULL marker is safe for free text: a
+        `query` that is literally \\N loads as NULL, and '' cannot be the marker
+        either. The text is therefore written with NULL as '' and the NULL-ness in its
+        own boolean column; the publish step turns the flag back into NULL, and a
+        staged NULL whose flag is false back into the marker text it was.
         """
         return self.nullable and self.is_text
 
@@ -83,7 +90,7 @@ class Table:
                     FileColumn(
                         column.name,
                         column.redshift_type,
-                        False,
+                        True,  # the literal text \\N arrives as NULL
                         f"coalesce({column.export_expression or column.name}, '') "
                         f"as {column.name}",
                     )
@@ -113,7 +120,7 @@ class Table:
     def publish_expressions(self) -> list[str]:
         """SELECT expressions over the staging table that give the table's columns."""
         return [
-            f"case when {c.name}_is_null then null else {c.name} end"
+            f"case when {c.name}_is_null then null else coalesce({c.name}, {NULL_MARKER_SQL}) end"
             if c.travels_with_null_flag
             else c.name
             for c in self.columns

@@ -1,0 +1,136 @@
+"""The DAG end to end with dag.test() on the local PostgreSQL, S3 and Redshift stand-in."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.e2e.conftest import run_dag
+from tests.pipeline_helpers import (
+    LONG_MULTIBYTE_QUERY,
+    assert_same_rows,
+    fetch_rows,
+    insert_actions,
+    source_rows,
+    target_rows,
+    tricky_actions,
+)
+
+pytestmark = pytest.mark.integration
+
+FULL_REFRESH = {"mode": "full_refresh"}
+SECRETS = ("stack-secret-key-never-logged", "stack-local-password")
+
+
+def day(n: int) -> datetime:
+    """Midnight UTC of 2025-03-0n; a nightly run for day n has logical date day(n + 1)."""
+    return datetime(2025, 3, n, tzinfo=UTC)
+
+
+def change_source_within(source, start: datetime) -> None:
+    """Delete, update and insert rows inside one day, as late corrections would."""
+    lo, hi = start.replace(tzinfo=None), (start + timedelta(days=1)).replace(tzinfo=None)
+    with source.cursor() as cursor:
+        cursor.execute(
+            "delete from action where id = (select min(id) from action "
+            "where action_time >= %s and action_time < %s)", (lo, hi))
+        cursor.execute(
+            "update action set query = 'updated, \"late\"' where id = (select max(id) from "
+            "action where action_time >= %s and action_time < %s)", (lo, hi))
+        cursor.execute("select max(id) from action")
+        (max_id,) = cursor.fetchone()
+    source.commit()
+    insert_actions(source, [(max_id + 1, 1000, "late", 8, lo + timedelta(hours=5), None, None,
+                             None, True, "")])
+
+
+def test_full_refresh_nightly_runs_rerun_and_backfill_match_the_source(
+    pipeline_dag, stack, source, target
+):
+    from devstack.demo_data import generate
+
+    generate(stack.source_dsn, rows=20_000, seed=7)
+    run_dag(pipeline_dag, logical_date=day(2), conf=FULL_REFRESH)
+    assert_same_rows(source_rows(source), target_rows(target), "after the full refresh")
+
+    for n in (3, 4, 5):  # nightly runs, each after the source changed inside its day
+        change_source_within(source, day(n))
+        run = run_dag(pipeline_dag, logical_date=day(n + 1))
+        assert (run.data_interval_start, run.data_interval_end) == (day(n), day(n + 1))
+    assert_same_rows(source_rows(source), target_rows(target), "after nightly runs")
+
+    change_source_within(source, day(4))  # a rerun of one interval picks up the change
+    run_dag(pipeline_dag, logical_date=day(5))
+    run_dag(pipeline_dag, logical_date=day(5))  # and rerunning again changes nothing
+    assert_same_rows(source_rows(source), target_rows(target), "after rerunning 03-04")
+
+    for n in (10, 11, 12):  # a backfill is one run per interval of the range
+        change_source_within(source, day(n))
+    for n in (10, 11, 12):
+        run_dag(pipeline_dag, logical_date=day(n + 1))
+    assert_same_rows(source_rows(source), target_rows(target), "after the backfill")
+    staging = fetch_rows(target, "select tablename from pg_tables where tablename like "
+                                 "'action_staging%%'")
+    assert staging == [], "every staging table is dropped by its publish"
+
+
+def test_tricky_values_survive_the_round_trip(pipeline_dag, source, target):
+    with source.cursor() as cursor:
+        cursor.execute("truncate action")
+    source.commit()
+    insert_actions(source, tricky_actions())
+    run_dag(pipeline_dag, logical_date=day(2), conf=FULL_REFRESH)
+    assert_same_rows(source_rows(source), target_rows(target), "tricky rows")
+    (length,) = fetch_rows(
+        target, "select octet_length(query) from tracking.action where query = %s",
+        (LONG_MULTIBYTE_QUERY,))[0]
+    assert length == 60_000
+    # The session crossing midnight is split between two nightly intervals and still whole.
+    run_dag(pipeline_dag, logical_date=day(2))
+    run_dag(pipeline_dag, logical_date=day(3))
+    assert_same_rows(source_rows(source), target_rows(target), "tricky rows, nightly")
+
+
+def test_a_failed_copy_leaves_the_target_unchanged_and_names_file_and_line(
+    pipeline_dag, source, target, capfd
+):
+    with source.cursor() as cursor:
+        cursor.execute("truncate action")
+    source.commit()
+    insert_actions(source, tricky_actions())
+    run_dag(pipeline_dag, logical_date=day(2), conf=FULL_REFRESH)
+    before = target_rows(target)
+    # 70,000 bytes do not fit VARCHAR(65535): the COPY of the staging table fails.
+    insert_actions(source, [(900, 1000, "s", 8, datetime(2025, 3, 1, 13), None, None, None,
+                             False, "x" * 70_000)])
+    capfd.readouterr()
+    run_dag(pipeline_dag, logical_date=day(2), expect="failed")
+    log = capfd.readouterr().out
+    assert target_rows(target) == before
+    assert "stl_load_errors" in log
+    assert re.search(r"s3://\S+/action/\w+/part-0000\.csv\.zst \| \d+ \| query \| 1204", log)
+    assert "String length exceeds DDL length" in log
+    with source.cursor() as cursor:
+        cursor.execute("delete from action where id = 900")
+    source.commit()
+
+
+def test_no_secret_in_task_logs_or_xcom(pipeline_dag, source, capfd):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    capfd.readouterr()
+    run = run_dag(pipeline_dag, logical_date=day(2))
+    captured = capfd.readouterr()
+    output = captured.out + captured.err
+    assert "Running statement" in output and "COPY" in output, "the COPY was logged"
+    with create_session() as session:
+        xcoms = session.query(XComModel).filter(XComModel.run_id == run.run_id).all()
+        values = json.dumps([x.value for x in xcoms], default=str)
+    assert xcoms
+    for secret in SECRETS:
+        assert secret not in output, f"{secret!r} appeared in a task log"
+        assert secret not in values, f"{secret!r} appeared in an XCom"
