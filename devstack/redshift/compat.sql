@@ -404,3 +404,26 @@ create or replace function pg_catalog.datediff(part text, a text, b text)
 returns bigint language sql stable strict parallel safe as $$
 select pg_catalog.datediff(part, a::timestamp, b::timestamp)
 $$;
+create or replace function pg_catalog.nvl2(expression text, not_null_value anycompatible,
+                                           null_value anycompatible)
+returns anycompatible language sql immutable parallel safe as $$
+select case when expression is not null then not_null_value else null_value end
+$$;
+
+-- PG_GET_LATE_BINDING_VIEW_COLS (docs: PG_GET_LATE_BINDING_VIEW_COLS): the driver's
+-- get_columns() unions it in. No late-binding views here, so no rows.
+create or replace function pg_catalog.pg_get_late_binding_view_cols() returns setof record
+language sql stable as $$
+select null::name, null::name, null::name, null::text, null::integer where false
+$$;
+
+-- REGEXP_REPLACE(source, pattern): the replacement defaults to '' (docs: REGEXP_REPLACE),
+-- every occurrence replaced.
+create or replace function pg_catalog.regexp_replace(source text, pattern text) returns text
+language sql immutable strict parallel safe as $$
+select pg_catalog.regexp_replace(source, pattern, '', 'g')
+$$;
+
+-- CHARINDEX(substring, string) (docs: r_CHARINDEX): 1-based position, 0 when absent.
+create or replace function pg_catalog.charindex(needle text, haystack text) returns integer
+language sql immutable strict parallel safe as $$ select pg_catalog.strpos(haystack, needle) $$;

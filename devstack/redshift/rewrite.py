@@ -189,6 +189,8 @@ def rewrite_statement(sql: str) -> str:
             skip_ws = True
             continue
         skip_ws = False
+        if tok.kind == WORD and ti > 0 and tokens[ti - 1].kind == NUMBER:
+            out.append(" ")  # PostgreSQL 15 rejects "4WHEN" (trailing junk); Redshift reads 4 WHEN
         out.append(replace.get(si, tok.text))
     return "".join(out)
 
@@ -239,9 +241,14 @@ def _rewrite_one(sig: list[Token], base: int, drop: set[int], replace: dict[int,
             elif type_word.is_word("CHAR", "CHARACTER", "NCHAR", "BPCHAR"):
                 replace[gi] = "4096"
 
+    _alias_subqueries(sig, base, replace)
     if table_kw is not None:
         _rewrite_create_table(sig, base, table_kw, drop, replace)
-    elif sig and sig[0].is_word("SELECT"):
+    elif sig and sig[0].is_word("SELECT") and any(
+        t.kind == WORD and t.text.lower() == "pg_catalog" for t in sig
+    ):
+        _resolve_lateral_aliases(sig, base, replace)
+    if sig and sig[0].is_word("SELECT"):
         # SELECT ... INTO #t FROM ...: a temp table, as CREATE TABLE #t would be
         for i, tok in enumerate(sig):
             if tok.is_word("INTO") and i + 1 < len(sig) and _TEMP_NAME.match(sig[i + 1].text):
@@ -332,3 +339,78 @@ def _rewrite_create_table(
             i = end + 1
             continue
         i += 1
+
+
+def _resolve_lateral_aliases(sig: list[Token], base: int, replace: dict[int, str]) -> None:
+    """Redshift lets a select list and WHERE name an earlier select-list alias (the
+    driver's metadata queries do: ``n.nspname AS TABLE_SCHEM ... WHERE TABLE_SCHEM
+    LIKE ?``, ``... AS IS_AUTOINCREMENT, IS_AUTOINCREMENT AS IS_GENERATEDCOLUMN``);
+    PostgreSQL does not.
+
+    Applied only to catalog queries (they mention pg_catalog), where an alias does not
+    shadow a real column; the alias is replaced by its expression, in every SELECT.
+    """
+    for k, tok in enumerate(sig):
+        if tok.is_word("SELECT"):
+            _resolve_in_select(sig, k, base, replace)
+
+
+def _resolve_in_select(sig: list[Token], select: int, base: int, replace: dict[int, str]) -> None:
+    aliases: dict[str, str] = {}
+    depth = 0
+    expr_start = select + 1
+    in_where = False
+    for i in range(select + 1, len(sig)):
+        tok = sig[i]
+        if tok.is_op("("):
+            depth += 1
+        elif tok.is_op(")"):
+            depth -= 1
+            if depth < 0:
+                return  # the end of this (sub)query
+        if depth == 0:
+            if tok.is_op(","):
+                expr_start = i + 1
+            elif tok.is_word("FROM") and not in_where:
+                expr_start = None
+            elif tok.is_word("WHERE"):
+                in_where = True
+            elif tok.is_word("ORDER", "GROUP", "HAVING", "LIMIT", "UNION", "EXCEPT", "INTERSECT"):
+                return
+            elif tok.is_word("AS") and expr_start is not None and i + 1 < len(sig):
+                alias = sig[i + 1]
+                if alias.kind == WORD and i > expr_start:
+                    aliases[alias.text.lower()] = " ".join(
+                        replace.get(base + j, sig[j].text) for j in range(expr_start, i)
+                    )
+                continue
+        if expr_start is None and not in_where:
+            continue  # the FROM list
+        if tok.kind != WORD or tok.text.lower() not in aliases:
+            continue
+        if sig[i - 1].is_op(".") or sig[i - 1].is_word("AS"):
+            continue
+        if i + 1 < len(sig) and sig[i + 1].is_op(".", "("):
+            continue
+        replace[base + i] = "(" + aliases[tok.text.lower()] + ")"
+
+
+_AFTER_FROM_ITEM = {
+    "WHERE", "GROUP", "ORDER", "LIMIT", "UNION", "EXCEPT", "INTERSECT", "JOIN", "LEFT", "RIGHT",
+    "INNER", "FULL", "CROSS", "ON", "HAVING", "WINDOW", "OFFSET", "FETCH", "NATURAL", "USING",
+}
+
+
+def _alias_subqueries(sig: list[Token], base: int, replace: dict[int, str]) -> None:
+    """Redshift (and PostgreSQL 16) accept ``FROM (SELECT ...)`` without an alias; 15 does not."""
+    count = 0
+    for i, tok in enumerate(sig):
+        if not (tok.is_op("(") and i > 0 and sig[i - 1].is_word("FROM", "JOIN")):
+            continue
+        if i + 1 >= len(sig) or not sig[i + 1].is_word("SELECT", "WITH"):
+            continue
+        end = _matching_paren(sig, i)
+        nxt = sig[end + 1] if end + 1 < len(sig) else None
+        if nxt is None or nxt.is_op(")", ";", ",") or nxt.upper in _AFTER_FROM_ITEM:
+            count += 1
+            replace[base + end] = replace.get(base + end, ")") + f" AS rs_subquery_{count}"
