@@ -41,7 +41,7 @@ def test_there_are_dag_files():
 def dag_bag(request, no_io_at_parse_time):
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(request.param), include_examples=False)
+    bag = DagBag(dag_folder=str(request.param))
     assert not bag.import_errors, f"{request.param.name} failed to import: {bag.import_errors}"
     assert bag.dags, f"{request.param.name} defines no DAG"
     return bag
