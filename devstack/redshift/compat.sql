@@ -123,59 +123,74 @@ $$;
 -- INTERVAL; DOUBLE PRECISION from TIMESTAMPTZ. Millisecond/microsecond are the
 -- fraction of the second (extract(ms from '12:08:43.101') = 101). The fraction of
 -- an integer result is truncated (rounding vs truncation is not documented).
-create or replace function pg_catalog.rs_extract_double(part text, value double precision,
-                                                      usec double precision)
-returns double precision language sql immutable parallel safe as $$
+--
+-- Speed: these run once per row (validation sums extract(epoch ...) over millions
+-- of rows), so each is ONE sql expression, not strict, its volatility no stricter
+-- than its body's: PostgreSQL then inlines it, folds rs_datepart('<literal>') and
+-- the CASE at plan time, and the row pays for one native date_part. A strict
+-- function whose body holds a CASE, or an immutable one calling a stable function,
+-- is not inlined and costs ~1 ms a call (a 1M-row sum took minutes).
+-- tests/devstack/redshift/test_redshift_sql.py checks with EXPLAIN VERBOSE.
+drop function if exists pg_catalog.rs_extract_double(text, double precision, double precision);
+
+create or replace function pg_catalog.rs_extract(part text, value timestamp)
+returns integer language sql immutable parallel safe as $$
 select case pg_catalog.rs_datepart(part)
-    when 'millisecond' then pg_catalog.trunc(pg_catalog.mod(usec::numeric, 1000000) / 1000)::double precision
-    when 'microsecond' then pg_catalog.mod(usec::numeric, 1000000)::double precision
-    else value
+    when 'millisecond' then
+        pg_catalog.mod(pg_catalog.date_part('microseconds', value)::bigint, 1000000)::integer / 1000
+    when 'microsecond' then
+        pg_catalog.mod(pg_catalog.date_part('microseconds', value)::bigint, 1000000)::integer
+    else pg_catalog.trunc(pg_catalog.date_part(pg_catalog.rs_datepart(part), value))::integer
 end
 $$;
 
-create or replace function pg_catalog.rs_extract(part text, value timestamp)
-returns integer language sql immutable strict parallel safe as $$
-select pg_catalog.trunc(pg_catalog.rs_extract_double(part,
-    case when pg_catalog.rs_datepart(part) in ('millisecond', 'microsecond') then 0
-         else pg_catalog.date_part(pg_catalog.rs_datepart(part), value) end,
-    pg_catalog.date_part('microseconds', value)))::integer
-$$;
-
 create or replace function pg_catalog.rs_extract(part text, value timestamptz)
-returns double precision language sql stable strict parallel safe as $$
-select pg_catalog.rs_extract_double(part,
-    case when pg_catalog.rs_datepart(part) in ('millisecond', 'microsecond') then 0
-         else pg_catalog.date_part(pg_catalog.rs_datepart(part), value) end,
-    pg_catalog.date_part('microseconds', value))
+returns double precision language sql stable parallel safe as $$
+select case pg_catalog.rs_datepart(part)
+    when 'millisecond' then (pg_catalog.mod(pg_catalog.date_part('microseconds', value)::bigint,
+                                            1000000) / 1000)::double precision
+    when 'microsecond' then pg_catalog.mod(pg_catalog.date_part('microseconds', value)::bigint,
+                                           1000000)::double precision
+    else pg_catalog.date_part(pg_catalog.rs_datepart(part), value)
+end
 $$;
 
 create or replace function pg_catalog.rs_extract(part text, value date)
-returns integer language sql immutable strict parallel safe as $$
+returns integer language sql immutable parallel safe as $$
 select pg_catalog.rs_extract(part, value::timestamp)
 $$;
 
 create or replace function pg_catalog.rs_extract(part text, value time)
-returns integer language sql immutable strict parallel safe as $$
-select pg_catalog.trunc(pg_catalog.rs_extract_double(part,
-    case when pg_catalog.rs_datepart(part) in ('millisecond', 'microsecond') then 0
-         else pg_catalog.date_part(pg_catalog.rs_datepart(part), value) end,
-    pg_catalog.date_part('microseconds', value)))::integer
+returns integer language sql immutable parallel safe as $$
+select case pg_catalog.rs_datepart(part)
+    when 'millisecond' then
+        pg_catalog.mod(pg_catalog.date_part('microseconds', value)::bigint, 1000000)::integer / 1000
+    when 'microsecond' then
+        pg_catalog.mod(pg_catalog.date_part('microseconds', value)::bigint, 1000000)::integer
+    else pg_catalog.trunc(pg_catalog.date_part(pg_catalog.rs_datepart(part), value))::integer
+end
 $$;
 
 create or replace function pg_catalog.rs_extract(part text, value timetz)
-returns integer language sql immutable strict parallel safe as $$
-select pg_catalog.trunc(pg_catalog.rs_extract_double(part,
-    case when pg_catalog.rs_datepart(part) in ('millisecond', 'microsecond') then 0
-         else pg_catalog.date_part(pg_catalog.rs_datepart(part), value) end,
-    pg_catalog.date_part('microseconds', value)))::integer
+returns integer language sql immutable parallel safe as $$
+select case pg_catalog.rs_datepart(part)
+    when 'millisecond' then
+        pg_catalog.mod(pg_catalog.date_part('microseconds', value)::bigint, 1000000)::integer / 1000
+    when 'microsecond' then
+        pg_catalog.mod(pg_catalog.date_part('microseconds', value)::bigint, 1000000)::integer
+    else pg_catalog.trunc(pg_catalog.date_part(pg_catalog.rs_datepart(part), value))::integer
+end
 $$;
 
 create or replace function pg_catalog.rs_extract(part text, value interval)
-returns integer language sql immutable strict parallel safe as $$
-select pg_catalog.trunc(pg_catalog.rs_extract_double(part,
-    case when pg_catalog.rs_datepart(part) in ('millisecond', 'microsecond') then 0
-         else pg_catalog.date_part(pg_catalog.rs_datepart(part), value) end,
-    pg_catalog.date_part('microseconds', value)))::integer
+returns integer language sql immutable parallel safe as $$
+select case pg_catalog.rs_datepart(part)
+    when 'millisecond' then
+        pg_catalog.mod(pg_catalog.date_part('microseconds', value)::bigint, 1000000)::integer / 1000
+    when 'microsecond' then
+        pg_catalog.mod(pg_catalog.date_part('microseconds', value)::bigint, 1000000)::integer
+    else pg_catalog.trunc(pg_catalog.date_part(pg_catalog.rs_datepart(part), value))::integer
+end
 $$;
 
 -- SYSDATE: start of the current transaction, session time zone, no time zone
@@ -192,83 +207,97 @@ select pg_catalog.date_trunc('second',
     pg_catalog.statement_timestamp() at time zone pg_catalog.current_setting('TimeZone'))
 $$;
 
+-- An unknown date part is an error, as on Redshift. Called from the ELSE of a CASE
+-- on the date part: with a literal part PostgreSQL folds the CASE at plan time, so
+-- a known part never reaches it. Strict: a NULL part gives NULL.
+create or replace function pg_catalog.rs_datepart_not_supported(function_name text, part text)
+returns bigint language plpgsql immutable strict parallel safe as $$
+begin
+    raise exception 'The datepart % is not supported by function %', part, function_name
+        using errcode = '0A000';
+end
+$$;
+
 -- DATEDIFF counts the date-part boundaries crossed, not elapsed units
 -- (docs: r_DATEDIFF_function): datediff(year, '2020-12-31', '2021-01-01') = 1.
 -- Weeks start on Monday here (date_trunc('week')); not verified against Redshift.
+-- One inlinable sql expression, like rs_extract above (a plpgsql body costs a
+-- function call per row).
 create or replace function pg_catalog.datediff(part text, a timestamp, b timestamp)
-returns bigint language plpgsql immutable strict parallel safe as $$
-declare
-    p text := pg_catalog.rs_datepart(part);
-begin
-    return case p
-        when 'millennium' then pg_catalog.div(pg_catalog.date_part('year', b)::int - 1, 1000)
-                             - pg_catalog.div(pg_catalog.date_part('year', a)::int - 1, 1000)
-        when 'century' then pg_catalog.div(pg_catalog.date_part('year', b)::int - 1, 100)
-                          - pg_catalog.div(pg_catalog.date_part('year', a)::int - 1, 100)
-        when 'decade' then pg_catalog.div(pg_catalog.date_part('year', b)::int, 10)
-                         - pg_catalog.div(pg_catalog.date_part('year', a)::int, 10)
-        when 'year' then pg_catalog.date_part('year', b) - pg_catalog.date_part('year', a)
-        when 'quarter' then (pg_catalog.date_part('year', b) * 4 + pg_catalog.date_part('quarter', b))
-                          - (pg_catalog.date_part('year', a) * 4 + pg_catalog.date_part('quarter', a))
-        when 'month' then (pg_catalog.date_part('year', b) * 12 + pg_catalog.date_part('month', b))
-                        - (pg_catalog.date_part('year', a) * 12 + pg_catalog.date_part('month', a))
-        when 'week' then (pg_catalog.date_trunc('week', b)::date - pg_catalog.date_trunc('week', a)::date) / 7
-        when 'day' then pg_catalog.date_trunc('day', b)::date - pg_catalog.date_trunc('day', a)::date
-        when 'dow' then pg_catalog.date_trunc('day', b)::date - pg_catalog.date_trunc('day', a)::date
-        when 'doy' then pg_catalog.date_trunc('day', b)::date - pg_catalog.date_trunc('day', a)::date
-        when 'hour' then pg_catalog.date_part('epoch', pg_catalog.date_trunc('hour', b)
-                                                     - pg_catalog.date_trunc('hour', a))::bigint / 3600
-        when 'minute' then pg_catalog.date_part('epoch', pg_catalog.date_trunc('minute', b)
-                                                       - pg_catalog.date_trunc('minute', a))::bigint / 60
-        when 'second' then pg_catalog.date_part('epoch', pg_catalog.date_trunc('second', b)
-                                                       - pg_catalog.date_trunc('second', a))::bigint
-        when 'millisecond' then pg_catalog.trunc(pg_catalog.date_part('epoch', pg_catalog.date_trunc('milliseconds', b)
-                                                 - pg_catalog.date_trunc('milliseconds', a))::numeric * 1000)::bigint
-        when 'microsecond' then pg_catalog.trunc(pg_catalog.date_part('epoch', b - a)::numeric * 1000000)::bigint
-        else null
-    end;
-    -- an unknown date part is an error, as on Redshift
-    if p not in ('millennium', 'century', 'decade', 'year', 'quarter', 'month', 'week', 'day',
-                 'dow', 'doy', 'hour', 'minute', 'second', 'millisecond', 'microsecond') then
-        raise exception 'The datepart % is not supported by function datediff', part
-            using errcode = '0A000';
-    end if;
+returns bigint language sql immutable parallel safe as $$
+select case pg_catalog.rs_datepart(part)
+    when 'millennium' then (pg_catalog.div(pg_catalog.date_part('year', b)::int - 1, 1000)
+                          - pg_catalog.div(pg_catalog.date_part('year', a)::int - 1, 1000))::bigint
+    when 'century' then (pg_catalog.div(pg_catalog.date_part('year', b)::int - 1, 100)
+                       - pg_catalog.div(pg_catalog.date_part('year', a)::int - 1, 100))::bigint
+    when 'decade' then (pg_catalog.div(pg_catalog.date_part('year', b)::int, 10)
+                      - pg_catalog.div(pg_catalog.date_part('year', a)::int, 10))::bigint
+    when 'year' then (pg_catalog.date_part('year', b) - pg_catalog.date_part('year', a))::bigint
+    when 'quarter' then ((pg_catalog.date_part('year', b) * 4 + pg_catalog.date_part('quarter', b))
+                       - (pg_catalog.date_part('year', a) * 4 + pg_catalog.date_part('quarter', a)))::bigint
+    when 'month' then ((pg_catalog.date_part('year', b) * 12 + pg_catalog.date_part('month', b))
+                     - (pg_catalog.date_part('year', a) * 12 + pg_catalog.date_part('month', a)))::bigint
+    when 'week' then ((pg_catalog.date_trunc('week', b)::date
+                       - pg_catalog.date_trunc('week', a)::date) / 7)::bigint
+    when 'day' then (pg_catalog.date_trunc('day', b)::date - pg_catalog.date_trunc('day', a)::date)::bigint
+    when 'dow' then (pg_catalog.date_trunc('day', b)::date - pg_catalog.date_trunc('day', a)::date)::bigint
+    when 'doy' then (pg_catalog.date_trunc('day', b)::date - pg_catalog.date_trunc('day', a)::date)::bigint
+    when 'hour' then pg_catalog.date_part('epoch', pg_catalog.date_trunc('hour', b)
+                                                 - pg_catalog.date_trunc('hour', a))::bigint / 3600
+    when 'minute' then pg_catalog.date_part('epoch', pg_catalog.date_trunc('minute', b)
+                                                   - pg_catalog.date_trunc('minute', a))::bigint / 60
+    when 'second' then pg_catalog.date_part('epoch', pg_catalog.date_trunc('second', b)
+                                                   - pg_catalog.date_trunc('second', a))::bigint
+    when 'millisecond' then pg_catalog.trunc(pg_catalog.date_part('epoch',
+                                pg_catalog.date_trunc('milliseconds', b)
+                                - pg_catalog.date_trunc('milliseconds', a))::numeric * 1000)::bigint
+    when 'microsecond' then pg_catalog.trunc(pg_catalog.date_part('epoch', b - a)::numeric
+                                             * 1000000)::bigint
+    else pg_catalog.rs_datepart_not_supported('datediff', part)
 end
 $$;
 
 create or replace function pg_catalog.datediff(part text, a timestamptz, b timestamptz)
-returns bigint language sql stable strict parallel safe as $$
+returns bigint language sql stable parallel safe as $$
 select pg_catalog.datediff(part, a at time zone pg_catalog.current_setting('TimeZone'),
                            b at time zone pg_catalog.current_setting('TimeZone'))
 $$;
 
 create or replace function pg_catalog.datediff(part text, a date, b date)
-returns bigint language sql immutable strict parallel safe as $$
+returns bigint language sql immutable parallel safe as $$
 select pg_catalog.datediff(part, a::timestamp, b::timestamp)
 $$;
 
 -- DATEADD (docs: r_DATEADD_function): returns TIMESTAMP, also for a DATE.
+-- Intervals from make_interval and constants, not text cast to interval: that cast
+-- is only stable, and an immutable function with a stable body is not inlined.
 create or replace function pg_catalog.dateadd(part text, n bigint, value timestamp)
-returns timestamp language sql immutable strict parallel safe as $$
-select case pg_catalog.rs_datepart(part)
-    when 'quarter' then value + pg_catalog.make_interval(months => (n * 3)::int)
-    when 'millisecond' then value + n * interval '1 millisecond'
-    when 'microsecond' then value + n * interval '1 microsecond'
-    when 'week' then value + n * interval '1 week'
-    when 'decade' then value + pg_catalog.make_interval(years => (n * 10)::int)
-    when 'century' then value + pg_catalog.make_interval(years => (n * 100)::int)
-    when 'millennium' then value + pg_catalog.make_interval(years => (n * 1000)::int)
-    else value + (n::text || ' ' || pg_catalog.rs_datepart(part))::interval
+returns timestamp language sql immutable parallel safe as $$
+select value + case pg_catalog.rs_datepart(part)
+    when 'millennium' then pg_catalog.make_interval(years => (n * 1000)::int)
+    when 'century' then pg_catalog.make_interval(years => (n * 100)::int)
+    when 'decade' then pg_catalog.make_interval(years => (n * 10)::int)
+    when 'year' then pg_catalog.make_interval(years => n::int)
+    when 'quarter' then pg_catalog.make_interval(months => (n * 3)::int)
+    when 'month' then pg_catalog.make_interval(months => n::int)
+    when 'week' then n * interval '1 week'
+    when 'day' then n * interval '1 day'
+    when 'hour' then n * interval '1 hour'
+    when 'minute' then n * interval '1 minute'
+    when 'second' then n * interval '1 second'
+    when 'millisecond' then n * interval '1 millisecond'
+    when 'microsecond' then n * interval '1 microsecond'
+    else pg_catalog.make_interval(secs => pg_catalog.rs_datepart_not_supported('dateadd', part))
 end
 $$;
 
 create or replace function pg_catalog.dateadd(part text, n bigint, value date)
-returns timestamp language sql immutable strict parallel safe as $$
+returns timestamp language sql immutable parallel safe as $$
 select pg_catalog.dateadd(part, n, value::timestamp)
 $$;
 
 create or replace function pg_catalog.dateadd(part text, n bigint, value timestamptz)
-returns timestamptz language sql stable strict parallel safe as $$
+returns timestamptz language sql stable parallel safe as $$
 select (pg_catalog.dateadd(part, n, value at time zone pg_catalog.current_setting('TimeZone')))
        at time zone pg_catalog.current_setting('TimeZone')
 $$;
@@ -397,11 +426,11 @@ create event trigger rs_fix_table_definition on ddl_command_end
 
 -- A string literal has no type yet: treat it as a TIMESTAMP, as Redshift does.
 create or replace function pg_catalog.rs_extract(part text, value text)
-returns integer language sql stable strict parallel safe as $$
+returns integer language sql stable parallel safe as $$
 select pg_catalog.rs_extract(part, value::timestamp)
 $$;
 create or replace function pg_catalog.datediff(part text, a text, b text)
-returns bigint language sql stable strict parallel safe as $$
+returns bigint language sql stable parallel safe as $$
 select pg_catalog.datediff(part, a::timestamp, b::timestamp)
 $$;
 create or replace function pg_catalog.nvl2(expression text, not_null_value anycompatible,
