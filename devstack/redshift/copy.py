@@ -228,6 +228,10 @@ def parse_copy(sql: str) -> CopySpec:
             spec.ignoreheader = int(text)
         elif word == "NULL":
             spec.null_as, i = value(i + 1)
+            if spec.null_as in ("\\0", "\\000"):
+                # docs: copy-parameters-data-conversion — NULL AS '\0' or '\000' is the
+                # NUL character (a field holding only NUL loads as NULL), not backslash-zero
+                spec.null_as = "\0"
         elif word == "DATEFORMAT":
             spec.dateformat, i = value(i + 1)
         elif word == "TIMEFORMAT":

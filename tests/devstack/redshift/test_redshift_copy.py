@@ -114,6 +114,22 @@ def test_null_as_blanksasnull_delimiter_and_quote(rs_conn, schema, files):
         (1, None), (2, None), (3, "a|b")]
 
 
+# docs: copy-parameters-data-conversion — NULL AS '\0' or '\000' names the NUL
+# character: a field holding only NUL loads as NULL (not the two characters \0)
+@pytest.mark.parametrize("marker,options", [
+    ("\\0", "csv"), ("\\000", "csv"), ("\\0", "delimiter '|'"), ("\\000", ""),
+])
+def test_null_as_backslash_zero_is_the_nul_character(rs_conn, schema, files, marker, options):
+    run(rs_conn, f"create table {schema}.t (id int, name varchar(10), n int)")
+    sep = "," if "csv" in options else "|"
+    files.put("nul.txt", sep.join(["1", "\0", "\0"]) + "\n" + sep.join(["2", "\\0", "5"]) + "\n")
+    run(rs_conn, f"copy {schema}.t from '{files.url('nul')}' {files.keys_clause} "
+                 f"{options} null as '{marker}'")
+    rs_conn.commit()
+    assert rows(rs_conn, f"select id, name, n from {schema}.t order by id") == [
+        (1, None, None), (2, "\\0", 5)]
+
+
 # docs: copy-parameters-data-format — without CSV, pipe-delimited text
 def test_default_text_format_is_pipe_delimited(rs_conn, schema, files):
     run(rs_conn, f"create table {schema}.t (id int, name varchar(10))")
