@@ -2,9 +2,11 @@
 
 Not a re-implementation: execute() still builds and runs the provider's COPY. It adds
 two things:
-- the aws connection's secret key (and token) go to Airflow's secrets masker before
-  the COPY statement, which carries them unless the connection has a role_arn, is
-  logged (under dag.test() it was logged in clear);
+- the aws connection's secret key (and token) go to the Task SDK's secrets masker
+  before the COPY statement, which carries them unless the connection has a role_arn,
+  is logged; a real worker's supervisor redacts with that masker, and under dag.test()
+  connections.redact_in_process_task_logs() makes the in-process log redact too
+  (without it the statement was logged in clear);
 - when the COPY fails, the rows of stl_load_errors for the run's files (file, line,
   column, reason) are logged and put in the error, instead of Redshift's bare
   "Check 'stl_load_errors' system table for details".
