@@ -47,9 +47,10 @@ target schema until that interval runs again; it is safe to drop.
 ## Params
 - `mode`: `incremental` (the run's data interval) or `full_refresh` (both tables, everything).
 - `target_schema`: the Redshift schema to load, a plain lower-case identifier.
-- `validation`: `scoped` (the interval's rows: the cost grows with the interval) or `full`
-  (everything before the interval's end), for the `validate` task. A full refresh always
-  validates in full.
+- `validation`: `scoped` (the users active in the interval, with their whole history before
+  its end, and the interval's days: the cost grows with the interval's users, not the table)
+  or `full` (everything before the interval's end), for the `validate` task. A full refresh
+  always validates in full.
 """
 
 from __future__ import annotations
@@ -105,8 +106,9 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "include" / "sql"
         "validation": Param(
             "scoped",
             enum=list(VALIDATIONS),
-            description="scoped: validate the interval's rows (cost grows with the interval); "
-            "full: everything before the interval's end. A full refresh validates in full.",
+            description="scoped: the users active in the interval, with their whole history, "
+            "and the interval's days (cost grows with the interval's users); full: everything "
+            "before the interval's end. A full refresh validates in full.",
         ),
     },
     template_searchpath=[str(SQL_DIR)],

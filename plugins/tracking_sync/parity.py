@@ -18,7 +18,10 @@ rendered with:
     schema        the schema holding `action` and `action_type` (a validated identifier)
     window_start  start of the run's data interval, as a SQL timestamp literal (UTC)
     window_end    end of the run's data interval, as a SQL timestamp literal (UTC)
-    scope         "scoped" (the interval's rows) or "full" (everything before window_end)
+    scope         "scoped" or "full". full: everything before window_end. scoped: what
+                  the interval touched, each check saying how in its header (the
+                  interval's users with their whole history before window_end; the
+                  interval's days) so the cost grows with the interval, not the table
 """
 
 from __future__ import annotations

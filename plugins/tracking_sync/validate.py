@@ -466,7 +466,9 @@ def _format_days(days: Sequence[str]) -> str:
     return ", ".join(first if first == last else f"{first}..{last}" for first, last in _day_ranges(days))
 
 
-def repair_steps(days: Sequence[str], *, dag_id: str = DAG_ID, wrong_type: bool = False) -> list[str]:
+def repair_steps(
+    days: Sequence[str], *, dag_id: str = DAG_ID, wrong_type: bool = False, scope: str = "full"
+) -> list[str]:
     """What to run to make the target right again, for the report."""
     full_refresh_cli = f'airflow dags trigger {dag_id} --conf \'{{"mode": "full_refresh"}}\''
     full_refresh_ui = f"UI: {dag_id} > Trigger > mode = full_refresh"
@@ -477,6 +479,16 @@ def repair_steps(days: Sequence[str], *, dag_id: str = DAG_ID, wrong_type: bool 
             "recreate them from include/sql/redshift, then reload everything:",
             f"CLI: {full_refresh_cli}",
             full_refresh_ui,
+        ]
+    if not days and scope == "scoped":
+        # A scoped run counts days only inside its interval: an old row of one of the
+        # interval's users differs. A full validation names its day.
+        return [
+            "Users differ outside this interval's days: find the days with a full validation "
+            "(its per-day check names them), then backfill those days:",
+            f"CLI: airflow dags trigger {dag_id} --conf '{{\"validation\": \"full\"}}'",
+            f"UI: {dag_id} > Trigger > validation = full",
+            f"or reload everything: {full_refresh_cli}",
         ]
     if not days:
         return [
@@ -550,7 +562,9 @@ def run_validation(
     if not report.passed:
         report.days_to_backfill = sorted({day for result in results for day in result.days})
         wrong_type = _diagnose(report, target_conn, target_schema)
-        report.repair = repair_steps(report.days_to_backfill, dag_id=dag_id, wrong_type=wrong_type)
+        report.repair = repair_steps(
+            report.days_to_backfill, dag_id=dag_id, wrong_type=wrong_type, scope=scope
+        )
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
@@ -687,7 +701,8 @@ def format_side_by_side(
 
 def validation_scope(run_params: Any) -> str:
     """`full` when asked for, and after a full refresh (it reloaded everything);
-    `scoped` otherwise: the interval's rows, so the cost grows with the interval."""
+    `scoped` otherwise: the users active in the interval, each with their whole history
+    before its end, so the cost grows with the interval's users, not the table."""
     return "full" if run_params.validation == "full" or run_params.is_full_refresh else "scoped"
 
 

@@ -23,6 +23,7 @@ from tracking_sync.validate import (
     compare_sorted,
     format_side_by_side,
     repair_steps,
+    run_check,
     run_validation,
 )
 
@@ -54,7 +55,9 @@ def test_render_scopes_the_window_and_binds_only_checked_values():
     assert "from tracking.action" in scoped
     assert "action_time < timestamp '2025-03-11 00:00:00.000000'" in scoped
     assert "action_time >= timestamp '2025-03-10 00:00:00.000000'" in scoped
-    assert "action_time >= " not in full
+    # scoped: the interval's users, with their whole history (no lower bound on it)
+    assert "user_profile_id in (select user_profile_id from interval_users)" in scoped
+    assert "action_time >= " not in full and "interval_users" not in full
     # an aware bound is turned to UTC; text is never accepted as a bound
     assert timestamp_literal(datetime(2025, 3, 10, 2, tzinfo=UTC).astimezone()) == (
         "timestamp '2025-03-10 02:00:00.000000'"
@@ -132,7 +135,8 @@ def parity_db(stack):
     stack.postgres.create_database(name)
     dsn = stack.postgres.dsn(name)
     create_source_schema(dsn)
-    demo_data.generate(dsn, rows=30_000, seed=5)
+    # 500 users: ~9 sessions each over the year, so a day's users have a history
+    demo_data.generate(dsn, rows=30_000, seed=5, users=500)
     return dsn
 
 
@@ -201,7 +205,7 @@ def test_a_correct_copy_passes_full_and_scoped(source, target):
     assert _by_name(full)["per_user_session_totals"].source_rows == _users(source)
     scoped = _validate(source, target, "scoped", DAY, DAY + timedelta(days=1))
     assert scoped.passed, scoped.format_table()
-    # scoped sees only the interval: one day of rows, its active users
+    # scoped sees the interval's users (a few of all) and the interval's day
     checks = _by_name(scoped)
     assert 0 < checks["per_user_session_totals"].source_rows < _users(source) / 10
     assert checks["action_rows_per_day"].source_rows == 1
@@ -300,14 +304,137 @@ def test_a_user_missing_from_the_target_is_listed(source, target):
     assert "1 user_profile_id missing in target, e.g." in report.format_table()
 
 
-def test_scoped_validation_ignores_other_intervals_full_does_not(source, target):
+# ---------------------------------------------------------------- scoped: the interval's users
+
+
+def _interval_users(source, start=DAY, end=DAY + timedelta(days=1)):
+    with source.cursor() as cursor:
+        cursor.execute(
+            "select distinct user_profile_id from action where action_time >= %s and action_time < %s",
+            (start.replace(tzinfo=None), end.replace(tzinfo=None)),
+        )
+        users = {user for (user,) in cursor.fetchall()}
+    source.rollback()
+    assert users
+    return users
+
+
+def _source_values(source, target, scope):
+    """{user: (total_time_spent, session_avg_duration)} of the source, for DAY's window."""
+    check = next(c for c in load_checks() if c.name == "per_user_session_totals")
+    values = {}
+
+    def keep(key, source_values, target_values):
+        values[key[0]] = tuple(float(v) for v in source_values)
+
+    run_check(
+        check,
+        source,
+        target,
+        source_schema="public",
+        target_schema="tracking",
+        window_start=DAY,
+        window_end=DAY + timedelta(days=1),
+        scope=scope,
+        on_pair=keep,
+    )
+    return values
+
+
+def _last_action_of_an_old_session(user_in: str) -> str:
+    """An update moving, by one second, the last action of a session that ended before DAY,
+    of a user `user_in` the interval's users ("in" or "not in"): the session grows by 1 s."""
+    return f"""
+        update tracking.action set action_time = action_time + interval '1 second'
+        where id = (
+            select a.id
+            from tracking.action a
+            join (select session_id, max(action_time) as last_time
+                  from tracking.action group by session_id) s
+              on s.session_id = a.session_id and s.last_time = a.action_time
+            where a.action_time < '2025-03-09'
+              and a.user_profile_id {user_in} (
+                  select user_profile_id from tracking.action
+                  where action_time >= '2025-03-10' and action_time < '2025-03-11')
+            order by a.id limit 1)
+        returning user_profile_id, cast(action_time as date)
+        """
+
+
+def _change_one(target, sql):
+    with target.cursor() as cursor:
+        cursor.execute(sql)
+        (row,) = cursor.fetchall()
+    target.commit()
+    return row
+
+
+def test_scoped_totals_are_the_interval_users_real_totals(source, target):
+    """Scoped = the interval's users with their whole history: the same numbers the full
+    check gives those users (a session across midnight counts whole)."""
+    scoped = _source_values(source, target, "scoped")
+    full = _source_values(source, target, "full")
+    assert set(scoped) == _interval_users(source)
+    assert scoped == {user: full[user] for user in scoped}
+    # and there is history to count: most of these users were active before the interval
+    with source.cursor() as cursor:
+        cursor.execute(
+            "select count(distinct user_profile_id) from action where action_time < %s "
+            "and user_profile_id = any(%s)",
+            (DAY.replace(tzinfo=None), list(scoped)),
+        )
+        (with_history,) = cursor.fetchone()
+    source.rollback()
+    assert with_history >= len(scoped) / 2
+
+
+def test_scoped_catches_an_old_row_of_an_interval_user(source, target):
+    user, day = _change_one(target, _last_action_of_an_old_session("in"))
+    assert user in _interval_users(source)
+    scoped = _validate(source, target, "scoped", DAY, DAY + timedelta(days=1))
+    totals = _by_name(scoped)["per_user_session_totals"]
+    assert totals.differing == 1 and totals.top_differences[0].key == [user]
+    assert totals.top_differences[0].delta == pytest.approx(1.0, abs=1e-3)
+    # the interval's day is right; the old day is found by a full validation, which the
+    # report says how to run
+    assert scoped.days_to_backfill == []
+    assert any('"validation": "full"' in step for step in scoped.repair)
+    full = _validate(source, target, "full")
+    assert full.days_to_backfill == [day.isoformat()]
+
+
+def test_scoped_counts_an_old_duplicate_of_an_interval_user(source, target):
+    """A duplicated old row leaves every session's first and last action, so the totals,
+    as they were: the scoped row count over the interval users' history catches it."""
     _change(
         target,
-        "delete from tracking.action where id = (select min(id) from tracking.action "
-        "where action_time >= '2025-06-01')",
+        """
+        insert into tracking.action
+        select * from tracking.action
+        where id = (
+            select min(id) from tracking.action
+            where action_time < '2025-03-09'
+              and user_profile_id in (
+                  select user_profile_id from tracking.action
+                  where action_time >= '2025-03-10' and action_time < '2025-03-11'))
+        """,
     )
+    checks = _by_name(_validate(source, target, "scoped", DAY, DAY + timedelta(days=1)))
+    assert checks["per_user_session_totals"].passed
+    counts = checks["table_row_counts"]
+    assert counts.differing == 1
+    assert counts.top_differences[0].key == ["action_of_interval_users"]
+    assert counts.top_differences[0].delta == 1
+
+
+def test_an_old_row_of_a_user_not_in_the_interval_is_for_full_validation(source, target):
+    user, day = _change_one(target, _last_action_of_an_old_session("not in"))
+    assert user not in _interval_users(source)
     assert _validate(source, target, "scoped", DAY, DAY + timedelta(days=1)).passed
-    assert not _validate(source, target, "full").passed
+    full = _validate(source, target, "full")
+    totals = _by_name(full)["per_user_session_totals"]
+    assert totals.differing == 1 and totals.top_differences[0].key == [user]
+    assert full.days_to_backfill == [day.isoformat()]
 
 
 def test_side_by_side_reference_table(source, target):
@@ -337,5 +464,7 @@ def test_print_a_failure_report(source, target, capsys):
     report = _validate(source, target)
     print(report.format_table())
     print(report.summary())
-    assert report.summary().startswith("parity FAILED (full): action_rows_per_day: 2 day differ")
+    summary = report.summary()
+    assert summary.startswith("parity FAILED (full): action_rows_per_day: ")
+    assert "per_user_session_totals: 1 user_profile_id differ, 1 missing in target" in summary
     assert "repair:" in report.format_table()

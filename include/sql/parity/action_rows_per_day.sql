@@ -11,9 +11,16 @@
 --   (values < 86400, ~2.4e-7 s rounding each): < 0.03 s at 100k rows a day.
 --   Half a second is above that and below the smallest change to catch (1 s).
 -- params: schema, window_start, window_end, scope
---   full: every day before window_end; scoped: the days of
---   [window_start, window_end). Days are UTC (validate sets the session's
---   time zone to UTC on both engines).
+--   full: every day before window_end.
+--   scoped: the days of [window_start, window_end), every user's rows: the
+--   days this run loaded. Not "every day the interval's users were active":
+--   on the demo data a day's users were active on every earlier day (182 of
+--   182 days before 2025-07-02 at 2M rows), so that is a scan of the whole
+--   table. An old row of an interval user that differs is caught by
+--   per_user_session_totals and table_row_counts (both over those users'
+--   whole history); a `validation=full` run then names its day.
+--   Days are UTC (validate sets the session's time zone to UTC on both
+--   engines).
 with actions as (
     select action_time
     from {{ schema }}.action

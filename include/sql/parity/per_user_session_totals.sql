@@ -14,15 +14,31 @@
 -- value: session_avg_duration tolerance 0.001 -- an average of the durations
 --   above, so at most the same rounding.
 -- params: schema, window_start, window_end, scope
---   full: every action before window_end.
---   scoped: the actions in [window_start, window_end), the rows this run
---   loaded; both engines aggregate the same slice, so the totals compare.
-with actions as (
+--   full: every user, every action before window_end.
+--   scoped: the users active in [window_start, window_end), each with the
+--   WHOLE history before window_end: their real totals (a session across
+--   midnight counts whole; an old row changed in the target shows). Each
+--   engine picks its own active users, so a user whose interval rows exist on
+--   one side only is reported missing on the other. The cost follows those
+--   users' rows, not the table: on PostgreSQL a semi-join of the interval's
+--   users (action_time index) to their history (index-only on
+--   user_profile_id, action_time include session_id); on Redshift each slice
+--   joins its own users (distkey user_profile_id).
+with
+{%- if scope == "scoped" %}
+interval_users as (
+    select distinct user_profile_id
+    from {{ schema }}.action
+    where action_time >= {{ window_start }}
+      and action_time < {{ window_end }}
+),
+{% endif %}
+actions as (
     select user_profile_id, session_id, action_time
     from {{ schema }}.action
     where action_time < {{ window_end }}
 {%- if scope == "scoped" %}
-      and action_time >= {{ window_start }}
+      and user_profile_id in (select user_profile_id from interval_users)
 {%- endif %}
 ),
 

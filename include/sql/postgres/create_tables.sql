@@ -22,3 +22,13 @@ create table if not exists action (
 
 -- Incremental exports select one day of action_time.
 create index if not exists action_action_time_idx on action (action_time);
+
+-- Scoped validation (include/sql/parity/) reads the whole history of the users
+-- active in the interval: this index makes that a semi-join of those users to
+-- their own rows, not a scan of the table (the action_time index above serves
+-- the incremental export and finds the interval's users). session_id is
+-- included so the per-user session totals never read the heap (index-only):
+-- without it PostgreSQL's default costs (random_page_cost 4) prefer a seq scan
+-- (measured: 0.49 s vs 0.11 s for one day at 2M rows).
+create index if not exists action_user_profile_id_action_time_idx
+    on action (user_profile_id, action_time) include (session_id);
