@@ -486,7 +486,7 @@ def repair_steps(
         return [
             "Users differ outside this interval's days: find the days with a full validation "
             "(its per-day check names them), then backfill those days:",
-            f"CLI: airflow dags trigger {dag_id} --conf '{{\"validation\": \"full\"}}'",
+            f'CLI: airflow dags trigger {dag_id} --conf \'{{"validation": "full"}}\'',
             f"UI: {dag_id} > Trigger > validation = full",
             f"or reload everything: {full_refresh_cli}",
         ]
