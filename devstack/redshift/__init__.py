@@ -27,16 +27,29 @@ COMPAT_SQL = Path(__file__).with_name("compat.sql")
 BACKEND_DSN_ENV = "DEVSTACK_REDSHIFT_BACKEND_DSN"
 
 
+# pg_advisory_xact_lock key: one compat install at a time per backend cluster
+COMPAT_INSTALL_LOCK = 0x5244_5348_4946_5431  # "RDSHIFT1"
+
+
 def install_compat_catalog(dsn: str) -> None:
-    """Create (or refresh) the Redshift system objects and DDL semantics in the backend database."""
+    """Create (or refresh) the Redshift system objects and DDL semantics in the backend database.
+
+    In one transaction under an advisory lock: two stand-ins starting on one
+    backend (a test's second stand-in, `python -m devstack.redshift
+    --backend-dsn`, `make stack-up`) otherwise race on the same CREATE OR REPLACE
+    and fail with "tuple concurrently updated" or a duplicate pg_type key; and a
+    failed install leaves the previous catalog whole.
+    """
     import psycopg2
 
+    sql = COMPAT_SQL.read_text()
     conn = psycopg2.connect(dsn)
-    conn.autocommit = True
     try:
         with conn.cursor() as cur:
             cur.execute("set client_min_messages = warning")
-            cur.execute(COMPAT_SQL.read_text())
+            cur.execute("select pg_catalog.pg_advisory_xact_lock(%s)", (COMPAT_INSTALL_LOCK,))
+            cur.execute(sql)
+        conn.commit()
     finally:
         conn.close()
 

@@ -175,3 +175,57 @@ def test_env_gives_an_airflow_redshift_connection(redshift, stack_env):
     hook = RedshiftSQLHook()
     assert hook.get_conn().__class__.__module__.startswith("redshift_connector")
     assert hook.get_first("select extract(year from timestamp '2024-05-06 07:08:09')") == [2024]
+
+
+# Starting the stand-in must not be flaky: two stand-ins installing the compat
+# catalog into one backend database at once raced ("tuple concurrently updated",
+# duplicate pg_type key) until the install ran under an advisory lock.
+def test_concurrent_compat_installs_into_one_database_all_succeed(stack):
+    import uuid
+
+    from devstack.redshift import install_compat_catalog
+
+    database = f"compat_{uuid.uuid4().hex[:8]}"
+    stack.postgres.create_database(database)
+    errors: list[str] = []
+
+    def install() -> None:
+        try:
+            install_compat_catalog(stack.postgres.dsn(database))
+        except Exception as exc:  # collected: a thread's exception would be lost
+            errors.append(str(exc).splitlines()[0])
+
+    try:
+        for _ in range(3):  # a fresh database first (CREATE TABLE race), then refreshes
+            threads = [threading.Thread(target=install) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert errors == []
+    finally:
+        stack.postgres.execute(f"drop database {database} with (force)")
+
+
+# A parameter named after a keyword PostgreSQL reserves in that place (e.g.
+# `charindex(substring text, ...)`) is a syntax error that aborts the whole install.
+def test_compat_function_parameters_are_not_reserved_words(stack):
+    import re
+
+    import psycopg2
+
+    from devstack.redshift import COMPAT_SQL
+
+    conn = psycopg2.connect(stack.postgres.dsn())
+    try:
+        with conn.cursor() as cur:
+            # param_name accepts unreserved and type/function-name keywords only
+            cur.execute("select word from pg_get_keywords() where catcode in ('C', 'R')")
+            reserved = {row[0] for row in cur.fetchall()}
+    finally:
+        conn.close()
+    headers = re.findall(r"create or replace function\s+[\w.]+\s*\(([^)]*)\)", COMPAT_SQL.read_text(),
+                         flags=re.IGNORECASE)
+    names = {arg.split()[0].lower() for header in headers for arg in header.split(",") if arg.strip()}
+    assert names and "part" in names
+    assert names & reserved == set()
