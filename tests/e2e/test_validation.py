@@ -26,6 +26,7 @@ from tracking_sync.validate import REPORT_XCOM_KEY, run_validation
 pytestmark = pytest.mark.integration
 
 ROWS = 2_000
+USERS = 50
 FIRST_DAY = datetime(2025, 3, 1, tzinfo=UTC)
 END_OF_DATA = datetime(2026, 1, 2, tzinfo=UTC)
 NOTIFIED = "TRACKING_SYNC_TEST_NOTIFIED"  # file the test notifier appends to
@@ -78,7 +79,8 @@ def dag(validation_env):
 @pytest.fixture
 def loaded(stack, dag):
     """Demo data in the source and a full refresh of it into a schema of this test's own."""
-    demo_data.generate(stack.source_dsn, rows=ROWS, seed=3)
+    # USERS users: several sessions each, so a day's users have a history before it
+    demo_data.generate(stack.source_dsn, rows=ROWS, seed=3, users=USERS)
     schema = f"validation_{uuid.uuid4().hex[:8]}"
     run = _run(dag, FIRST_DAY, {"mode": "full_refresh", "target_schema": schema})
     assert run.state == "success", _task_states(run)
@@ -236,3 +238,63 @@ def test_damage_to_the_target_is_reported_through_the_stand_in(stack, loaded, da
     result = next(c for c in report.checks if c.name == check)
     assert (result.differing, result.missing_in_target, result.missing_in_source) == counts
     assert not report.passed and report.days_to_backfill
+
+
+def _move_last_action_of_first_session(backend, schema, user) -> None:
+    """One second later: the last action of the user's first session (its duration + 1 s)."""
+    with backend.cursor() as cursor:
+        cursor.execute(
+            f"""
+            update {schema}.action set action_time = action_time + interval '1 second'
+            where id = (
+                select id from {schema}.action
+                where session_id = (
+                    select session_id from {schema}.action where user_profile_id = %s
+                    order by action_time limit 1)
+                order by action_time desc, id limit 1)
+            """,
+            (user,),
+        )
+        assert cursor.rowcount == 1
+
+
+def test_scoped_validation_checks_the_interval_users_whole_history(stack, loaded):
+    """Through the stand-in: a scoped check sees an old row of a user active in the
+    interval, not one of a user who is not; a full check sees both."""
+    schema, backend = loaded
+    with psycopg.connect(stack.source_dsn) as source:
+        # a user active on a day long after their first session: the interval is that day
+        (active, day) = source.execute(
+            "select user_profile_id, cast(max(action_time) as date) from action "
+            "group by user_profile_id "
+            "having cast(max(action_time) as date) - cast(min(action_time) as date) > 2 "
+            "order by user_profile_id limit 1"
+        ).fetchone()
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        end = start + timedelta(days=1)
+        (inactive,) = source.execute(
+            "select min(user_profile_id) from action where action_time < %s "
+            "and user_profile_id not in (select user_profile_id from action "
+            "where action_time >= %s and action_time < %s)",
+            (start.replace(tzinfo=None), start.replace(tzinfo=None), end.replace(tzinfo=None)),
+        ).fetchone()
+    _move_last_action_of_first_session(backend, schema, active)
+    _move_last_action_of_first_session(backend, schema, inactive)
+
+    def differing_users(scope):
+        with (
+            psycopg.connect(stack.source_dsn) as source,
+            redshift_connector.connect(**stack.redshift.connect_kwargs()) as target,
+        ):
+            report = run_validation(
+                source, target, target_schema=schema, window_start=start, window_end=end, scope=scope
+            )
+        totals = next(c for c in report.checks if c.name == "per_user_session_totals")
+        return report, sorted(d.key[0] for d in totals.top_differences if d.column == "total_time_spent")
+
+    scoped, users = differing_users("scoped")
+    assert users == [active] and not scoped.passed
+    assert scoped.days_to_backfill == []  # the interval's day itself is right
+    assert any('"validation": "full"' in step for step in scoped.repair)
+    full, users = differing_users("full")
+    assert users == sorted([active, inactive]) and len(full.days_to_backfill) >= 1
