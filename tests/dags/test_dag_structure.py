@@ -1,0 +1,299 @@
+"""The postgres_to_redshift DAG's shape: schedule, task order, timeouts, SQL path, trigger form.
+
+test_dag_policy.py checks what every DAG file must have (owner, tags, retries, catchup,
+doc_md); this module checks what this DAG promises on-call and the trigger form.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DAG_FILE = REPO_ROOT / "dags" / "postgres_to_redshift.py"
+DAG_ID = "postgres_to_redshift"
+STAGES = ("export", "upload", "load")
+
+
+def load_dag(dag_file: Path = DAG_FILE):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(dag_file))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[DAG_ID]
+
+
+@pytest.fixture(scope="module")
+def dag():
+    return load_dag()
+
+
+def core_timetable(dag):
+    """The timetable as the scheduler runs it (the SDK's is only its declaration)."""
+    from airflow.serialization.encoders import coerce_to_core_timetable
+
+    return coerce_to_core_timetable(dag.timetable)
+
+
+# --- schedule ---------------------------------------------------------------------------
+
+
+def test_a_manual_run_covers_one_whole_utc_day(dag):
+    interval = core_timetable(dag).infer_manual_data_interval(
+        run_after=datetime(2025, 3, 2, 12, 30, tzinfo=UTC)
+    )
+    assert interval.start != interval.end, "start == end: the schedule gives no real interval"
+    assert (interval.start, interval.end) == (
+        datetime(2025, 3, 1, tzinfo=UTC),
+        datetime(2025, 3, 2, tzinfo=UTC),
+    )
+
+
+def test_nightly_runs_cover_consecutive_utc_days(dag):
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    timetable = core_timetable(dag)
+    restriction = TimeRestriction(earliest=dag.start_date, latest=None, catchup=True)
+    first = timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
+    assert first.data_interval == DataInterval(dag.start_date, dag.start_date + timedelta(days=1))
+    assert first.run_after == first.data_interval.end, "a day runs once it is over"
+
+    nxt = timetable.next_dagrun_info(
+        last_automated_data_interval=first.data_interval, restriction=restriction
+    )
+    assert nxt.data_interval.start == first.data_interval.end, "no gap, no overlap"
+    assert nxt.data_interval.end - nxt.data_interval.start == timedelta(days=1)
+    assert nxt.data_interval.start.utcoffset() == timedelta(0)
+
+
+def test_start_date_is_static_and_a_utc_midnight(dag):
+    again = load_dag()  # a start_date computed from now() would differ between parses
+    assert dag.start_date == again.start_date
+    assert dag.start_date < datetime.now(UTC) - timedelta(days=1)
+    assert dag.start_date.utcoffset() == timedelta(0)
+    assert (dag.start_date.hour, dag.start_date.minute, dag.start_date.second) == (0, 0, 0)
+
+
+def test_one_run_at_a_time(dag):
+    # Runs share the target tables; two publishing at once would interleave deletes.
+    assert dag.max_active_runs == 1
+
+
+# --- tasks ------------------------------------------------------------------------------
+
+
+def test_every_task_has_an_execution_timeout(dag):
+    for task in dag.tasks:
+        timeout = task.execution_timeout
+        assert timeout is not None, f"{task.task_id}: set execution_timeout"
+        assert timedelta(0) < timeout <= timedelta(hours=12), f"{task.task_id}: {timeout}"
+
+
+def upstream(dag, task_id: str) -> set[str]:
+    """Every task that must finish before task_id (transitively)."""
+    return set(dag.get_task(task_id).get_flat_relative_ids(upstream=True))
+
+
+def test_the_expected_tasks_and_no_others(dag):
+    assert set(dag.task_ids) == {
+        "plan_run",
+        "create_schema",
+        "create_action_staging",
+        "export_action",
+        "export_action_type",
+        "upload_action",
+        "upload_action_type",
+        "load_action_staging",
+        "load_action_type",
+        "replace_action_rows",
+        "validate",
+    }
+
+
+@pytest.mark.parametrize(
+    ("table", "load_task"),
+    [("action_type", "load_action_type"), ("action", "load_action_staging")],
+)
+def test_each_table_moves_export_upload_load(dag, table, load_task):
+    assert dag.get_task(f"upload_{table}").upstream_task_ids == {f"export_{table}"}
+    assert f"upload_{table}" in dag.get_task(load_task).upstream_task_ids
+    assert "plan_run" in upstream(dag, f"export_{table}"), "params are checked before export"
+
+
+def test_loads_wait_for_the_schema(dag):
+    assert "create_schema" in upstream(dag, "load_action_type")
+    assert {"create_schema", "create_action_staging"} <= upstream(dag, "load_action_staging")
+    assert "create_schema" in upstream(dag, "create_action_staging")
+    assert "plan_run" in upstream(dag, "create_schema"), "no DDL with unchecked params"
+
+
+def test_replace_then_validate_last(dag):
+    assert "load_action_staging" in dag.get_task("replace_action_rows").upstream_task_ids
+    before_validate = upstream(dag, "validate")
+    assert set(dag.task_ids) - {"validate"} == before_validate, "validate runs after everything"
+    assert dag.get_task("validate").downstream_task_ids == set()
+
+
+def test_plan_run_is_the_only_root(dag):
+    assert [t.task_id for t in dag.roots] == ["plan_run"]
+
+
+# --- SQL files --------------------------------------------------------------------------
+
+
+def test_template_searchpath_follows_the_dag_file(tmp_path):
+    """Deployed anywhere (here a copy in tmp), the DAG finds its SQL next to itself."""
+    deployed = tmp_path / "deployed"
+    (deployed / "dags").mkdir(parents=True)
+    shutil.copy(DAG_FILE, deployed / "dags" / DAG_FILE.name)
+    shutil.copytree(REPO_ROOT / "include", deployed / "include")
+
+    dag = load_dag(deployed / "dags" / DAG_FILE.name)
+
+    assert dag.template_searchpath, "SQL is referenced by file name through template_searchpath"
+    for entry in dag.template_searchpath:
+        path = Path(entry)
+        assert path.resolve().is_relative_to(deployed.resolve()), (
+            f"template_searchpath {entry} does not follow the DAG file: derive it from "
+            "Path(__file__), not from a deployment's absolute path"
+        )
+        assert path.is_dir(), f"template_searchpath {entry} does not exist"
+    for task in dag.tasks:
+        sql = getattr(task, "sql", None)
+        if isinstance(sql, str) and sql.endswith(".sql"):
+            assert any((Path(p) / sql).is_file() for p in dag.template_searchpath), (
+                f"{task.task_id}: {sql} is not under template_searchpath"
+            )
+
+
+# --- trigger form -----------------------------------------------------------------------
+
+
+def test_the_trigger_form_offers_the_documented_params(dag):
+    from tracking_sync.params import DEFAULT_TARGET_SCHEMA, MODES, VALIDATIONS
+
+    params = dag.params
+    assert set(params.keys()) == {"mode", "target_schema", "validation"}
+
+    mode = params.get_param("mode")
+    assert mode.schema["enum"] == list(MODES) == ["incremental", "full_refresh"]
+    assert mode.value == "incremental", "an unattended trigger is a normal nightly run"
+
+    validation = params.get_param("validation")
+    assert validation.schema["enum"] == list(VALIDATIONS) == ["scoped", "full"]
+
+    schema = params.get_param("target_schema")
+    assert schema.value == DEFAULT_TARGET_SCHEMA
+    assert schema.schema["type"] == "string"
+    assert schema.schema["pattern"] == r"^[a-z_][a-z0-9_]*$"
+
+    for name in params.keys():
+        description = params.get_param(name).description
+        assert description and len(description) > 20, f"param {name}: describe it for the form"
+    for name, options in (("mode", MODES), ("validation", VALIDATIONS)):
+        for option in options:
+            assert option in params.get_param(name).description, f"{name}: explain {option!r}"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("mode", "bogus", "'incremental', 'full_refresh'"),
+        ("validation", "some", "'scoped', 'full'"),
+        ("target_schema", "x; drop table", "^[a-z_][a-z0-9_]*$"),
+        ("target_schema", "Tracking", "^[a-z_][a-z0-9_]*$"),
+        ("target_schema", "a" * 128, "too long"),
+    ],
+)
+def test_the_form_rejects_bad_values_and_says_what_is_allowed(dag, name, value, allowed):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError) as raised:
+        dag.params.get_param(name).resolve(value)
+    assert allowed in str(raised.value)
+
+
+# --- bad params through a real run ------------------------------------------------------
+
+
+@pytest.fixture
+def run_env(stack_env, airflow_db, tmp_path, monkeypatch):
+    """A prefix and staging folder of this test's own, to see whether anything moved."""
+    prefix = f"dag-structure-{uuid.uuid4().hex[:8]}"
+    staging = tmp_path / "staging"
+    monkeypatch.setenv("TRACKING_SYNC_PREFIX", prefix)
+    monkeypatch.setenv("TRACKING_SYNC_STAGING_DIR", str(staging))
+    return {"prefix": prefix, "staging": staging}
+
+
+@pytest.fixture
+def test_dag(run_env):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    dag = bag.dags[DAG_ID]
+    for task in dag.tasks:
+        task.retries = 0  # a retry would wait retry_delay inside dag.test()
+    return dag
+
+
+def assert_nothing_moved(stack, run_env) -> None:
+    listing = stack.s3.client().list_objects_v2(Bucket=stack.s3.bucket, Prefix=run_env["prefix"])
+    assert listing.get("KeyCount", 0) == 0, f"objects were written: {listing.get('Contents')}"
+    staged = list(run_env["staging"].rglob("*")) if run_env["staging"].exists() else []
+    assert staged == [], f"parts were exported: {staged}"
+
+
+def dag_runs_at(logical_date: datetime) -> list:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return (
+            session.query(DagRun).filter(DagRun.dag_id == DAG_ID, DagRun.logical_date == logical_date).all()
+        )
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("conf", "day", "allowed"),
+    [
+        ({"mode": "bogus"}, 1, "is not one of ['incremental', 'full_refresh']"),
+        ({"target_schema": "x; drop table"}, 2, "does not match '^[a-z_][a-z0-9_]*$'"),
+    ],
+    ids=["unknown-mode", "schema-not-an-identifier"],
+)
+def test_params_outside_the_form_schema_are_refused_before_a_run_exists(
+    test_dag, stack, run_env, conf, day, allowed
+):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    logical_date = datetime(2031, 1, day, tzinfo=UTC)  # distinct: dag.test() reuses runs
+    with pytest.raises(ParamValidationError) as raised:
+        test_dag.test(logical_date=logical_date, run_conf=conf)
+    name, value = next(iter(conf.items()))
+    assert f"Invalid input for param {name}: {value!r} {allowed}" in str(raised.value)
+    assert dag_runs_at(logical_date) == [], "no run was created"
+    assert_nothing_moved(stack, run_env)
+
+
+@pytest.mark.integration
+def test_params_the_form_allows_but_the_pipeline_refuses_fail_in_plan_run(test_dag, stack, run_env, capfd):
+    # "public" is a plain identifier (the form takes it), but loading into a shared
+    # schema is refused by plan_run before anything moves.
+    capfd.readouterr()
+    run = test_dag.test(logical_date=datetime(2031, 1, 3, tzinfo=UTC), run_conf={"target_schema": "public"})
+    output = "".join(capfd.readouterr())
+    assert run.state == "failed"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["plan_run"] == "failed"
+    for task_id, state in states.items():
+        if task_id != "plan_run":
+            assert state == "upstream_failed", f"{task_id} was {state}: it should not have run"
+    assert "target_schema='public' is a system or shared schema" in output
+    assert_nothing_moved(stack, run_env)
