@@ -7,7 +7,6 @@ knows they come from Airflow (postgres_source, aws_default, redshift_default).
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 from tracking_sync.config import AWS_CONN_ID, REDSHIFT_CONN_ID, SOURCE_CONN_ID
@@ -23,7 +22,7 @@ def source_connection(conn_id: str = SOURCE_CONN_ID) -> Any:
     import psycopg2
     from airflow.sdk import BaseHook
 
-    redact_in_process_task_logs()
+    redact_task_logs()
     conn = BaseHook.get_connection(conn_id)
     extra = conn.extra_dejson
     options = {k: v for k, v in extra.items() if k in ("sslmode", "sslrootcert", "options")}
@@ -41,14 +40,14 @@ def source_connection(conn_id: str = SOURCE_CONN_ID) -> Any:
 def s3_client(conn_id: str = AWS_CONN_ID) -> Any:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    redact_in_process_task_logs()
+    redact_task_logs()
     return S3Hook(aws_conn_id=conn_id).get_conn()
 
 
 def redshift_connection(conn_id: str = REDSHIFT_CONN_ID) -> Any:
     from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
 
-    redact_in_process_task_logs()
+    redact_task_logs()
     connection = RedshiftSQLHook(redshift_conn_id=conn_id).get_conn()
     connection.autocommit = False
     return connection
@@ -65,7 +64,7 @@ def mask_aws_credentials(conn_id: str = AWS_CONN_ID) -> None:
     from airflow.sdk import BaseHook
     from airflow.sdk.log import mask_secret
 
-    redact_in_process_task_logs()
+    redact_task_logs()
     if BaseHook.get_connection(conn_id).extra_dejson.get("role_arn"):
         return  # the COPY uses aws_iam_role=<arn>: no secret in the statement
     credentials = S3Hook(aws_conn_id=conn_id).get_credentials()
@@ -76,20 +75,23 @@ def mask_aws_credentials(conn_id: str = AWS_CONN_ID) -> None:
             mask_secret(secret)
 
 
-def redact_in_process_task_logs() -> None:
-    """Under dag.test() / `airflow dags test`, apply the Task SDK's secrets masker to the log.
+def redact_task_logs() -> None:
+    """Redact registered secrets in the task process's own log chain, before any output.
 
     mask_secret() (and every connection fetch, for its password and extra) registers
-    secrets with the Task SDK's masker. A real worker's supervisor redacts the task's
-    log lines with that masker. A task run in-process has no supervisor process: it
-    logs through the host's logging, which airflow-core configured with no redaction
-    step at all (its structlog chain has only redact_jwt, and core's own masker is a
-    different instance that the SDK's mask_secret() never reaches). So secrets went
-    out in clear. This adds the SDK's redaction processor to the host's chains, once;
-    it changes nothing for a task under a real worker.
+    secrets with the Task SDK's masker, but only some of the places a task's log line
+    goes apply that masker:
+    - under dag.test() / `airflow dags test` the task runs in-process and logs through
+      the host's logging, which airflow-core configured without any redaction step
+      (its structlog chain has only redact_jwt; core's own masker is a separate
+      instance that the SDK's mask_secret() never reaches): secrets went out in clear;
+    - under a real worker the supervisor redacts the task log file, but LocalExecutor
+      also echoes every task line to the worker's stdout through core's logging
+      (subprocess_logs_to_stdout), where the COPY's secret was printed in clear.
+    Redacting in the task process, where the line is made, covers both: this adds the
+    SDK's own redaction processor (airflow.sdk.log.mask_logs) to the process's chains,
+    once. Redacting again in the supervisor is harmless.
     """
-    if not _runs_in_process():
-        return
     import structlog
     from airflow.sdk.log import mask_logs
 
@@ -111,13 +113,3 @@ def redact_in_process_task_logs() -> None:
         ):
             chain = list(formatter.processors)
             formatter.processors = [*chain[:-1], mask_logs, chain[-1]]
-
-
-def _runs_in_process() -> bool:
-    """True when the task runs inside the process that runs the DAG (dag.test())."""
-    supervisor = sys.modules.get("airflow.sdk.execution_time.supervisor")
-    task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
-    if supervisor is None or task_runner is None:
-        return False
-    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
-    return isinstance(comms, supervisor.InProcessSupervisorComms)

@@ -4,9 +4,9 @@ Not a re-implementation: execute() still builds and runs the provider's COPY. It
 two things:
 - the aws connection's secret key (and token) go to the Task SDK's secrets masker
   before the COPY statement, which carries them unless the connection has a role_arn,
-  is logged; a real worker's supervisor redacts with that masker, and under dag.test()
-  connections.redact_in_process_task_logs() makes the in-process log redact too
-  (without it the statement was logged in clear);
+  is logged, and connections.redact_task_logs() makes the task process's own log
+  chain apply that masker (without it the statement was printed in clear under
+  dag.test() and on a LocalExecutor worker's stdout);
 - when the COPY fails, the rows of stl_load_errors for the run's files (file, line,
   column, reason) are logged and put in the error, instead of Redshift's bare
   "Check 'stl_load_errors' system table for details".
