@@ -82,9 +82,26 @@ class CopySpec:
     removequotes: bool = False
     explicit_ids: bool = False
 
+    @property
+    def pg_null(self) -> str:
+        """The NULL marker of the CSV PostgreSQL gets: NULL AS itself when it has a
+        backslash (the default '\\N'), else '' (an unquoted empty field).
+
+        With NULL AS as PostgreSQL's marker, a valid row is passed on as it came
+        (copy.row_pattern). A backslash never appears in a converted number, date
+        or boolean, and strings are quoted, so no value is mistaken for NULL.
+        """
+        null_as = self.null_as
+        if "\\" in null_as and not any(c in null_as for c in ',"\r\n\0 \t'):
+            return null_as
+        return ""
+
     def postgres_copy(self) -> str:
         cols = f" ({', '.join(_quote_ident(c) for c in self.columns)})" if self.columns else ""
-        return f"COPY {self.target_sql}{cols} FROM STDIN WITH (FORMAT csv)"
+        null = ""
+        if self.pg_null:
+            null = ", NULL E'" + self.pg_null.replace("\\", "\\\\").replace("'", "''") + "'"
+        return f"COPY {self.target_sql}{cols} FROM STDIN WITH (FORMAT csv{null})"
 
 
 def _quote_ident(name: str) -> str:
@@ -436,6 +453,7 @@ class FieldError(Exception):
 _INT_RE = re.compile(r"[+-]?\d+\Z")
 _DEC_RE = re.compile(r"([+-]?)(\d*)(?:\.(\d*))?\Z")
 _INT_RANGES = {"int2": 2**15, "int4": 2**31, "int8": 2**63}
+_INT_FAST_DIGITS = {"int2": 4, "int4": 9, "int8": 18}
 _TRUE = {"t", "true", "y", "yes", "1"}
 _FALSE = {"f", "false", "n", "no", "0"}
 _ISO_DATE_RE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}\Z")
@@ -698,9 +716,9 @@ _UNQUOTED_TYPES = {"int2", "int4", "int8", "numeric", "float4", "float8", "bool"
 
 
 def field_encoder(col: TargetColumn, spec: CopySpec) -> Callable[[str], str]:
-    """raw field → the field of PostgreSQL's CSV: '' is NULL, a quoted value is a value."""
+    """raw field → the field of PostgreSQL's CSV: spec.pg_null is NULL, a quoted value is a value."""
     convert = build_converter(col, spec)
-    null_as, not_null = spec.null_as, col.not_null
+    null_as, not_null, null_out = spec.null_as, col.not_null, spec.pg_null
     blank_is_null = getattr(convert, "empty_is_null", False)
     quoted = col.typname not in _UNQUOTED_TYPES
 
@@ -712,7 +730,7 @@ def field_encoder(col: TargetColumn, spec: CopySpec) -> Callable[[str], str]:
         if x is None:
             if not_null:
                 raise FieldError(1213, "Missing data for not-null field")
-            return ""
+            return null_out
         if quoted:
             return '"' + x.replace('"', '""') + '"'
         return x
@@ -722,9 +740,10 @@ def field_encoder(col: TargetColumn, spec: CopySpec) -> Callable[[str], str]:
     typ = col.typname
     if typ in _INT_RANGES and null_as:
         match = _INT_RE.match
+        max_len = _INT_FAST_DIGITS[typ]  # no overflow possible: int2 took 99999 before
 
         def encode_int(v: str) -> str:
-            if match(v) and len(v) < 10:
+            if match(v) and len(v) <= max_len:
                 return v
             return encode(v)
 
@@ -763,6 +782,96 @@ def field_encoder(col: TargetColumn, spec: CopySpec) -> Callable[[str], str]:
     return encode
 
 
+# Row fast path: a row whose every field is already what PostgreSQL parses exactly
+# as Redshift would (a small integer, a valid ISO timestamp, a short string, the
+# NULL AS marker, ...) is passed on unchanged. Per row: one join and one regex
+# match, no Python call per field; the CSV for PostgreSQL (every field quoted, the
+# NULL marker not) is made for thousands of rows at once by str.replace and one
+# re.sub (_quote_rows). Every pattern accepts a SUBSET of what the per-field
+# converters pass through unchanged; any other row takes the converters (and may
+# be rejected) as before.
+_SEP = "\0"  # joins the fields; no pattern matches it, so a row only matches field by field
+_ROW_SEP = "\x01"  # joins the rows of a batch; no pattern matches it either
+_MONTH_DAY = (
+    r"(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)"
+    r"|(?:0[13578]|1[02])-31)"  # 29 February goes the slow way (leap years)
+)
+_FAST_DATE = r"(?!0000)\d{4}-" + _MONTH_DAY
+_FAST_TIMESTAMP = _FAST_DATE + r"(?: (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?)?"
+_FAST_BOOL = r"(?i:t|true|y|yes|1|f|false|n|no|0)"
+_FAST_FLOAT = r"[+-]?\d{1,15}(?:\.\d{1,15})?"
+
+
+def _field_pattern(col: TargetColumn, spec: CopySpec) -> str | None:
+    """The regex of this column's fields that need no conversion, or None."""
+    typ = col.typname
+    if typ in _INT_FAST_DIGITS:
+        pattern = rf"[+-]?\d{{1,{_INT_FAST_DIGITS[typ]}}}"
+    elif typ in ("varchar", "bpchar") and col.typmod >= 4:
+        if spec.blanksasnull or spec.trimblanks:
+            return None
+        limit = col.typmod - 4
+        least = 1 if spec.emptyasnull else 0
+        # ASCII: characters are bytes; otherwise up to 4 bytes a character. Never
+        # the two separators (PostgreSQL refuses NUL anyway) nor undecodable bytes.
+        pattern = rf"[\x02-\x7f]{{{least},{limit}}}"
+        if limit >= 4:
+            pattern += rf"|[^\x00\x01\udc80-\udcff]{{{least},{limit // 4}}}"
+    elif typ == "numeric" and col.typmod >= 4 and not spec.roundec:
+        scale = (col.typmod - 4) & 0xFFFF
+        whole = ((col.typmod - 4) >> 16) - scale
+        if whole < 1:
+            return None
+        pattern = rf"[+-]?\d{{1,{whole}}}" + (rf"(?:\.\d{{1,{scale}}})?" if scale else "")
+    elif typ in ("float4", "float8"):
+        pattern = _FAST_FLOAT
+    elif typ == "bool":
+        pattern = _FAST_BOOL
+    elif typ == "date" and (spec.dateformat is None or spec.dateformat.upper() == "YYYY-MM-DD"):
+        pattern = _FAST_DATE
+    elif typ in ("timestamp", "timestamptz") and (
+        spec.timeformat is None or spec.timeformat.upper() == "YYYY-MM-DD HH:MI:SS"
+    ):
+        pattern = _FAST_TIMESTAMP
+    else:
+        return None
+    null = re.escape(spec.null_as)
+    if col.not_null:  # NULL AS in a NOT NULL column is a load error: the slow way
+        return rf"(?>(?!{null}(?:\x00|\Z))(?:{pattern}))"
+    return rf"(?>{null}|{pattern})"
+
+
+def row_pattern(columns: list[TargetColumn], spec: CopySpec) -> re.Pattern | None:
+    """A regex matching the NUL-joined fields of a row that can go to PostgreSQL as is.
+
+    Needs NULL AS to be PostgreSQL's NULL marker too (CopySpec.pg_null) and two
+    columns or more: a one-field row could read as an empty line or as end-of-data.
+    """
+    if not spec.pg_null or len(columns) < 2:
+        return None
+    patterns = [_field_pattern(c, spec) for c in columns]
+    if any(p is None for p in patterns):
+        return None
+    return re.compile("\x00".join(patterns), re.DOTALL)
+
+
+def _batch_quoter(spec: CopySpec) -> Callable[[list[str]], str]:
+    """NUL-joined rows that matched row_pattern → PostgreSQL CSV lines.
+
+    Every field is quoted, then the NULL markers are unquoted again: a `"\\N"`
+    preceded by a comma or newline and followed by one can only be a whole field
+    (inside a quoted value every quote is doubled)."""
+    # the quote first, then the look behind it: a literal start lets re skip ahead (3x faster)
+    null_field = re.compile(r'"(?<![^,\n]")' + re.escape(spec.pg_null) + r'"(?![^,\n])')
+    unquoted = spec.pg_null.replace("\\", "\\\\")  # a re.sub template
+
+    def quote_rows(rows: list[str]) -> str:
+        body = _ROW_SEP.join(rows).replace('"', '""').replace(_SEP, '","').replace(_ROW_SEP, '"\n"')
+        return null_field.sub(unquoted, '"' + body + '"\n')
+
+    return quote_rows
+
+
 def generate_copy_data(
     spec: CopySpec, columns: list[TargetColumn], client, result: LoadResult,
     cancelled: threading.Event | None = None,
@@ -776,6 +885,25 @@ def generate_copy_data(
     ncols = len(columns)
     null_as = spec.null_as
     maxerror = spec.maxerror
+    fast = row_pattern(columns, spec)
+    fast_match = fast.fullmatch if fast is not None else None
+    quote_rows = _batch_quoter(spec) if fast is not None else None
+    join = _SEP.join
+    ignoreblanklines, removequotes = spec.ignoreblanklines, spec.removequotes
+    out: list[str] = []  # finished CSV text
+    batch: list[str] = []  # NUL-joined rows of the fast path, not yet quoted
+    size = 0
+
+    def flush() -> bytes:
+        nonlocal size
+        if batch:
+            out.append(quote_rows(batch))
+            batch.clear()
+        data = "".join(out).encode("utf-8")
+        out.clear()
+        size = 0
+        return data
+
     for url in list_source_files(client, spec):
         result.files += 1
         stream = open_source_file(client, url, spec.compression)
@@ -798,69 +926,79 @@ def generate_copy_data(
         for _ in range(spec.ignoreheader):
             if next(reader, None) is None:
                 break
-        batch: list[str] = []
-        size = 0
         last_line = reader.line_num
-        for fields in reader:
-            line_number = last_line + 1
-            last_line = reader.line_num
-            if not fields and spec.ignoreblanklines:
-                continue
-            if spec.removequotes:
-                fields = [f[1:-1] if len(f) >= 2 and f[0] == f[-1] == '"' else f for f in fields]
-            if invalid_utf8[0]:
-                fields, bad = _fix_invalid_utf8(fields, spec.acceptinvchars)
-                if bad is not None:
-                    result.rejected.append(RejectedRow(
-                        url, line_number, columns[bad].name if bad < ncols else "",
-                        columns[bad].type_display if bad < ncols else "", "", 0,
-                        _raw_line(fields, spec),
-                        _SURROGATES.sub("?", fields[bad]) if bad < len(fields) else "",
-                        1220, "String contains invalid or unsupported UTF8 codepoints",
-                    ))
-                    if len(result.rejected) > maxerror:
-                        result.failed = True
-                        return
-                    continue
-            if len(fields) != ncols:
-                if len(fields) < ncols and spec.fillrecord:
-                    fields = fields + [null_as] * (ncols - len(fields))
+        rows = 0
+        try:
+            for fields in reader:
+                line_number = last_line + 1
+                last_line = reader.line_num
+                if removequotes:
+                    fields = [f[1:-1] if len(f) >= 2 and f[0] == f[-1] == '"' else f for f in fields]
+                if invalid_utf8[0]:
+                    fields, bad = _fix_invalid_utf8(fields, spec.acceptinvchars)
+                    if bad is not None:
+                        result.rejected.append(RejectedRow(
+                            url, line_number, columns[bad].name if bad < ncols else "",
+                            columns[bad].type_display if bad < ncols else "", "", 0,
+                            _raw_line(fields, spec),
+                            _SURROGATES.sub("?", fields[bad]) if bad < len(fields) else "",
+                            1220, "String contains invalid or unsupported UTF8 codepoints",
+                        ))
+                        if len(result.rejected) > maxerror:
+                            result.failed = True
+                            return
+                        continue
+                joined = join(fields) if fast_match is not None else ""
+                if fast_match is not None and fast_match(joined) is not None:
+                    batch.append(joined)
+                    size += len(joined)
                 else:
-                    code, reason = (1202, "Extra column(s) found") if len(fields) > ncols else (
-                        1203, "Delimiter not found")
-                    result.rejected.append(RejectedRow(
-                        url, line_number, "", "", "", 0, _raw_line(fields, spec), "", code, reason
-                    ))
-                    if len(result.rejected) > maxerror:
-                        result.failed = True
+                    if not fields and ignoreblanklines:
+                        continue
+                    if len(fields) != ncols:
+                        if len(fields) < ncols and spec.fillrecord:
+                            fields = fields + [null_as] * (ncols - len(fields))
+                        else:
+                            code, reason = (1202, "Extra column(s) found") if len(fields) > ncols else (
+                                1203, "Delimiter not found")
+                            result.rejected.append(RejectedRow(
+                                url, line_number, "", "", "", 0, _raw_line(fields, spec), "", code,
+                                reason,
+                            ))
+                            if len(result.rejected) > maxerror:
+                                result.failed = True
+                                return
+                            continue
+                    try:
+                        line = ",".join([encode(v) for encode, v in zip(encoders, fields)])
+                    except FieldError as exc:
+                        index = _failing_field(encoders, fields)
+                        col = columns[index]
+                        result.rejected.append(RejectedRow(
+                            url, line_number, col.name, col.type_display,
+                            str(col.typmod - 4) if col.typmod >= 4 else "", 0,
+                            _raw_line(fields, spec), fields[index], exc.code, exc.reason,
+                        ))
+                        if len(result.rejected) > maxerror:
+                            result.failed = True
+                            return
+                        continue
+                    if batch:  # keep the order of the rows
+                        out.append(quote_rows(batch))
+                        batch.clear()
+                    out.append(line + "\n")
+                    size += len(line)
+                rows += 1
+                if size >= _CHUNK_BYTES:
+                    result.rows += rows
+                    rows = 0
+                    yield flush()
+                    if cancelled is not None and cancelled.is_set():
                         return
-                    continue
-            try:
-                line = ",".join([encode(v) for encode, v in zip(encoders, fields)])
-            except FieldError as exc:
-                index = _failing_field(encoders, fields)
-                col = columns[index]
-                result.rejected.append(RejectedRow(
-                    url, line_number, col.name, col.type_display,
-                    str(col.typmod - 4) if col.typmod >= 4 else "", 0,
-                    _raw_line(fields, spec), fields[index], exc.code, exc.reason,
-                ))
-                if len(result.rejected) > maxerror:
-                    result.failed = True
-                    return
-                continue
-            batch.append(line)
-            size += len(line)
-            result.rows += 1
-            if size >= _CHUNK_BYTES:
-                batch.append("")
-                yield "\n".join(batch).encode("utf-8")
-                batch, size = [], 0
-                if cancelled is not None and cancelled.is_set():
-                    return
-        if batch:
-            batch.append("")
-            yield "\n".join(batch).encode("utf-8")
+        finally:
+            result.rows += rows
+    if out or batch:
+        yield flush()
 
 
 def _failing_field(encoders, fields) -> int:

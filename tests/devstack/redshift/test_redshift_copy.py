@@ -344,3 +344,47 @@ def test_missing_value_for_not_null_column_is_a_load_error(rs_conn, schema, file
     rs_conn.commit()
     assert rows(rs_conn, f"select id from {schema}.t") == [(1,)]
     assert load_errors(rs_conn, url)[0][:3] == ("id", 2, 1213)
+
+
+# The stand-in's row fast path (valid rows passed on without per-field conversion,
+# quoted in batches) must load exactly what the per-field path loads: awkward
+# strings, NULL markers inside and around values, a rejected row between fast
+# ones (MAXERROR), row order, and a smallint overflow as a load error (docs:
+# copy-parameters-data-conversion, r_STL_LOAD_ERRORS).
+def test_fast_and_slow_rows_load_the_same_values(rs_conn, schema, files):
+    from devstack.redshift.copy import TargetColumn, parse_copy, row_pattern
+
+    run(rs_conn, f"create table {schema}.t (id int not null, small smallint, name varchar(30),"
+                 " ts timestamp, ok boolean, note varchar(30))")
+    lines = [
+        '1,1,plain,2024-01-02 03:04:05.123456,t,x',
+        '2,\\N,"a ""quoted"", text",2024-02-28 00:00:00,FALSE,\\N',
+        '3,2,"\\N",\\N,yes,"x,""\\N"",y"',          # a quoted \N is NULL too, as before
+        '4,3,"multi\nline\r\nvalue",2024-02-29 12:00:00,n,"\\N\\N"',  # 29 Feb: slow path
+        '5,99999,too big,2024-01-01,t,x',            # smallint overflow: rejected
+        '6,4,"",2024-13-01,t,x',                     # month 13: rejected
+        '7,5,héllo ünïcode,2024-12-31 23:59:59,1,",\\N,"',
+        '8,-6,\\\\N,2024-06-30,0,""',
+    ]
+    files.put("mixed.csv", "\n".join(lines) + "\n", compression="gzip")
+    run(rs_conn, f"copy {schema}.t from '{files.url('mixed')}' {files.keys_clause} "
+                 "csv gzip maxerror 5")
+    rs_conn.commit()
+    assert rows(rs_conn, f"select id, small, name, ts, ok, note from {schema}.t order by id") == [
+        (1, 1, "plain", dt.datetime(2024, 1, 2, 3, 4, 5, 123456), True, "x"),
+        (2, None, 'a "quoted", text', dt.datetime(2024, 2, 28), False, None),
+        (3, 2, None, None, True, 'x,"\\N",y'),
+        (4, 3, "multi\nline\r\nvalue", dt.datetime(2024, 2, 29, 12), False, "\\N\\N"),
+        (7, 5, "héllo ünïcode", dt.datetime(2024, 12, 31, 23, 59, 59), True, ",\\N,"),
+        (8, -6, "\\\\N", dt.datetime(2024, 6, 30), False, ""),
+    ]
+    errors = load_errors(rs_conn, files.url("mixed"))
+    # the line where each rejected row starts (row 4 spans three lines)
+    assert [(e[0], e[1], e[2]) for e in errors] == [("small", 7, 1216), ("ts", 8, 1206)]
+    # the pipeline's kind of table takes the fast path
+    spec = parse_copy(f"copy {schema}.t from '{files.url('mixed')}' iam_role 'arn:x' csv gzip")
+    columns = [TargetColumn("id", "int4", -1, True, "integer"),
+               TargetColumn("name", "varchar", 104, False, "character varying(100)"),
+               TargetColumn("ts", "timestamp", -1, True, "timestamp without time zone"),
+               TargetColumn("ok", "bool", -1, False, "boolean")]
+    assert row_pattern(columns, spec) is not None
