@@ -31,8 +31,9 @@ days whose counts differ, and the repair command.
 - **"action_time must be TIMESTAMPTZ on Redshift"**: the target column is TIMESTAMP, so
   Redshift's EXTRACT(EPOCH) returns whole seconds and every session total is off. Reloading
   does not help: drop the target tables (or alter the column), then trigger `mode=full_refresh`.
-- **users differ but no day does** (or the differences are everywhere): trigger a run with
-  `mode=full_refresh`.
+- **users differ but no day does**: a scoped run saw an old row of a user active in the
+  interval; trigger a run with `validation=full` (same interval) to name the days, then
+  backfill them. Differences everywhere: trigger a run with `mode=full_refresh`.
 - **the source changed after the load** (late rows inside the interval): rerun the interval.
 - A check file that is malformed fails without retries too; the error names the file and the fix.
 
@@ -63,6 +64,7 @@ from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task
 
 from tracking_sync import config, tables
+from tracking_sync.connections import redact_task_logs_callback
 from tracking_sync.load import COPY_OPTIONS, action_staging_table
 from tracking_sync.notifications import on_failure_callback
 from tracking_sync.operators import ReportingS3ToRedshiftOperator
@@ -88,6 +90,8 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "include" / "sql"
         "execution_timeout": timedelta(hours=2),
         # One line for on-call, and the notifier named in TRACKING_SYNC_NOTIFIER if any.
         "on_failure_callback": on_failure_callback,
+        # Secrets registered with the masker are redacted in every task's own log lines.
+        "on_execute_callback": redact_task_logs_callback,
     },
     params={
         "mode": Param(

@@ -75,6 +75,15 @@ def mask_aws_credentials(conn_id: str = AWS_CONN_ID) -> None:
             mask_secret(secret)
 
 
+def redact_task_logs_callback(context: Any) -> None:
+    """on_execute_callback for every task: redact before the task logs anything.
+
+    The stage functions call redact_task_logs() themselves; this covers the tasks that
+    are provider operators alone (create_schema, create_action_staging, the loads).
+    """
+    redact_task_logs()
+
+
 def redact_task_logs() -> None:
     """Redact registered secrets in the task process's own log chain, before any output.
 

@@ -94,6 +94,17 @@ def test_every_task_has_an_execution_timeout(dag):
         assert timedelta(0) < timeout <= timedelta(hours=12), f"{task.task_id}: {timeout}"
 
 
+def test_every_task_redacts_its_own_log_before_it_runs(dag):
+    # Provider-operator tasks (create_schema, the loads) log statements themselves; the
+    # Task SDK's masker must be in their log chain before execute (see connections.py).
+    from tracking_sync.connections import redact_task_logs_callback
+
+    for task in dag.tasks:
+        callbacks = task.on_execute_callback
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        assert redact_task_logs_callback in callbacks, f"{task.task_id} does not redact its log"
+
+
 def upstream(dag, task_id: str) -> set[str]:
     """Every task that must finish before task_id (transitively)."""
     return set(dag.get_task(task_id).get_flat_relative_ids(upstream=True))
