@@ -12,8 +12,8 @@ Prints a table. Not part of the test suite.
 from __future__ import annotations
 
 import argparse
-import os
 import multiprocessing
+import os
 import resource
 import sys
 import tempfile
@@ -39,8 +39,11 @@ def raw_export(dsn: str, same_select: bool, out) -> None:
     connection = psycopg2.connect(dsn)
     with connection.cursor() as cursor:
         cursor.execute("set timezone to 'UTC'")
-        statement = (copy_statement(cursor, ACTION, RunSlice(True)) if same_select
-                     else "copy action to stdout with (format csv)")
+        statement = (
+            copy_statement(cursor, ACTION, RunSlice(True))
+            if same_select
+            else "copy action to stdout with (format csv)"
+        )
     start = time.perf_counter()
     with open("/dev/null", "wb") as sink, connection.cursor() as cursor:
         cursor.copy_expert(statement, sink)
@@ -59,8 +62,7 @@ def stage_export(dsn: str, directory: str, out) -> None:
     connection = psycopg2.connect(dsn)
     start = time.perf_counter()
     result = export_table(connection, ACTION, RunSlice(True), Path(directory), 512 * 2**20)
-    out.put(("export stage", time.perf_counter() - start, result.rows, result.bytes,
-             _peak_rss_mb()))
+    out.put(("export stage", time.perf_counter() - start, result.rows, result.bytes, _peak_rss_mb()))
 
 
 def raw_upload(endpoint: str, bucket: str, files: list[str], out) -> None:
@@ -139,8 +141,7 @@ def main() -> None:
             ):
                 runs.setdefault(result[0], []).append(result)
         parts = sorted(directory.glob("part-*.csv.zst"))
-        export = ExportResult("action", tuple(
-            Part(p.name, 0, p.stat().st_size, 0) for p in parts))
+        export = ExportResult("action", tuple(Part(p.name, 0, p.stat().st_size, 0) for p in parts))
         summary = describe_export(settings, RunSlice(True), export)
         # The upload stage deletes its local parts once they are in S3: keep hard links
         # of them aside and put them back before each round.
@@ -171,10 +172,11 @@ def main() -> None:
     export_ratio = by_name["raw export"][1] / by_name["export stage"][1]
     upload_ratio = by_name["raw boto3 upload"][1] / by_name["upload stage"][1]
     same_ratio = by_name["raw, same SELECT"][1] / by_name["export stage"][1]
-    print(f"\nexport stage / raw COPY of the table: {export_ratio:.2f}   / raw COPY of the "
-          f"same SELECT: {same_ratio:.2f}")
-    print(f"upload stage / raw boto3: "
-          f"{upload_ratio:.2f}   (goal >= 0.8 each, peak RSS < 100 MB)")
+    print(
+        f"\nexport stage / raw COPY of the table: {export_ratio:.2f}   / raw COPY of the "
+        f"same SELECT: {same_ratio:.2f}"
+    )
+    print(f"upload stage / raw boto3: {upload_ratio:.2f}   (goal >= 0.8 each, peak RSS < 100 MB)")
 
 
 if __name__ == "__main__":

@@ -76,8 +76,11 @@ def up(timeout: float = 90) -> int:
     with open(LOG_FILE, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "devstack", "serve"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=REPO_ROOT,
             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "plugins")])},
         )
     PID_FILE.write_text(str(process.pid))
@@ -86,7 +89,9 @@ def up(timeout: float = 90) -> int:
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             PID_FILE.unlink(missing_ok=True)
-            print(f"the stack did not start; see {LOG_FILE}:\n{LOG_FILE.read_text()[-3000:]}", file=sys.stderr)
+            print(
+                f"the stack did not start; see {LOG_FILE}:\n{LOG_FILE.read_text()[-3000:]}", file=sys.stderr
+            )
             return 1
         time.sleep(0.1)
     print(f"stack up (pid {process.pid}). Use it with:  source {ENV_FILE}")
@@ -113,7 +118,9 @@ def down(timeout: float = 60) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["up", "down", "status", "serve"])
     command = parser.parse_args().command
     if command == "up":

@@ -52,13 +52,13 @@ class ContainerPostgres:
     def dsn(self, dbname: str = "postgres") -> str:
         return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"
 
-    def start(self) -> "ContainerPostgres":
+    def start(self) -> ContainerPostgres:
         from testcontainers.postgres import PostgresContainer
 
-        container = PostgresContainer(
-            POSTGRES_IMAGE, username=self.user, password=self.password, dbname="postgres"
-        ).with_env("POSTGRES_HOST_AUTH_METHOD", "md5").with_env(
-            "POSTGRES_INITDB_ARGS", "--auth-host=md5"
+        container = (
+            PostgresContainer(POSTGRES_IMAGE, username=self.user, password=self.password, dbname="postgres")
+            .with_env("POSTGRES_HOST_AUTH_METHOD", "md5")
+            .with_env("POSTGRES_INITDB_ARGS", "--auth-host=md5")
         )
         container.with_command("postgres -c password_encryption=md5 -c fsync=off -c max_connections=200")
         self._container = container.start()
@@ -93,7 +93,7 @@ class ContainerS3(LocalS3):
 
     _container: object | None = field(default=None, init=False, repr=False)
 
-    def start(self) -> "ContainerS3":
+    def start(self) -> ContainerS3:
         from testcontainers.core.container import DockerContainer
         from testcontainers.core.waiting_utils import wait_for_logs
 

@@ -18,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from devstack.stack import REPO_ROOT
 
@@ -57,7 +57,9 @@ def _print_run(dag_run) -> bool:
                 result = XComModel.deserialize_value(value)
                 if isinstance(result, dict) and "rows" in result:
                     detail = f"rows={result['rows']:,}" + (
-                        f" bytes={result['bytes']:,} parts={len(result.get('parts', []))}" if "bytes" in result else ""
+                        f" bytes={result['bytes']:,} parts={len(result.get('parts', []))}"
+                        if "bytes" in result
+                        else ""
                     )
             _say(f"  {ti.task_id:<24} {str(ti.state):<8} {detail}")
     _say(f"  run {dag_run.run_id}: {dag_run.state}")
@@ -67,6 +69,7 @@ def _print_run(dag_run) -> bool:
 def _side_by_side(window_end: datetime) -> str:
     from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
     from airflow.providers.postgres.hooks.postgres import PostgresHook
+
     from tracking_sync import config
     from tracking_sync.params import DEFAULT_TARGET_SCHEMA
     from tracking_sync.validate import format_side_by_side
@@ -104,8 +107,12 @@ def run(rows: int) -> int:
         db.resetdb()
         dag = DagBag(dag_folder=str(REPO_ROOT / "dags")).get_dag(DAG_ID)
         runs = [
-            ("full refresh", datetime(2026, 1, 1, tzinfo=timezone.utc), {"mode": "full_refresh", "validation": "full"}),
-            ("nightly run for 2026-01-01", datetime(2026, 1, 2, tzinfo=timezone.utc), {"mode": "incremental"}),
+            (
+                "full refresh",
+                datetime(2026, 1, 1, tzinfo=UTC),
+                {"mode": "full_refresh", "validation": "full"},
+            ),
+            ("nightly run for 2026-01-01", datetime(2026, 1, 2, tzinfo=UTC), {"mode": "incremental"}),
         ]
         ok = True
         for title, logical_date, conf in runs:
@@ -122,7 +129,9 @@ def run(rows: int) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=int(os.environ.get("DEMO_ROWS", 300_000)))
     return run(parser.parse_args().rows)
 

@@ -20,7 +20,7 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing is listening on {host}:{port} after {timeout}s")
+                raise TimeoutError(f"nothing is listening on {host}:{port} after {timeout}s") from None
             time.sleep(0.05)
 
 

@@ -76,14 +76,12 @@ class LocalPostgres:
         return self.base_dir / "data"
 
     def dsn(self, dbname: str = "postgres") -> str:
-        return (
-            f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"
-        )
+        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"
 
     def _cmd(self, *args: str) -> list[str]:
         return ["runuser", "-u", self._user, "--", *args] if self._user else list(args)
 
-    def start(self) -> "LocalPostgres":
+    def start(self) -> LocalPostgres:
         bindir = server_bindir()
         self._user = _run_as()
         if self.base_dir is None:
@@ -99,11 +97,23 @@ class LocalPostgres:
             os.chown(pwfile, pw.pw_uid, pw.pw_gid)
         subprocess.run(
             self._cmd(
-                str(bindir / "initdb"), "-D", str(self.data_dir), "-U", self.user,
-                "--pwfile", str(pwfile), "--auth-local=trust", "--auth-host=md5",
-                "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
+                str(bindir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.user,
+                "--pwfile",
+                str(pwfile),
+                "--auth-local=trust",
+                "--auth-host=md5",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
             ),
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         pwfile.unlink()
         if not self.port:
@@ -125,10 +135,18 @@ class LocalPostgres:
                 conf.write(f"{name} = '{value}'\n")
         result = subprocess.run(
             self._cmd(
-                str(bindir / "pg_ctl"), "-D", str(self.data_dir), "-l",
-                str(self.base_dir / "server.log"), "-w", "-t", "30", "start",
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.base_dir / "server.log"),
+                "-w",
+                "-t",
+                "30",
+                "start",
             ),
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             log = (self.base_dir / "server.log").read_text(errors="replace")[-2000:]
@@ -157,10 +175,18 @@ class LocalPostgres:
         if (self.data_dir / "postmaster.pid").exists():
             subprocess.run(
                 self._cmd(
-                    str(server_bindir() / "pg_ctl"), "-D", str(self.data_dir),
-                    "-m", "immediate", "-w", "-t", "30", "stop",
+                    str(server_bindir() / "pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "-t",
+                    "30",
+                    "stop",
                 ),
-                capture_output=True, text=True,
+                capture_output=True,
+                text=True,
             )
         deadline = time.monotonic() + 10
         while (self.data_dir / "postmaster.pid").exists() and time.monotonic() < deadline:

@@ -46,7 +46,7 @@ class LocalS3:
             aws_secret_access_key=self.secret_access_key,
         )
 
-    def start(self) -> "LocalS3":
+    def start(self) -> LocalS3:
         if not self.port:
             self.port = free_port()
         self._process = subprocess.Popen(

@@ -47,7 +47,7 @@ class Stack:
     def source_dsn(self) -> str:
         return self.postgres.dsn(SOURCE_DATABASE)
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         try:
             self.postgres.start()
             self.postgres.create_database(SOURCE_DATABASE)

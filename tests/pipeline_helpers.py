@@ -51,8 +51,7 @@ def tricky_actions(first_id: int = 1, day: str = "2025-03-01") -> list[tuple]:
     for i, shift in enumerate((-1.000001, -0.999999, 0.000001)):
         moment = midnight + timedelta(seconds=shift)
         rows.append(
-            (first_id + len(queries) + i, 2000, "midnight-session", 6, moment,
-             1, None, None, False, None)
+            (first_id + len(queries) + i, 2000, "midnight-session", 6, moment, 1, None, None, False, None)
         )
     return rows
 
@@ -60,8 +59,7 @@ def tricky_actions(first_id: int = 1, day: str = "2025-03-01") -> list[tuple]:
 def insert_actions(connection: Any, rows: list[tuple]) -> None:
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"insert into action ({ACTION_COLUMNS}) values "
-            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            f"insert into action ({ACTION_COLUMNS}) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             rows,
         )
     connection.commit()
@@ -90,9 +88,7 @@ def assert_same_rows(source: list[tuple], target: list[tuple], what: str = "rows
 
 def target_rows(connection: Any, schema: str = "tracking", where: str = "true") -> list[tuple]:
     """The target's action rows, with action_time (TIMESTAMPTZ) as the source stores it."""
-    rows = fetch_rows(
-        connection, f"select {ACTION_COLUMNS} from {schema}.action where {where} order by id"
-    )
+    rows = fetch_rows(connection, f"select {ACTION_COLUMNS} from {schema}.action where {where} order by id")
     return [row[:4] + (_naive_utc(row[4]),) + row[5:] for row in rows]
 
 

@@ -82,8 +82,12 @@ class LocalRedshift:
     def connect_kwargs(self) -> dict:
         """Keyword arguments for redshift_connector.connect()."""
         return {
-            "host": self.host, "port": self.port, "user": self.user,
-            "password": self.password, "database": self.database, "ssl": False,
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "database": self.database,
+            "ssl": False,
         }
 
     def env(self) -> dict[str, str]:
@@ -101,7 +105,7 @@ class LocalRedshift:
             )
         }
 
-    def start(self) -> "LocalRedshift":
+    def start(self) -> LocalRedshift:
         try:
             self.backend.create_database(self.database)
         except Exception as exc:  # already there after a restart
@@ -118,9 +122,16 @@ class LocalRedshift:
         }
         self._process = subprocess.Popen(
             [
-                sys.executable, "-m", "devstack.redshift", "serve",
-                "--host", self.host, "--port", str(self.port),
-                "--s3-endpoint-url", self.s3_endpoint_url,
+                sys.executable,
+                "-m",
+                "devstack.redshift",
+                "serve",
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+                "--s3-endpoint-url",
+                self.s3_endpoint_url,
             ],
             env=env,
             stdin=subprocess.DEVNULL,

@@ -20,9 +20,9 @@ import io
 import json
 import re
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from typing import Callable, Iterator
+from decimal import Decimal
 
 from devstack.redshift.rewrite import QIDENT, STRING, WORD, significant, tokenize
 
@@ -139,14 +139,36 @@ def is_s3_copy(sql: str) -> bool:
 
 
 _FLAG_OPTIONS = {
-    "MANIFEST", "GZIP", "BZIP2", "ZSTD", "EMPTYASNULL", "BLANKSASNULL", "TRUNCATECOLUMNS",
-    "IGNOREBLANKLINES", "TRIMBLANKS", "FILLRECORD", "ROUNDEC", "ESCAPE", "REMOVEQUOTES",
-    "EXPLICIT_IDS", "ACCEPTANYDATE", "NOLOAD", "CSV",
+    "MANIFEST",
+    "GZIP",
+    "BZIP2",
+    "ZSTD",
+    "EMPTYASNULL",
+    "BLANKSASNULL",
+    "TRUNCATECOLUMNS",
+    "IGNOREBLANKLINES",
+    "TRIMBLANKS",
+    "FILLRECORD",
+    "ROUNDEC",
+    "ESCAPE",
+    "REMOVEQUOTES",
+    "EXPLICIT_IDS",
+    "ACCEPTANYDATE",
+    "NOLOAD",
+    "CSV",
 }
 _UNSUPPORTED = {
-    "JSON": "JSON", "AVRO": "AVRO", "PARQUET": "PARQUET", "ORC": "ORC",
-    "FIXEDWIDTH": "FIXEDWIDTH", "SHAPEFILE": "SHAPEFILE", "LZOP": "LZOP",
-    "SSH": "SSH", "READRATIO": "DynamoDB", "ENCRYPTED": "ENCRYPTED", "MASTER_SYMMETRIC_KEY": "ENCRYPTED",
+    "JSON": "JSON",
+    "AVRO": "AVRO",
+    "PARQUET": "PARQUET",
+    "ORC": "ORC",
+    "FIXEDWIDTH": "FIXEDWIDTH",
+    "SHAPEFILE": "SHAPEFILE",
+    "LZOP": "LZOP",
+    "SSH": "SSH",
+    "READRATIO": "DynamoDB",
+    "ENCRYPTED": "ENCRYPTED",
+    "MASTER_SYMMETRIC_KEY": "ENCRYPTED",
 }
 
 
@@ -179,8 +201,13 @@ def parse_copy(sql: str) -> CopySpec:
         i += 1
     if i >= len(sig) or not sig[i].is_word("FROM") or i + 1 >= len(sig) or sig[i + 1].kind != STRING:
         raise CopySyntaxError("syntax error in COPY: FROM 's3://...' expected")
-    spec = CopySpec(schema=schema, table=table, target_sql=target_sql, columns=columns,
-                    source=_string_value(sig[i + 1].text))
+    spec = CopySpec(
+        schema=schema,
+        table=table,
+        target_sql=target_sql,
+        columns=columns,
+        source=_string_value(sig[i + 1].text),
+    )
     i += 2
     credentials_forms: list[str] = []
 
@@ -216,7 +243,7 @@ def parse_copy(sql: str) -> CopySpec:
                 raise CopySyntaxError(
                     f"COPY FORMAT {fmt.upper()} is not supported by the local Redshift stand-in"
                 )
-            raise CopySyntaxError(f"syntax error in COPY at or near \"{fmt}\"")
+            raise CopySyntaxError(f'syntax error in COPY at or near "{fmt}"')
         if word == "CSV":
             spec.csv = True
             i += 1
@@ -286,7 +313,7 @@ def parse_copy(sql: str) -> CopySpec:
             if enc.upper().replace("-", "") not in ("UTF8",):
                 raise CopySyntaxError(f"COPY ENCODING {enc} is not supported by the local stand-in")
         else:
-            raise CopySyntaxError(f"syntax error in COPY at or near \"{tok.text}\"")
+            raise CopySyntaxError(f'syntax error in COPY at or near "{tok.text}"')
 
     # docs: copy-parameters-authorization — exactly one way to authorize
     if len(credentials_forms) > 1:
@@ -296,8 +323,7 @@ def parse_copy(sql: str) -> CopySpec:
         )
     if not credentials_forms:
         raise CopySyntaxError(
-            "COPY from S3 needs authorization: IAM_ROLE, ACCESS_KEY_ID and SECRET_ACCESS_KEY, "
-            "or CREDENTIALS"
+            "COPY from S3 needs authorization: IAM_ROLE, ACCESS_KEY_ID and SECRET_ACCESS_KEY, or CREDENTIALS"
         )
     if spec.iam_role is None and (not spec.access_key_id or not spec.secret_access_key):
         raise CopySyntaxError("both ACCESS_KEY_ID and SECRET_ACCESS_KEY are required")
@@ -314,8 +340,7 @@ def parse_copy(sql: str) -> CopySpec:
 
 def _parse_credentials_string(spec: CopySpec, text: str) -> None:
     parts = dict(
-        (k.strip().lower(), v.strip())
-        for k, _, v in (p.partition("=") for p in text.split(";") if p.strip())
+        (k.strip().lower(), v.strip()) for k, _, v in (p.partition("=") for p in text.split(";") if p.strip())
     )
     if "aws_iam_role" in parts:
         if "aws_access_key_id" in parts:
@@ -365,9 +390,7 @@ def list_source_files(client, spec: CopySpec) -> list[str]:
                 client.head_object(Bucket=e_bucket, Key=e_key)
             except Exception:
                 if mandatory:
-                    raise CopyLoadError(
-                        f"Manifest file is missing a mandatory entry: {url} does not exist"
-                    )
+                    raise CopyLoadError(f"Manifest file is missing a mandatory entry: {url} does not exist")
                 continue
             urls.append(url)
         if not urls:
@@ -465,9 +488,20 @@ _SURROGATES = re.compile("[\udc80-\udcff]+")
 
 # Redshift datetime format elements → strptime (docs: r_DATEFORMAT_and_TIMEFORMAT_strings)
 _FORMAT_ELEMENTS = [
-    ("YYYY", "%Y"), ("YY", "%y"), ("MONTH", "%B"), ("MON", "%b"), ("MM", "%m"),
-    ("DD", "%d"), ("HH24", "%H"), ("HH12", "%I"), ("HH", "%H"), ("MI", "%M"),
-    ("SS", "%S"), ("AM", "%p"), ("PM", "%p"), ("OF", "%z"),
+    ("YYYY", "%Y"),
+    ("YY", "%y"),
+    ("MONTH", "%B"),
+    ("MON", "%b"),
+    ("MM", "%m"),
+    ("DD", "%d"),
+    ("HH24", "%H"),
+    ("HH12", "%I"),
+    ("HH", "%H"),
+    ("MI", "%M"),
+    ("SS", "%S"),
+    ("AM", "%p"),
+    ("PM", "%p"),
+    ("OF", "%z"),
 ]
 
 
@@ -495,8 +529,21 @@ def _strptime_format(fmt: str) -> tuple[str, bool]:
 
 
 _AUTO_DATE_FORMATS = [
-    "%Y-%m-%d", "%m/%d/%Y", "%m-%d-%Y", "%Y/%m/%d", "%Y%m%d", "%d-%b-%Y", "%b %d %Y", "%b %d, %Y",
-    "%d %b %Y", "%B %d %Y", "%B %d, %Y", "%Y.%m.%d", "%m.%d.%Y", "%d.%m.%Y", "%m/%d/%y",
+    "%Y-%m-%d",
+    "%m/%d/%Y",
+    "%m-%d-%Y",
+    "%Y/%m/%d",
+    "%Y%m%d",
+    "%d-%b-%Y",
+    "%b %d %Y",
+    "%b %d, %Y",
+    "%d %b %Y",
+    "%B %d %Y",
+    "%B %d, %Y",
+    "%Y.%m.%d",
+    "%m.%d.%Y",
+    "%d.%m.%Y",
+    "%m/%d/%y",
 ]
 
 
@@ -662,11 +709,15 @@ def build_converter(col: TargetColumn, spec: CopySpec) -> Callable[[str], str | 
                     except ValueError:
                         pass
                     try:
-                        dt.datetime.fromisoformat(v.replace("UTC", "+00:00").replace(" +", "+").replace(" -", "-"))
+                        dt.datetime.fromisoformat(
+                            v.replace("UTC", "+00:00").replace(" +", "+").replace(" -", "-")
+                        )
                         return v
                     except ValueError:
                         pass
-                raise FieldError(1206, f"Invalid timestamp format or value [YYYY-MM-DD HH24:MI:SS], value '{v}'")
+                raise FieldError(
+                    1206, f"Invalid timestamp format or value [YYYY-MM-DD HH24:MI:SS], value '{v}'"
+                )
 
         elif fmt.lower() == "auto":
 
@@ -748,8 +799,11 @@ def field_encoder(col: TargetColumn, spec: CopySpec) -> Callable[[str], str]:
             return encode(v)
 
         return encode_int
-    if typ in ("varchar", "bpchar") and col.typmod >= 4 and null_as and not (
-        spec.blanksasnull or spec.trimblanks
+    if (
+        typ in ("varchar", "bpchar")
+        and col.typmod >= 4
+        and null_as
+        and not (spec.blanksasnull or spec.trimblanks)
     ):
         quarter = (col.typmod - 4) // 4
 
@@ -873,7 +927,10 @@ def _batch_quoter(spec: CopySpec) -> Callable[[list[str]], str]:
 
 
 def generate_copy_data(
-    spec: CopySpec, columns: list[TargetColumn], client, result: LoadResult,
+    spec: CopySpec,
+    columns: list[TargetColumn],
+    client,
+    result: LoadResult,
     cancelled: threading.Event | None = None,
 ) -> Iterator[bytes]:
     """Yield PostgreSQL CSV (about 1 MiB a chunk) for every accepted row of every file.
@@ -909,7 +966,7 @@ def generate_copy_data(
         stream = open_source_file(client, url, spec.compression)
         invalid_utf8 = [False]
 
-        def on_bad_bytes(exc: UnicodeDecodeError):
+        def on_bad_bytes(exc: UnicodeDecodeError, invalid_utf8=invalid_utf8):
             invalid_utf8[0] = True
             return codecs.lookup_error("surrogateescape")(exc)
 
@@ -920,7 +977,9 @@ def generate_copy_data(
             reader = csv.reader(text, delimiter=spec.delimiter, quotechar=spec.quote, strict=False)
         else:
             reader = csv.reader(
-                text, delimiter=spec.delimiter, quoting=csv.QUOTE_NONE,
+                text,
+                delimiter=spec.delimiter,
+                quoting=csv.QUOTE_NONE,
                 escapechar="\\" if spec.escape else None,
             )
         for _ in range(spec.ignoreheader):
@@ -937,13 +996,20 @@ def generate_copy_data(
                 if invalid_utf8[0]:
                     fields, bad = _fix_invalid_utf8(fields, spec.acceptinvchars)
                     if bad is not None:
-                        result.rejected.append(RejectedRow(
-                            url, line_number, columns[bad].name if bad < ncols else "",
-                            columns[bad].type_display if bad < ncols else "", "", 0,
-                            _raw_line(fields, spec),
-                            _SURROGATES.sub("?", fields[bad]) if bad < len(fields) else "",
-                            1220, "String contains invalid or unsupported UTF8 codepoints",
-                        ))
+                        result.rejected.append(
+                            RejectedRow(
+                                url,
+                                line_number,
+                                columns[bad].name if bad < ncols else "",
+                                columns[bad].type_display if bad < ncols else "",
+                                "",
+                                0,
+                                _raw_line(fields, spec),
+                                _SURROGATES.sub("?", fields[bad]) if bad < len(fields) else "",
+                                1220,
+                                "String contains invalid or unsupported UTF8 codepoints",
+                            )
+                        )
                         if len(result.rejected) > maxerror:
                             result.failed = True
                             return
@@ -959,12 +1025,25 @@ def generate_copy_data(
                         if len(fields) < ncols and spec.fillrecord:
                             fields = fields + [null_as] * (ncols - len(fields))
                         else:
-                            code, reason = (1202, "Extra column(s) found") if len(fields) > ncols else (
-                                1203, "Delimiter not found")
-                            result.rejected.append(RejectedRow(
-                                url, line_number, "", "", "", 0, _raw_line(fields, spec), "", code,
-                                reason,
-                            ))
+                            code, reason = (
+                                (1202, "Extra column(s) found")
+                                if len(fields) > ncols
+                                else (1203, "Delimiter not found")
+                            )
+                            result.rejected.append(
+                                RejectedRow(
+                                    url,
+                                    line_number,
+                                    "",
+                                    "",
+                                    "",
+                                    0,
+                                    _raw_line(fields, spec),
+                                    "",
+                                    code,
+                                    reason,
+                                )
+                            )
                             if len(result.rejected) > maxerror:
                                 result.failed = True
                                 return
@@ -974,11 +1053,20 @@ def generate_copy_data(
                     except FieldError as exc:
                         index = _failing_field(encoders, fields)
                         col = columns[index]
-                        result.rejected.append(RejectedRow(
-                            url, line_number, col.name, col.type_display,
-                            str(col.typmod - 4) if col.typmod >= 4 else "", 0,
-                            _raw_line(fields, spec), fields[index], exc.code, exc.reason,
-                        ))
+                        result.rejected.append(
+                            RejectedRow(
+                                url,
+                                line_number,
+                                col.name,
+                                col.type_display,
+                                str(col.typmod - 4) if col.typmod >= 4 else "",
+                                0,
+                                _raw_line(fields, spec),
+                                fields[index],
+                                exc.code,
+                                exc.reason,
+                            )
+                        )
                         if len(result.rejected) > maxerror:
                             result.failed = True
                             return
@@ -1020,8 +1108,6 @@ def _fix_invalid_utf8(fields: list[str], replacement: str | None) -> tuple[list[
         if _SURROGATES.search(value):
             if replacement is None:
                 return fields, index
-            fields = [
-                _SURROGATES.sub(lambda m: replacement * len(m.group(0)), f) for f in fields
-            ]
+            fields = [_SURROGATES.sub(lambda m: replacement * len(m.group(0)), f) for f in fields]
             return fields, None
     return fields, None

@@ -71,9 +71,7 @@ def parse_error_fields(payload: bytes) -> dict[str, str]:
 
 
 def build_error_fields(fields: dict[str, str]) -> bytes:
-    return _message(
-        b"E", b"".join(k.encode() + v.encode() + b"\0" for k, v in fields.items()) + b"\0"
-    )
+    return _message(b"E", b"".join(k.encode() + v.encode() + b"\0" for k, v in fields.items()) + b"\0")
 
 
 @dataclass
@@ -107,7 +105,11 @@ class SideConnection:
         if self._conn is None or self._conn.closed:
             c = self._config
             self._conn = psycopg2.connect(
-                host=c.host, port=c.port, user=c.user, password=c.password, dbname=c.database,
+                host=c.host,
+                port=c.port,
+                user=c.user,
+                password=c.password,
+                dbname=c.database,
                 application_name="redshift-stand-in",
             )
             self._conn.autocommit = True
@@ -151,7 +153,7 @@ class SideConnection:
             (backend_pid, spec.table, spec.schema, spec.schema),
         )
         if not rows:
-            raise rs_copy.CopyLoadError(f"relation \"{spec.table}\" was not found for COPY", sqlstate="42P01")
+            raise rs_copy.CopyLoadError(f'relation "{spec.table}" was not found for COPY', sqlstate="42P01")
         oid = rows[0][0]
         cols = self.query(
             """
@@ -169,15 +171,21 @@ class SideConnection:
             missing = [c for c in spec.columns if c not in by_name]
             if missing:
                 raise rs_copy.CopyLoadError(
-                    f"column \"{missing[0]}\" of relation \"{spec.table}\" does not exist",
+                    f'column "{missing[0]}" of relation "{spec.table}" does not exist',
                     sqlstate="42703",
                 )
             return oid, [by_name[c] for c in spec.columns]
         return oid, [rs_copy.TargetColumn(r[0], r[1], r[2], r[3], r[4]) for r in cols]
 
     def record_load_errors(
-        self, rows: list[rs_copy.RejectedRow], *, user: str, tbl: int, session: int,
-        query: int, starttime: dt.datetime,
+        self,
+        rows: list[rs_copy.RejectedRow],
+        *,
+        user: str,
+        tbl: int,
+        session: int,
+        query: int,
+        starttime: dt.datetime,
     ) -> None:
         if not rows:
             return
@@ -196,9 +204,24 @@ class SideConnection:
                     """,
                     [
                         (
-                            user, 0, tbl, starttime, session, query, r.filename, r.line_number,
-                            r.colname, r.type, r.col_length, r.position, r.raw_line[:1024],
-                            r.raw_field_value[:1024], r.err_code, r.err_reason[:100], 0, 0,
+                            user,
+                            0,
+                            tbl,
+                            starttime,
+                            session,
+                            query,
+                            r.filename,
+                            r.line_number,
+                            r.colname,
+                            r.type,
+                            r.col_length,
+                            r.position,
+                            r.raw_line[:1024],
+                            r.raw_field_value[:1024],
+                            r.err_code,
+                            r.err_reason[:100],
+                            0,
+                            0,
                         )
                         for r in rows
                     ],
@@ -232,8 +255,12 @@ class S3Clients:
             client = self._clients.get(key + (region,))
             if client is None:
                 client = boto3.client(
-                    "s3", endpoint_url=c.s3_endpoint_url, region_name=region,
-                    aws_access_key_id=key[0], aws_secret_access_key=key[1], aws_session_token=key[2],
+                    "s3",
+                    endpoint_url=c.s3_endpoint_url,
+                    region_name=region,
+                    aws_access_key_id=key[0],
+                    aws_secret_access_key=key[1],
+                    aws_session_token=key[2],
                     config=Config(retries={"max_attempts": 2}),
                 )
                 self._clients[key + (region,)] = client
@@ -276,9 +303,7 @@ def _catalog_columns(rows: list[list[str | None]], spec: rs_copy.CopySpec):
     """(table oid, columns in COPY order) from catalog_sql() rows, or None when unknown."""
     if not rows:
         return None
-    cols = [
-        rs_copy.TargetColumn(r[0], r[1], int(r[2]), r[3] == "t", r[4]) for r in rows
-    ]
+    cols = [rs_copy.TargetColumn(r[0], r[1], int(r[2]), r[3] == "t", r[4]) for r in rows]
     tbl = int(rows[0][5])
     if spec.columns:
         by_name = {c.name: c for c in cols}
@@ -296,7 +321,7 @@ class PendingCopy:
 
 @dataclass
 class Session:
-    server: "RedshiftProxy"
+    server: RedshiftProxy
     client_reader: asyncio.StreamReader
     client_writer: asyncio.StreamWriter
     backend_reader: asyncio.StreamReader | None = None
@@ -327,9 +352,7 @@ class Session:
             self.idle.set()
             to_backend = asyncio.create_task(self._client_to_backend())
             to_client = asyncio.create_task(self._backend_to_client())
-            done, pending = await asyncio.wait(
-                {to_backend, to_client}, return_when=asyncio.FIRST_COMPLETED
-            )
+            done, pending = await asyncio.wait({to_backend, to_client}, return_when=asyncio.FIRST_COMPLETED)
             for task in pending:
                 task.cancel()
             for task in done:
@@ -366,11 +389,14 @@ class Session:
         pairs = dict(zip(params[0:-1:2], params[1::2]))
         allowed = self.server.startup_parameters
         kept = {
-            k: v for k, v in pairs.items()
+            k: v
+            for k, v in pairs.items()
             if k and (k.decode().lower() in _STARTUP_KEYS or k.decode().lower() in allowed)
         }
         self.user = kept.get(b"user", b"").decode()
-        payload = struct.pack("!I", PROTOCOL_3) + b"".join(k + b"\0" + v + b"\0" for k, v in kept.items()) + b"\0"
+        payload = (
+            struct.pack("!I", PROTOCOL_3) + b"".join(k + b"\0" + v + b"\0" for k, v in kept.items()) + b"\0"
+        )
         cfg = self.server.config
         self.backend_reader, self.backend_writer = await asyncio.open_connection(cfg.host, cfg.port)
         self.backend_writer.write(struct.pack("!I", len(payload) + 4) + payload)
@@ -491,9 +517,7 @@ class Session:
 
     def _on_query(self, payload: bytes) -> tuple[bytes, bool]:
         sql = payload[:-1].decode("utf-8")
-        if "s3://" not in sql.lower() or not any(
-            rs_copy.is_s3_copy(s) for s in split_statements(sql)
-        ):
+        if "s3://" not in sql.lower() or not any(rs_copy.is_s3_copy(s) for s in split_statements(sql)):
             return _message(b"Q", rewrite_statement(sql).encode() + b"\0"), False
         parts = []
         waits = False
@@ -565,8 +589,7 @@ class Session:
                         continue
                     if kind == b"C":
                         if self.pending:
-                            self.pending[0].target = _catalog_columns(
-                                self.inband_rows, self.pending[0].spec)
+                            self.pending[0].target = _catalog_columns(self.inband_rows, self.pending[0].spec)
                         self.inband_rows = None
                         continue
                     self.inband_rows = None
@@ -667,16 +690,20 @@ class Session:
             try:
                 query_id = await asyncio.to_thread(server.side.next_query_id)
                 await asyncio.to_thread(
-                    server.side.record_load_errors, result.rejected, user=self.user, tbl=tbl,
-                    session=self.backend_pid, query=query_id, starttime=starttime,
+                    server.side.record_load_errors,
+                    result.rejected,
+                    user=self.user,
+                    tbl=tbl,
+                    session=self.backend_pid,
+                    query=query_id,
+                    starttime=starttime,
                 )
             except Exception:  # the load's own outcome still reaches the client
                 log.exception("could not record %d rows in stl_load_errors", len(result.rejected))
         if result.failed:
             first = result.rejected[0]
             message = (
-                f"Load into table '{spec.table}' failed. "
-                "Check 'stl_load_errors' system table for details."
+                f"Load into table '{spec.table}' failed. Check 'stl_load_errors' system table for details."
             )
             detail = (
                 "\n  -----------------------------------------------\n"
@@ -694,8 +721,13 @@ class Session:
         elapsed = time.monotonic() - started
         log.info(
             "COPY %s from %s: %d rows from %d files in %.2fs (%.0f rows/s), %d rejected",
-            spec.table, spec.source, result.rows, result.files, elapsed,
-            result.rows / elapsed if elapsed else 0, len(result.rejected),
+            spec.table,
+            spec.source,
+            result.rows,
+            result.files,
+            elapsed,
+            result.rows / elapsed if elapsed else 0,
+            len(result.rejected),
         )
 
     async def _fail_copy(self, message: str, sqlstate: str, detail: str = "") -> None:
@@ -708,8 +740,9 @@ def _raise_sql(message: str, sqlstate: str) -> str:
     """A statement that fails with this error when executed (the COPY text was wrong)."""
     quoted = message.replace("'", "''")
     return (
-        "DO $rs_copy$ BEGIN RAISE EXCEPTION USING MESSAGE = '" + quoted.replace("$", "") +
-        f"', ERRCODE = '{sqlstate}'; END $rs_copy$"
+        "DO $rs_copy$ BEGIN RAISE EXCEPTION USING MESSAGE = '"
+        + quoted.replace("$", "")
+        + f"', ERRCODE = '{sqlstate}'; END $rs_copy$"
     )
 
 
@@ -723,8 +756,9 @@ class RedshiftProxy:
         self.startup_parameters: set[str] = set()
         self.sessions: set[asyncio.Task] = set()
 
-    async def serve(self, host: str, port: int, ready: asyncio.Event | None = None,
-                    stop: asyncio.Event | None = None) -> None:
+    async def serve(
+        self, host: str, port: int, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
+    ) -> None:
         self.startup_parameters = await asyncio.to_thread(self.side.guc_names)
         server = await asyncio.start_server(self._on_client, host, port, reuse_address=True)
         log.info("Redshift stand-in listening on %s:%d", host, port)

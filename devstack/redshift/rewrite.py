@@ -27,7 +27,14 @@ from dataclasses import dataclass
 # --------------------------------------------------------------------------- tokenizer
 
 WS, COMMENT, STRING, QIDENT, WORD, NUMBER, PARAM, OP = (
-    "ws", "comment", "string", "qident", "word", "number", "param", "op",
+    "ws",
+    "comment",
+    "string",
+    "qident",
+    "word",
+    "number",
+    "param",
+    "op",
 )
 
 _TOKEN_RE = re.compile(
@@ -234,7 +241,8 @@ def _rewrite_one(sig: list[Token], base: int, drop: set[int], replace: dict[int,
             if type_word is None:
                 continue
             if type_word.is_word("VARCHAR", "NVARCHAR", "VARBYTE", "VARBINARY") or (
-                type_word.is_word("VARYING") and type_prev is not None
+                type_word.is_word("VARYING")
+                and type_prev is not None
                 and type_prev.is_word("CHARACTER", "CHAR")
             ):
                 replace[gi] = "65535"
@@ -244,8 +252,10 @@ def _rewrite_one(sig: list[Token], base: int, drop: set[int], replace: dict[int,
     _alias_subqueries(sig, base, replace)
     if table_kw is not None:
         _rewrite_create_table(sig, base, table_kw, drop, replace)
-    elif sig and sig[0].is_word("SELECT") and any(
-        t.kind == WORD and t.text.lower() == "pg_catalog" for t in sig
+    elif (
+        sig
+        and sig[0].is_word("SELECT")
+        and any(t.kind == WORD and t.text.lower() == "pg_catalog" for t in sig)
     ):
         _resolve_lateral_aliases(sig, base, replace)
     if sig and sig[0].is_word("SELECT"):
@@ -396,8 +406,26 @@ def _resolve_in_select(sig: list[Token], select: int, base: int, replace: dict[i
 
 
 _AFTER_FROM_ITEM = {
-    "WHERE", "GROUP", "ORDER", "LIMIT", "UNION", "EXCEPT", "INTERSECT", "JOIN", "LEFT", "RIGHT",
-    "INNER", "FULL", "CROSS", "ON", "HAVING", "WINDOW", "OFFSET", "FETCH", "NATURAL", "USING",
+    "WHERE",
+    "GROUP",
+    "ORDER",
+    "LIMIT",
+    "UNION",
+    "EXCEPT",
+    "INTERSECT",
+    "JOIN",
+    "LEFT",
+    "RIGHT",
+    "INNER",
+    "FULL",
+    "CROSS",
+    "ON",
+    "HAVING",
+    "WINDOW",
+    "OFFSET",
+    "FETCH",
+    "NATURAL",
+    "USING",
 }
 
 

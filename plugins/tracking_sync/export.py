@@ -105,9 +105,7 @@ class PartWriter:
 
     def _close_part(self) -> None:
         self._buffer.close()  # flushes the buffer, ends the zstd frame, closes the file
-        self.parts.append(
-            Part(self._name, self._rows, self._path.stat().st_size, self._raw_bytes)
-        )
+        self.parts.append(Part(self._name, self._rows, self._path.stat().st_size, self._raw_bytes))
 
     def write(self, row: bytes) -> int:
         self._buffer.write(row)
@@ -196,7 +194,6 @@ def describe_export(settings: Settings, run_slice: RunSlice, result: ExportResul
     return summary
 
 
-
 def export_for_run(
     table_name: str, plan: dict, settings: Settings | None = None, connection: Any = None
 ) -> dict:
@@ -210,9 +207,7 @@ def export_for_run(
 
         connection = source_connection()
     try:
-        result = export_table(
-            connection, get_table(table_name), run_slice, directory, settings.part_bytes
-        )
+        result = export_table(connection, get_table(table_name), run_slice, directory, settings.part_bytes)
     finally:
         if own_connection:
             connection.close()

@@ -111,7 +111,11 @@ def format_load_errors(errors: list[dict[str, Any]]) -> str:
             " | ".join(
                 str(error[name])
                 for name in (
-                    "filename", "line_number", "colname", "err_code", "err_reason",
+                    "filename",
+                    "line_number",
+                    "colname",
+                    "err_code",
+                    "err_reason",
                     "raw_field_value",
                 )
             )

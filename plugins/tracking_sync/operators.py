@@ -33,8 +33,7 @@ class ReportingS3ToRedshiftOperator(S3ToRedshiftOperator):
         except Exception as error:
             prefix = f"s3://{self.s3_bucket}/{self.s3_key.rsplit('/', 1)[0]}/"
             report = self._load_error_report(prefix)
-            self.log.error("COPY into %s.%s failed; stl_load_errors:\n%s",
-                           self.schema, self.table, report)
+            self.log.error("COPY into %s.%s failed; stl_load_errors:\n%s", self.schema, self.table, report)
             raise LoadFailed(
                 f"COPY into {self.schema}.{self.table} from s3://{self.s3_bucket}/{self.s3_key} "
                 f"failed ({error}); the target is unchanged (the COPY's transaction rolled "

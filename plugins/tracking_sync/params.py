@@ -47,9 +47,7 @@ def validate_params(params: Mapping[str, Any]) -> RunParams:
     elif len(schema.encode()) > _MAX_IDENTIFIER_BYTES:
         problems.append(f"target_schema={schema!r} is longer than 127 bytes")
     elif schema in _RESERVED_SCHEMAS or schema.startswith("pg_"):
-        problems.append(
-            f"target_schema={schema!r} is a system or shared schema; pick a schema of its own"
-        )
+        problems.append(f"target_schema={schema!r} is a system or shared schema; pick a schema of its own")
     validation = params.get("validation", "scoped")
     if validation not in VALIDATIONS:
         problems.append(f"validation={validation!r} is not one of {', '.join(VALIDATIONS)}")
@@ -81,9 +79,7 @@ class RunSlice:
                 )
 
     @classmethod
-    def for_run(
-        cls, run_params: RunParams, start: datetime | None, end: datetime | None
-    ) -> RunSlice:
+    def for_run(cls, run_params: RunParams, start: datetime | None, end: datetime | None) -> RunSlice:
         if run_params.is_full_refresh:
             return cls(full_refresh=True)
         return cls(full_refresh=False, start=start, end=end)
@@ -112,9 +108,7 @@ def _stamp(moment: datetime | None) -> str:
     return _naive_utc(moment).strftime("%Y%m%dt%H%M%S")
 
 
-def plan_run(
-    params: Mapping[str, Any], start: datetime | None, end: datetime | None
-) -> dict[str, Any]:
+def plan_run(params: Mapping[str, Any], start: datetime | None, end: datetime | None) -> dict[str, Any]:
     """Validate a run's params and interval; return the plan every later task follows (XCom)."""
     run_params = validate_params(params)
     run_slice = RunSlice.for_run(run_params, start, end)

@@ -91,9 +91,7 @@ def delete_stale_objects(s3_client: Any, bucket: str, prefix: str, keep: set[str
     return len(stale)
 
 
-def upload_for_run(
-    export_summary: dict, settings: Settings | None = None, s3_client: Any = None
-) -> dict:
+def upload_for_run(export_summary: dict, settings: Settings | None = None, s3_client: Any = None) -> dict:
     """The upload task: the parts an export task described, to S3, with their manifest."""
     if s3_client is None:
         from tracking_sync.connections import s3_client as connect

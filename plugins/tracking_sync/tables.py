@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 # The NULL AS marker of the files (\\N), spelled without a backslash in SQL: backslashes
 # in string literals are read differently by Redshift and PostgreSQL.
 NULL_MARKER_SQL = "chr(92) || 'N'"
@@ -91,8 +90,7 @@ class Table:
                         column.name,
                         column.redshift_type,
                         True,  # the literal text \\N arrives as NULL
-                        f"coalesce({column.export_expression or column.name}, '') "
-                        f"as {column.name}",
+                        f"coalesce({column.export_expression or column.name}, '') as {column.name}",
                     )
                 )
                 out.append(
@@ -106,7 +104,9 @@ class Table:
             else:
                 out.append(
                     FileColumn(
-                        column.name, column.redshift_type, column.nullable,
+                        column.name,
+                        column.redshift_type,
+                        column.nullable,
                         column.select_expression,
                     )
                 )

@@ -52,8 +52,22 @@ def test_default_shape_users_sessions_and_tricky_queries(scratch_source):
             " count(*) filter (where course_id is null), count(*) filter (where is_exercise_checked is null)"
             " from action"
         )
-        (users, lo, hi, first, last, null_q, empty_q, quoted, newline, multibyte, longest,
-         fractional, null_course, null_checked) = cur.fetchone()
+        (
+            users,
+            lo,
+            hi,
+            first,
+            last,
+            null_q,
+            empty_q,
+            quoted,
+            newline,
+            multibyte,
+            longest,
+            fractional,
+            null_course,
+            null_checked,
+        ) = cur.fetchone()
         assert users == demo_data.USERS
         assert demo_data.FIRST_USER_ID <= lo and hi <= demo_data.LAST_USER_ID
         assert 300 <= (last - first).days <= 370

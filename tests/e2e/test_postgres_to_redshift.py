@@ -36,20 +36,23 @@ def change_source_within(source, start: datetime) -> None:
     with source.cursor() as cursor:
         cursor.execute(
             "delete from action where id = (select min(id) from action "
-            "where action_time >= %s and action_time < %s)", (lo, hi))
+            "where action_time >= %s and action_time < %s)",
+            (lo, hi),
+        )
         cursor.execute(
             "update action set query = 'updated, \"late\"' where id = (select max(id) from "
-            "action where action_time >= %s and action_time < %s)", (lo, hi))
+            "action where action_time >= %s and action_time < %s)",
+            (lo, hi),
+        )
         cursor.execute("select max(id) from action")
         (max_id,) = cursor.fetchone()
     source.commit()
-    insert_actions(source, [(max_id + 1, 1000, "late", 8, lo + timedelta(hours=5), None, None,
-                             None, True, "")])
+    insert_actions(
+        source, [(max_id + 1, 1000, "late", 8, lo + timedelta(hours=5), None, None, None, True, "")]
+    )
 
 
-def test_full_refresh_nightly_runs_rerun_and_backfill_match_the_source(
-    pipeline_dag, stack, source, target
-):
+def test_full_refresh_nightly_runs_rerun_and_backfill_match_the_source(pipeline_dag, stack, source, target):
     from devstack.demo_data import generate
 
     generate(stack.source_dsn, rows=20_000, seed=7)
@@ -72,8 +75,7 @@ def test_full_refresh_nightly_runs_rerun_and_backfill_match_the_source(
     for n in (10, 11, 12):
         run_dag(pipeline_dag, logical_date=day(n + 1))
     assert_same_rows(source_rows(source), target_rows(target), "after the backfill")
-    staging = fetch_rows(target, "select tablename from pg_tables where tablename like "
-                                 "'action_staging%%'")
+    staging = fetch_rows(target, "select tablename from pg_tables where tablename like 'action_staging%%'")
     assert staging == [], "every staging table is dropped by its publish"
 
 
@@ -85,8 +87,8 @@ def test_tricky_values_survive_the_round_trip(pipeline_dag, source, target):
     run_dag(pipeline_dag, logical_date=day(2), conf=FULL_REFRESH)
     assert_same_rows(source_rows(source), target_rows(target), "tricky rows")
     (length,) = fetch_rows(
-        target, "select octet_length(query) from tracking.action where query = %s",
-        (LONG_MULTIBYTE_QUERY,))[0]
+        target, "select octet_length(query) from tracking.action where query = %s", (LONG_MULTIBYTE_QUERY,)
+    )[0]
     assert length == 60_000
     # The session crossing midnight is split between two nightly intervals and still whole.
     run_dag(pipeline_dag, logical_date=day(2))
@@ -104,8 +106,9 @@ def test_a_failed_copy_leaves_the_target_unchanged_and_names_file_and_line(
     run_dag(pipeline_dag, logical_date=day(2), conf=FULL_REFRESH)
     before = target_rows(target)
     # 70,000 bytes do not fit VARCHAR(65535): the COPY of the staging table fails.
-    insert_actions(source, [(900, 1000, "s", 8, datetime(2025, 3, 1, 13), None, None, None,
-                             False, "x" * 70_000)])
+    insert_actions(
+        source, [(900, 1000, "s", 8, datetime(2025, 3, 1, 13), None, None, None, False, "x" * 70_000)]
+    )
     capfd.readouterr()
     run_dag(pipeline_dag, logical_date=day(2), expect="failed")
     log = capfd.readouterr().out

@@ -53,7 +53,7 @@ def test_null_empty_and_marker_text_are_written_distinctly(source, tmp_path):
     text = b"".join(read_part(tmp_path / p.name) for p in result.parts).decode()
     lines = {int(row[0]): row for row in csv.reader(io.StringIO(text))}
     raw_lines = text.splitlines()
-    assert any(',\\N,' in line for line in raw_lines), "a NULL number is an unquoted \\N"
+    assert any(",\\N," in line for line in raw_lines), "a NULL number is an unquoted \\N"
     assert any(line.endswith(',"",t') for line in raw_lines), "a NULL query is '' + flag"
     assert any(line.endswith(',"",f') for line in raw_lines), "'' is a quoted empty field"
     assert any(line.endswith(',"\\N",f') for line in raw_lines), "the text \\N is data"
@@ -74,8 +74,18 @@ def test_an_incremental_slice_is_start_inclusive_end_exclusive(source, tmp_path)
 
 def test_parts_are_bounded_and_each_is_whole_csv(source, tmp_path):
     rows = [
-        (i, 1000 + i % 50, f"s{i // 10}", 8, datetime(2025, 3, 1, 0, 0, i % 60, i),
-         None, None, None, False, f"select {i},\n'{'x' * (i % 300)}'")
+        (
+            i,
+            1000 + i % 50,
+            f"s{i // 10}",
+            8,
+            datetime(2025, 3, 1, 0, 0, i % 60, i),
+            None,
+            None,
+            None,
+            False,
+            f"select {i},\n'{'x' * (i % 300)}'",
+        )
         for i in range(1, 5001)
     ]
     insert_actions(source, rows)

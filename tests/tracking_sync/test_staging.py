@@ -9,10 +9,9 @@ import pytest
 
 from tests.pipeline_helpers import insert_actions, tricky_actions
 from tracking_sync.exceptions import StagingPartMissing
-from tracking_sync.export import export_table
-from tracking_sync.params import RunSlice
-from tracking_sync.export import describe_export
+from tracking_sync.export import describe_export, export_table
 from tracking_sync.layout import staging_directory
+from tracking_sync.params import RunSlice
 from tracking_sync.staging import upload_export
 from tracking_sync.tables import ACTION
 
@@ -48,9 +47,7 @@ def test_upload_writes_parts_and_a_mandatory_manifest(source, settings, s3_clien
     manifest = json.loads(
         s3_client.get_object(Bucket=settings.bucket, Key=uploaded["manifest_key"])["Body"].read()
     )
-    assert manifest == {
-        "entries": [{"url": p["uri"], "mandatory": True} for p in summary["parts"]]
-    }
+    assert manifest == {"entries": [{"url": p["uri"], "mandatory": True} for p in summary["parts"]]}
     assert keys_under(s3_client, settings.bucket, prefix) == sorted(
         [uploaded["manifest_key"]] + [p["uri"].split("/", 3)[3] for p in summary["parts"]]
     )

@@ -17,7 +17,6 @@ import uuid
 import pytest
 
 
-
 @pytest.fixture(scope="session")
 def redshift(stack):
     assert stack.redshift is not None, "the stack started without the Redshift stand-in"

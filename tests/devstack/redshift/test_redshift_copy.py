@@ -41,8 +41,7 @@ def test_copy_loads_every_object_under_the_key_prefix(rs_conn, schema, files):
     files.put("other.csv", "9,not me\n")
     run(rs_conn, f"copy {schema}.t from '{files.url('part-')}' {files.keys_clause} csv")
     rs_conn.commit()
-    assert rows(rs_conn, f"select id, name from {schema}.t order by id") == [
-        (1, "a"), (2, "b"), (3, "c")]
+    assert rows(rs_conn, f"select id, name from {schema}.t order by id") == [(1, "a"), (2, "b"), (3, "c")]
 
 
 # docs: r_COPY — COPY fails when the prefix matches no object
@@ -82,8 +81,11 @@ def test_compressed_files_with_a_header_each(rs_conn, schema, files, compression
     run(rs_conn, f"create table {schema}.t (id int, name varchar(10))")
     files.put(f"{compression}-1", "id,name\n1,x\n", compression)
     files.put(f"{compression}-2", "id,name\n2,y\n", compression)
-    run(rs_conn, f"copy {schema}.t from '{files.url(compression)}' {files.keys_clause} "
-                 f"csv ignoreheader 1 {compression}")
+    run(
+        rs_conn,
+        f"copy {schema}.t from '{files.url(compression)}' {files.keys_clause} "
+        f"csv ignoreheader 1 {compression}",
+    )
     rs_conn.commit()
     assert rows(rs_conn, f"select id, name from {schema}.t order by id") == [(1, "x"), (2, "y")]
 
@@ -98,36 +100,53 @@ def test_empty_fields_and_the_default_null_marker(rs_conn, schema, files):
     run(rs_conn, f"copy {schema}.e from '{files.url('nulls')}' {files.keys_clause} csv emptyasnull")
     rs_conn.commit()
     assert rows(rs_conn, f"select id, name, n from {schema}.t order by id") == [
-        (1, "", None), (2, None, None), (3, "", 7)]
+        (1, "", None),
+        (2, None, None),
+        (3, "", 7),
+    ]
     assert rows(rs_conn, f"select id, name, n from {schema}.e order by id") == [
-        (1, None, None), (2, None, None), (3, None, 7)]
+        (1, None, None),
+        (2, None, None),
+        (3, None, 7),
+    ]
 
 
 # docs: copy-parameters-data-conversion — NULL AS, BLANKSASNULL, DELIMITER, QUOTE
 def test_null_as_blanksasnull_delimiter_and_quote(rs_conn, schema, files):
     run(rs_conn, f"create table {schema}.t (id int, name varchar(10))")
     files.put("piped.txt", "1|NULL\n2|   \n3|'a|b'\n")
-    run(rs_conn, f"copy {schema}.t from '{files.url('piped')}' {files.keys_clause} "
-                 "csv delimiter '|' quote as '''' null as 'NULL' blanksasnull")
+    run(
+        rs_conn,
+        f"copy {schema}.t from '{files.url('piped')}' {files.keys_clause} "
+        "csv delimiter '|' quote as '''' null as 'NULL' blanksasnull",
+    )
     rs_conn.commit()
-    assert rows(rs_conn, f"select id, name from {schema}.t order by id") == [
-        (1, None), (2, None), (3, "a|b")]
+    assert rows(rs_conn, f"select id, name from {schema}.t order by id") == [(1, None), (2, None), (3, "a|b")]
 
 
 # docs: copy-parameters-data-conversion — NULL AS '\0' or '\000' names the NUL
 # character: a field holding only NUL loads as NULL (not the two characters \0)
-@pytest.mark.parametrize("marker,options", [
-    ("\\0", "csv"), ("\\000", "csv"), ("\\0", "delimiter '|'"), ("\\000", ""),
-])
+@pytest.mark.parametrize(
+    "marker,options",
+    [
+        ("\\0", "csv"),
+        ("\\000", "csv"),
+        ("\\0", "delimiter '|'"),
+        ("\\000", ""),
+    ],
+)
 def test_null_as_backslash_zero_is_the_nul_character(rs_conn, schema, files, marker, options):
     run(rs_conn, f"create table {schema}.t (id int, name varchar(10), n int)")
     sep = "," if "csv" in options else "|"
     files.put("nul.txt", sep.join(["1", "\0", "\0"]) + "\n" + sep.join(["2", "\\0", "5"]) + "\n")
-    run(rs_conn, f"copy {schema}.t from '{files.url('nul')}' {files.keys_clause} "
-                 f"{options} null as '{marker}'")
+    run(
+        rs_conn, f"copy {schema}.t from '{files.url('nul')}' {files.keys_clause} {options} null as '{marker}'"
+    )
     rs_conn.commit()
     assert rows(rs_conn, f"select id, name, n from {schema}.t order by id") == [
-        (1, None, None), (2, "\\0", 5)]
+        (1, None, None),
+        (2, "\\0", 5),
+    ]
 
 
 # docs: copy-parameters-data-format — without CSV, pipe-delimited text
@@ -143,14 +162,21 @@ def test_default_text_format_is_pipe_delimited(rs_conn, schema, files):
 def test_dateformat_and_timeformat(rs_conn, schema, files):
     run(rs_conn, f"create table {schema}.t (id int, d date, ts timestamp)")
     files.put("explicit.csv", "1,31/12/2023,2023-12-31 23:59:58\n")
-    run(rs_conn, f"copy {schema}.t from '{files.url('explicit')}' {files.keys_clause} csv "
-                 "dateformat 'DD/MM/YYYY' timeformat 'YYYY-MM-DD HH:MI:SS'")
+    run(
+        rs_conn,
+        f"copy {schema}.t from '{files.url('explicit')}' {files.keys_clause} csv "
+        "dateformat 'DD/MM/YYYY' timeformat 'YYYY-MM-DD HH:MI:SS'",
+    )
     files.put("auto.csv", "2,Dec 30 2023,12/30/2023 10:11:12\n")
-    run(rs_conn, f"copy {schema}.t from '{files.url('auto')}' {files.keys_clause} csv "
-                 "dateformat 'auto' timeformat 'auto'")
+    run(
+        rs_conn,
+        f"copy {schema}.t from '{files.url('auto')}' {files.keys_clause} csv "
+        "dateformat 'auto' timeformat 'auto'",
+    )
     files.put("epoch.csv", "3,2024-01-01,1704067200\n")
-    run(rs_conn, f"copy {schema}.t from '{files.url('epoch')}' {files.keys_clause} csv "
-                 "timeformat 'epochsecs'")
+    run(
+        rs_conn, f"copy {schema}.t from '{files.url('epoch')}' {files.keys_clause} csv timeformat 'epochsecs'"
+    )
     rs_conn.commit()
     assert rows(rs_conn, f"select id, d, ts from {schema}.t order by id") == [
         (1, dt.date(2023, 12, 31), dt.datetime(2023, 12, 31, 23, 59, 58)),
@@ -180,8 +206,9 @@ def test_boolean_input_forms(rs_conn, schema, files):
     url = files.put("on.csv", "11,on\n12,tr\n13,true\n")
     run(rs_conn, f"copy {schema}.t from '{url}' {files.keys_clause} csv maxerror 5")
     rs_conn.commit()
-    assert rows(rs_conn, f"select b from {schema}.t order by id") == [
-        (True,)] * 5 + [(False,)] * 5 + [(True,)]
+    assert rows(rs_conn, f"select b from {schema}.t order by id") == [(True,)] * 5 + [(False,)] * 5 + [
+        (True,)
+    ]
     assert [e[4] for e in load_errors(rs_conn, url)] == ["on", "tr"]
 
 
@@ -192,7 +219,9 @@ def test_decimals_are_truncated_not_rounded(rs_conn, schema, files):
     run(rs_conn, f"copy {schema}.t from '{files.url('dec')}' {files.keys_clause} csv")
     rs_conn.commit()
     assert rows(rs_conn, f"select amount from {schema}.t order by id") == [
-        (Decimal("20.25"),), (Decimal("-1.99"),)]
+        (Decimal("20.25"),),
+        (Decimal("-1.99"),),
+    ]
 
 
 # docs: r_Character_types, copy-parameters-data-conversion (TRUNCATECOLUMNS) —
@@ -241,8 +270,7 @@ def test_maxerror_skips_bad_rows_and_records_them(rs_conn, schema, files):
     rs_conn.commit()
     assert rows(rs_conn, f"select id from {schema}.t order by id") == [(1,), (3,)]
     errors = load_errors(rs_conn, url)
-    assert [(e[0], e[1], e[2], e[5]) for e in errors] == [
-        ("id", 2, 1207, url), ("", 4, 1202, url)]
+    assert [(e[0], e[1], e[2], e[5]) for e in errors] == [("id", 2, 1207, url), ("", 4, 1202, url)]
     assert errors[0][6] == "x,b"
     with pytest.raises(redshift_connector.ProgrammingError, match="Load into table 't' failed"):
         run(rs_conn, f"copy {schema}.t from '{url}' {files.keys_clause} csv maxerror 1")
@@ -264,16 +292,19 @@ def test_failed_copy_is_atomic_and_its_errors_survive_the_rollback(rs_conn, sche
         run(rs_conn, f"copy {schema}.t from '{url}' {files.keys_clause} csv")
     error = failure.value.args[0]
     assert error["C"] == "XX000"
-    assert error["M"] == ("Load into table 't' failed. "
-                          "Check 'stl_load_errors' system table for details.")
+    assert error["M"] == ("Load into table 't' failed. Check 'stl_load_errors' system table for details.")
     with pytest.raises(redshift_connector.ProgrammingError, match="current transaction is aborted"):
         run(rs_conn, "select 1")
     rs_conn.rollback()
     assert rows(rs_conn, f"select count(*) from {schema}.t") == [(0,)]
     assert load_errors(rs_conn, url) == [
-        ("id", 3, 1207, "Invalid digit, Value 't', Pos 0, Type: Integer", "three", url, "three,c")]
-    tbl = rows(rs_conn, f"select distinct e.tbl = '{schema}.t'::regclass::oid::int "
-                        f"from stl_load_errors e where filename = '{url}'")
+        ("id", 3, 1207, "Invalid digit, Value 't', Pos 0, Type: Integer", "three", url, "three,c")
+    ]
+    tbl = rows(
+        rs_conn,
+        f"select distinct e.tbl = '{schema}.t'::regclass::oid::int "
+        f"from stl_load_errors e where filename = '{url}'",
+    )
     assert tbl == [(True,)]
 
 
@@ -313,9 +344,11 @@ def test_copy_through_psycopg2_into_a_temp_table(pg_conn, schema, files):
 
     url = files.put("simple.csv", "1,a\n2,b\n")
     cur = pg_conn.cursor()
-    cur.execute(f"create table #stage (id int, name varchar(10)); "
-                f"copy #stage from '{url}' {files.keys_clause} csv; "
-                "select count(*) from #stage")
+    cur.execute(
+        f"create table #stage (id int, name varchar(10)); "
+        f"copy #stage from '{url}' {files.keys_clause} csv; "
+        "select count(*) from #stage"
+    )
     assert cur.fetchall() == [(2,)]
     bad = files.put("simple-bad.csv", "1,a\nx,b\n")
     with pytest.raises(psycopg2.errors.InternalError_, match="Load into table '#stage' failed"):
@@ -354,21 +387,23 @@ def test_missing_value_for_not_null_column_is_a_load_error(rs_conn, schema, file
 def test_fast_and_slow_rows_load_the_same_values(rs_conn, schema, files):
     from devstack.redshift.copy import TargetColumn, parse_copy, row_pattern
 
-    run(rs_conn, f"create table {schema}.t (id int not null, small smallint, name varchar(30),"
-                 " ts timestamp, ok boolean, note varchar(30))")
+    run(
+        rs_conn,
+        f"create table {schema}.t (id int not null, small smallint, name varchar(30),"
+        " ts timestamp, ok boolean, note varchar(30))",
+    )
     lines = [
-        '1,1,plain,2024-01-02 03:04:05.123456,t,x',
+        "1,1,plain,2024-01-02 03:04:05.123456,t,x",
         '2,\\N,"a ""quoted"", text",2024-02-28 00:00:00,FALSE,\\N',
-        '3,2,"\\N",\\N,yes,"x,""\\N"",y"',          # a quoted \N is NULL too, as before
+        '3,2,"\\N",\\N,yes,"x,""\\N"",y"',  # a quoted \N is NULL too, as before
         '4,3,"multi\nline\r\nvalue",2024-02-29 12:00:00,n,"\\N\\N"',  # 29 Feb: slow path
-        '5,99999,too big,2024-01-01,t,x',            # smallint overflow: rejected
-        '6,4,"",2024-13-01,t,x',                     # month 13: rejected
+        "5,99999,too big,2024-01-01,t,x",  # smallint overflow: rejected
+        '6,4,"",2024-13-01,t,x',  # month 13: rejected
         '7,5,héllo ünïcode,2024-12-31 23:59:59,1,",\\N,"',
         '8,-6,\\\\N,2024-06-30,0,""',
     ]
     files.put("mixed.csv", "\n".join(lines) + "\n", compression="gzip")
-    run(rs_conn, f"copy {schema}.t from '{files.url('mixed')}' {files.keys_clause} "
-                 "csv gzip maxerror 5")
+    run(rs_conn, f"copy {schema}.t from '{files.url('mixed')}' {files.keys_clause} csv gzip maxerror 5")
     rs_conn.commit()
     assert rows(rs_conn, f"select id, small, name, ts, ok, note from {schema}.t order by id") == [
         (1, 1, "plain", dt.datetime(2024, 1, 2, 3, 4, 5, 123456), True, "x"),
@@ -383,8 +418,10 @@ def test_fast_and_slow_rows_load_the_same_values(rs_conn, schema, files):
     assert [(e[0], e[1], e[2]) for e in errors] == [("small", 7, 1216), ("ts", 8, 1206)]
     # the pipeline's kind of table takes the fast path
     spec = parse_copy(f"copy {schema}.t from '{files.url('mixed')}' iam_role 'arn:x' csv gzip")
-    columns = [TargetColumn("id", "int4", -1, True, "integer"),
-               TargetColumn("name", "varchar", 104, False, "character varying(100)"),
-               TargetColumn("ts", "timestamp", -1, True, "timestamp without time zone"),
-               TargetColumn("ok", "bool", -1, False, "boolean")]
+    columns = [
+        TargetColumn("id", "int4", -1, True, "integer"),
+        TargetColumn("name", "varchar", 104, False, "character varying(100)"),
+        TargetColumn("ts", "timestamp", -1, True, "timestamp without time zone"),
+        TargetColumn("ok", "bool", -1, False, "boolean"),
+    ]
     assert row_pattern(columns, spec) is not None

@@ -56,26 +56,35 @@ def copy_operator(method, schema, key, compression, s3):
 def test_s3_to_redshift_operator_append_replace_upsert(
     airflow_db, stack_env, redshift, schema, files, s3, compression
 ):
-    table_rows(redshift, f"create table {schema}.events (id int primary key, name varchar(20)) "
-                         "diststyle key distkey(id) sortkey(id)")
+    table_rows(
+        redshift,
+        f"create table {schema}.events (id int primary key, name varchar(20)) "
+        "diststyle key distkey(id) sortkey(id)",
+    )
 
     first = put_manifest_load(files, "first", [(1, "a"), (2, "b")], compression)
     copy_operator("APPEND", schema, first, compression, s3).execute(context={})
     copy_operator("APPEND", schema, first, compression, s3).execute(context={})
     # constraints are informational on Redshift: APPEND twice duplicates the rows
     assert table_rows(redshift, f"select id, name from {schema}.events order by id") == [
-        (1, "a"), (1, "a"), (2, "b"), (2, "b")]
+        (1, "a"),
+        (1, "a"),
+        (2, "b"),
+        (2, "b"),
+    ]
 
     replacement = put_manifest_load(files, "second", [(2, "b2"), (3, "c")], compression)
     copy_operator("REPLACE", schema, replacement, compression, s3).execute(context={})
-    assert table_rows(redshift, f"select id, name from {schema}.events order by id") == [
-        (2, "b2"), (3, "c")]
+    assert table_rows(redshift, f"select id, name from {schema}.events order by id") == [(2, "b2"), (3, "c")]
 
     # UPSERT reads the primary key from information_schema (kept, though not enforced)
     changes = put_manifest_load(files, "third", [(3, "c2"), (4, "d")], compression)
     copy_operator("UPSERT", schema, changes, compression, s3).execute(context={})
     assert table_rows(redshift, f"select id, name from {schema}.events order by id") == [
-        (2, "b2"), (3, "c2"), (4, "d")]
+        (2, "b2"),
+        (3, "c2"),
+        (4, "d"),
+    ]
 
 
 # docs: r_COPY — a failed COPY inside REPLACE rolls the DELETE back with it
@@ -84,8 +93,11 @@ def test_replace_with_a_bad_file_leaves_the_table_as_it_was(
 ):
     import redshift_connector
 
-    table_rows(redshift, f"create table {schema}.events (id int, name varchar(20)); "
-                         f"insert into {schema}.events values (1, 'kept')")
+    table_rows(
+        redshift,
+        f"create table {schema}.events (id int, name varchar(20)); "
+        f"insert into {schema}.events values (1, 'kept')",
+    )
     bad = put_manifest_load(files, "bad", [(2, "ok"), ("x", "bad")], "gzip")
     with pytest.raises(redshift_connector.ProgrammingError, match="Load into table 'events' failed"):
         copy_operator("REPLACE", schema, bad, "gzip", s3).execute(context={})

@@ -147,16 +147,31 @@ def test_standalone_entry_point(stack, tmp_path):
 
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "devstack.redshift", "--port", str(port),
-         "--backend-dsn", stack.postgres.dsn(), "--s3-endpoint-url", stack.s3.endpoint_url],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "devstack.redshift",
+            "--port",
+            str(port),
+            "--backend-dsn",
+            stack.postgres.dsn(),
+            "--s3-endpoint-url",
+            stack.s3.endpoint_url,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     try:
         wait_for_port("127.0.0.1", port, timeout=20)
         conn = redshift_connector.connect(
-            host="127.0.0.1", port=port, user=stack.postgres.user,
-            password=stack.postgres.password, database="dev", ssl=False,
+            host="127.0.0.1",
+            port=port,
+            user=stack.postgres.user,
+            password=stack.postgres.password,
+            database="dev",
+            ssl=False,
         )
         conn.cursor().execute("select getdate()")
         conn.close()
@@ -224,8 +239,9 @@ def test_compat_function_parameters_are_not_reserved_words(stack):
             reserved = {row[0] for row in cur.fetchall()}
     finally:
         conn.close()
-    headers = re.findall(r"create or replace function\s+[\w.]+\s*\(([^)]*)\)", COMPAT_SQL.read_text(),
-                         flags=re.IGNORECASE)
+    headers = re.findall(
+        r"create or replace function\s+[\w.]+\s*\(([^)]*)\)", COMPAT_SQL.read_text(), flags=re.IGNORECASE
+    )
     names = {arg.split()[0].lower() for header in headers for arg in header.split(",") if arg.strip()}
     assert names and "part" in names
     assert names & reserved == set()

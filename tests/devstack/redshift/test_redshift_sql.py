@@ -45,10 +45,14 @@ def test_extract_returns_integer_from_timestamp_and_double_from_timestamptz(rs_c
 # docs: r_EXTRACT_function — per-user session totals in seconds come out whole
 def test_extract_epoch_of_a_timestamp_difference_sums_as_integers(rs_conn, schema):
     query(rs_conn, f"create table {schema}.s (user_id int, started timestamp, ended timestamp)")
-    query(rs_conn, f"insert into {schema}.s values (1, '2024-01-01 10:00:00', '2024-01-01 10:00:01.9'),"
-                   " (1, '2024-01-01 11:00:00', '2024-01-01 11:00:02.9')")
-    rows, _ = query(rs_conn, f"select user_id, sum(extract(epoch from ended - started)) "
-                             f"from {schema}.s group by 1")
+    query(
+        rs_conn,
+        f"insert into {schema}.s values (1, '2024-01-01 10:00:00', '2024-01-01 10:00:01.9'),"
+        " (1, '2024-01-01 11:00:00', '2024-01-01 11:00:02.9')",
+    )
+    rows, _ = query(
+        rs_conn, f"select user_id, sum(extract(epoch from ended - started)) from {schema}.s group by 1"
+    )
     assert rows == [(1, 3)]
 
 
@@ -71,18 +75,30 @@ def test_per_row_compat_functions_are_inlined_into_native_calls(rs_conn, schema)
         f" from {schema}.e group by ts, tstz, d",
     )
     text = "\n".join(r[0] for r in plan)
-    for name in ("rs_extract", "datediff", "dateadd", "rs_datepart", "len(", "nvl2", "charindex",
-                 "getdate", "rs_sysdate", "convert_timezone"):
+    for name in (
+        "rs_extract",
+        "datediff",
+        "dateadd",
+        "rs_datepart",
+        "len(",
+        "nvl2",
+        "charindex",
+        "getdate",
+        "rs_sysdate",
+        "convert_timezone",
+    ):
         assert name not in text, f"{name} is called per row, not inlined:\n{text}"
 
 
 def test_extract_over_many_rows_is_as_fast_as_native_date_part(rs_conn, schema):
     query(rs_conn, f"create table {schema}.e (ts timestamp)")
-    query(rs_conn, f"insert into {schema}.e select timestamp '2024-01-01' + i * interval '1.5 s'"
-                   " from generate_series(1, 100000) i")
+    query(
+        rs_conn,
+        f"insert into {schema}.e select timestamp '2024-01-01' + i * interval '1.5 s'"
+        " from generate_series(1, 100000) i",
+    )
     query(rs_conn, "set statement_timeout = 10000")  # ~100 s before the functions were inlined
-    rows, _ = query(rs_conn, f"select sum(extract(epoch from ts)), sum(extract(ms from ts))"
-                             f" from {schema}.e")
+    rows, _ = query(rs_conn, f"select sum(extract(epoch from ts)), sum(extract(ms from ts)) from {schema}.e")
     # every odd row is at .5 s: the fraction is truncated per row (INTEGER), 500 ms each
     assert rows == [(1_704_067_200 * 100000 + 7_500_050_000, 50000 * 500)]
     rs_conn.rollback()
@@ -107,12 +123,20 @@ def test_varchar_length_counts_bytes_on_insert(rs_conn, schema):
 def test_text_and_max_lengths(rs_conn, schema):
     import redshift_connector
 
-    query(rs_conn, f"create table {schema}.t (a text, b varchar, c varchar(max), "
-                   "d character varying(max), e char(max), f bpchar, g nvarchar(10))")
+    query(
+        rs_conn,
+        f"create table {schema}.t (a text, b varchar, c varchar(max), "
+        "d character varying(max), e char(max), f bpchar, g nvarchar(10))",
+    )
     assert column_types(rs_conn, schema, "t") == [
-        ("a", "character varying", 256), ("b", "character varying", 256),
-        ("c", "character varying", 65535), ("d", "character varying", 65535),
-        ("e", "character", 4096), ("f", "character", 256), ("g", "character varying", 10)]
+        ("a", "character varying", 256),
+        ("b", "character varying", 256),
+        ("c", "character varying", 65535),
+        ("d", "character varying", 65535),
+        ("e", "character", 4096),
+        ("f", "character", 256),
+        ("g", "character varying", 10),
+    ]
     with pytest.raises(redshift_connector.ProgrammingError, match="value too long"):
         query(rs_conn, f"insert into {schema}.t (a) values (repeat('x', 257))")
     rs_conn.rollback()
@@ -154,7 +178,9 @@ def test_redshift_ddl_is_accepted(rs_conn, schema):
     ]
     for sql in statements:
         query(rs_conn, sql)
-    query(rs_conn, f"insert into {schema}.a (user_id, name, at) values (1, 'x', getdate()), (2, 'y', sysdate)")
+    query(
+        rs_conn, f"insert into {schema}.a (user_id, name, at) values (1, 'x', getdate()), (2, 'y', sysdate)"
+    )
     query(rs_conn, f"insert into {schema}.e (v) values (10), (20)")
     assert query(rs_conn, f"select id from {schema}.a order by id")[0] == [(100,), (105,)]
     assert query(rs_conn, f"select id, v from {schema}.e order by id")[0] == [(1, 10), (2, 20)]
@@ -192,8 +218,22 @@ def test_date_and_null_functions(rs_conn):
         " getdate() = date_trunc('second', getdate()),"
         " sysdate = sysdate, pg_typeof(sysdate)::text",
     )
-    assert rows == [(1, 1, 1, 1, "fallback", "b", 3, 5, dt.datetime(2020, 2, 29), True, True,
-                     "timestamp without time zone")]
+    assert rows == [
+        (
+            1,
+            1,
+            1,
+            1,
+            "fallback",
+            "b",
+            3,
+            5,
+            dt.datetime(2020, 2, 29),
+            True,
+            True,
+            "timestamp without time zone",
+        )
+    ]
 
 
 # docs: r_MERGE — MERGE INTO ... USING ... WHEN MATCHED / WHEN NOT MATCHED
@@ -202,11 +242,17 @@ def test_merge(rs_conn, schema):
     query(rs_conn, f"create table {schema}.source (id int, v varchar(5))")
     query(rs_conn, f"insert into {schema}.target values (1, 'old'), (2, 'keep')")
     query(rs_conn, f"insert into {schema}.source values (1, 'new'), (3, 'add')")
-    query(rs_conn, f"merge into {schema}.target using {schema}.source s on target.id = s.id "
-                   "when matched then update set v = s.v "
-                   "when not matched then insert values (s.id, s.v)")
+    query(
+        rs_conn,
+        f"merge into {schema}.target using {schema}.source s on target.id = s.id "
+        "when matched then update set v = s.v "
+        "when not matched then insert values (s.id, s.v)",
+    )
     assert query(rs_conn, f"select id, v from {schema}.target order by id")[0] == [
-        (1, "new"), (2, "keep"), (3, "add")]
+        (1, "new"),
+        (2, "keep"),
+        (3, "add"),
+    ]
     rs_conn.rollback()
 
 
@@ -221,19 +267,22 @@ def test_system_tables_and_driver_metadata(rs_conn, schema):
     columns = cur.get_columns(schema_pattern=schema, tablename_pattern="meta")
     assert [(c[3], c[6]) for c in columns] == [("id", 10), ("name", 12)]
     assert query(rs_conn, "select count(*) from svv_external_schemas")[0] == [(0,)]
-    assert query(rs_conn, f"select \"table\" from svv_table_info where schema = '{schema}'")[0] == [
-        ("meta",)]
+    assert query(rs_conn, f"select \"table\" from svv_table_info where schema = '{schema}'")[0] == [("meta",)]
     query(rs_conn, f"set search_path to {schema}")
     assert query(rs_conn, "select \"column\", type from pg_table_def where tablename = 'meta'")[0] == [
-        ("id", "integer"), ("name", "character varying(12)")]
+        ("id", "integer"),
+        ("name", "character varying(12)"),
+    ]
     assert query(rs_conn, "select count(*) >= 0 from stl_load_errors")[0] == [(True,)]
 
 
 # docs: r_EXTRACT_function etc. via psycopg2 — the simple protocol is rewritten too
 def test_rewrites_apply_to_psycopg2(pg_conn, schema):
     cur = pg_conn.cursor()
-    cur.execute(f"create table #p (ts timestamp); insert into #p values ('2020-01-01 10:30:59.9');"
-                " select extract(second from ts), datediff(minute, ts, ts + interval '1 second') from #p")
+    cur.execute(
+        "create table #p (ts timestamp); insert into #p values ('2020-01-01 10:30:59.9');"
+        " select extract(second from ts), datediff(minute, ts, ts + interval '1 second') from #p"
+    )
     assert cur.fetchall() == [(59, 1)]
 
 
