@@ -12,6 +12,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
+from devstack.postgres import PostgresServer
 from devstack.s3 import LocalS3
 from devstack.stack import Stack
 
@@ -40,7 +41,7 @@ def docker_engine_answers() -> bool:
 
 
 @dataclass
-class ContainerPostgres:
+class ContainerPostgres(PostgresServer):
     """PostgreSQL in a container, with the same surface as devstack.postgres.LocalPostgres."""
 
     _container: object | None = field(default=None, init=False, repr=False)
@@ -48,9 +49,6 @@ class ContainerPostgres:
     port: int = 0
     user: str = "stack"
     password: str = "stack-local-password"
-
-    def dsn(self, dbname: str = "postgres") -> str:
-        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"
 
     def start(self) -> ContainerPostgres:
         from testcontainers.postgres import PostgresContainer
@@ -65,21 +63,6 @@ class ContainerPostgres:
         self.host = container.get_container_host_ip()
         self.port = int(container.get_exposed_port(5432))
         return self
-
-    def execute(self, sql: str, dbname: str = "postgres") -> None:
-        import psycopg2
-
-        conn = psycopg2.connect(self.dsn(dbname))
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-        finally:
-            conn.close()
-
-    def create_database(self, name: str) -> str:
-        self.execute(f'create database "{name}"')
-        return self.dsn(name)
 
     def stop(self) -> None:
         if self._container is not None:

@@ -57,8 +57,38 @@ def _run_as() -> str | None:
     raise RuntimeError("running as root, and neither a 'postgres' nor a 'nobody' user exists")
 
 
+class PostgresServer:
+    """What every PostgreSQL of the stack offers (local, in a container, or given by DSN).
+
+    Subclasses set host, port, user and password.
+    """
+
+    host: str
+    port: int
+    user: str
+    password: str
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"
+
+    def execute(self, sql: str, dbname: str = "postgres") -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(self.dsn(dbname))
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            conn.close()
+
+    def create_database(self, name: str) -> str:
+        self.execute(f'create database "{name}"')
+        return self.dsn(name)
+
+
 @dataclass
-class LocalPostgres:
+class LocalPostgres(PostgresServer):
     """One PostgreSQL cluster on 127.0.0.1 at a free port, removed on stop()."""
 
     port: int = 0
@@ -74,9 +104,6 @@ class LocalPostgres:
     def data_dir(self) -> Path:
         assert self.base_dir is not None
         return self.base_dir / "data"
-
-    def dsn(self, dbname: str = "postgres") -> str:
-        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"
 
     def _cmd(self, *args: str) -> list[str]:
         return ["runuser", "-u", self._user, "--", *args] if self._user else list(args)
@@ -153,21 +180,6 @@ class LocalPostgres:
             raise RuntimeError(f"PostgreSQL did not start: {result.stderr}\n{log}")
         wait_for_port(self.host, self.port, timeout=10)
         return self
-
-    def execute(self, sql: str, dbname: str = "postgres") -> None:
-        import psycopg2
-
-        conn = psycopg2.connect(self.dsn(dbname))
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-        finally:
-            conn.close()
-
-    def create_database(self, name: str) -> str:
-        self.execute(f'create database "{name}"')
-        return self.dsn(name)
 
     def stop(self) -> None:
         if self.base_dir is None:

@@ -22,10 +22,11 @@ import sys
 import threading
 from urllib.parse import unquote, urlparse
 
+from devstack.postgres import PostgresServer
 from devstack.redshift import BACKEND_DSN_ENV
 
 
-class _DsnBackend:
+class _DsnBackend(PostgresServer):
     """An existing PostgreSQL given by URL, with the surface LocalRedshift needs."""
 
     def __init__(self, dsn: str):
@@ -34,24 +35,6 @@ class _DsnBackend:
         self.port = url.port or 5432
         self.user = unquote(url.username or "postgres")
         self.password = unquote(url.password or "")
-
-    def dsn(self, dbname: str = "postgres") -> str:
-        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{dbname}"
-
-    def execute(self, sql: str, dbname: str = "postgres") -> None:
-        import psycopg2
-
-        conn = psycopg2.connect(self.dsn(dbname))
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-        finally:
-            conn.close()
-
-    def create_database(self, name: str) -> str:
-        self.execute(f'create database "{name}"')
-        return self.dsn(name)
 
 
 def serve(host: str, port: int, s3_endpoint_url: str) -> None:
