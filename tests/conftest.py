@@ -56,11 +56,7 @@ def stack():
 @pytest.fixture(scope="session")
 def stack_env(stack):
     """The stack's AIRFLOW_CONN_* and settings, exported into this process's environment."""
-    saved = {name: os.environ.get(name) for name in stack.env()}
-    os.environ.update(stack.env())
-    yield stack.env()
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    with pytest.MonkeyPatch.context() as patch:  # restores the environment afterwards
+        for name, value in stack.env().items():
+            patch.setenv(name, value)
+        yield stack.env()

@@ -18,14 +18,10 @@ def pipeline_env(stack_env, airflow_db, tmp_path_factory):
         "TRACKING_SYNC_PREFIX": f"e2e-{uuid.uuid4().hex[:8]}",
         "TRACKING_SYNC_PART_MB": "1",  # several parts even for a day of demo data
     }
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    yield settings
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    with pytest.MonkeyPatch.context() as patch:  # restores the environment afterwards
+        for name, value in settings.items():
+            patch.setenv(name, value)
+        yield settings
 
 
 @pytest.fixture(scope="session")

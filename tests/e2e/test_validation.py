@@ -48,14 +48,10 @@ def validation_env(stack_env, airflow_db, tmp_path_factory):
         "TRACKING_SYNC_NOTIFIER": f"{FileNotifier.__module__}.FileNotifier",
         NOTIFIED: str(tmp_path_factory.mktemp("notified") / "summaries.txt"),
     }
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    yield settings
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    with pytest.MonkeyPatch.context() as patch:  # restores the environment afterwards
+        for name, value in settings.items():
+            patch.setenv(name, value)
+        yield settings
 
 
 @pytest.fixture(scope="module")
