@@ -26,7 +26,7 @@ The log line `TRACKING_SYNC FAILED ... what=... report=...` (and the configured 
 that differ, users missing on either side, the largest differences side by side, the
 days whose counts differ, and the repair command.
 - **days differ** (rows missing, extra, or moved in time): backfill those days, e.g.
-  `airflow backfill create --dag-id postgres_to_redshift --from-date 2025-03-04 --to-date 2025-03-04 --reprocess-behavior completed`
+  `airflow backfill create --dag-id postgres_to_redshift --from-date 2025-03-04 --to-date 2025-03-04 --reprocess-behavior completed --max-active-runs 1`
   (UI: Trigger → Backfill, that date range, Reprocess Behaviour "All Runs"). Reruns are idempotent.
 - **"action_time must be TIMESTAMPTZ on Redshift"**: the target column is TIMESTAMP, so
   Redshift's EXTRACT(EPOCH) returns whole seconds and every session total is off. Reloading
@@ -41,7 +41,11 @@ days whose counts differ, and the repair command.
 Every task is idempotent per interval: clearing any run (or a range of runs) and running it
 again leaves the target equal to the source for those intervals, rows deleted or changed in
 the source included. Backfill a range from the UI (Trigger → Backfill) or
-`airflow backfill create --dag-id postgres_to_redshift --from-date 2025-03-01 --to-date 2025-03-07`.
+`airflow backfill create --dag-id postgres_to_redshift --from-date 2025-03-01 --to-date 2025-03-07 --max-active-runs 1`
+(one day at a time, in order, as the nightly runs: a backfill otherwise runs up to 10 days at
+once, and a day's scoped validation reads the days before it).
+A manual run needs a logical date for `mode=incremental` (the CLI's `airflow dags trigger`
+without `--logical-date` makes a run with no data interval; `plan_run` refuses it and says so).
 If a run failed after `create_schema`, a staging table `action_staging_<interval>` stays in the
 target schema until that interval runs again; it is safe to drop.
 
@@ -126,9 +130,9 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "include" / "sql"
 def postgres_to_redshift():
     @task
     def plan_run(params=None, data_interval_start=None, data_interval_end=None) -> dict:
-        from tracking_sync.params import plan_run
+        from tracking_sync.params import plan_run_task
 
-        return plan_run(params, data_interval_start, data_interval_end)
+        return plan_run_task(params, data_interval_start, data_interval_end)
 
     @task
     def export(table_name: str, plan: dict) -> dict:
@@ -188,6 +192,8 @@ def postgres_to_redshift():
             column_list=None,
             copy_options=COPY_OPTIONS,
             method=method,
+            # Runs of different intervals (a backfill) must not reload action_type at once.
+            max_active_tis_per_dag=1 if table == "action_type" else None,
         )
 
     for table_name in ("action_type", "action"):

@@ -71,7 +71,13 @@ class RunSlice:
     def __post_init__(self) -> None:
         if not self.full_refresh:
             if self.start is None or self.end is None:
-                raise InvalidParams("an incremental run needs a data interval (start and end)")
+                raise InvalidParams(
+                    "an incremental run needs a data interval, and this run has none (it was "
+                    "triggered without a logical date): trigger it with one (UI: Trigger, set "
+                    "the logical date; CLI: airflow dags trigger postgres_to_redshift "
+                    "--logical-date 2025-03-02T00:00:00+00:00), run a backfill, or use "
+                    "mode=full_refresh"
+                )
             if not self.start < self.end:
                 raise InvalidParams(
                     f"the data interval [{self.start}, {self.end}) is empty: an incremental "
@@ -121,6 +127,17 @@ def plan_run(params: Mapping[str, Any], start: datetime | None, end: datetime | 
         "end": None if run_slice.end is None else run_slice.end.isoformat(),
         "slice_label": run_slice.label,
     }
+
+
+def plan_run_task(params: Mapping[str, Any], start: datetime | None, end: datetime | None) -> dict[str, Any]:
+    """plan_run for the Airflow task: bad params fail the task at once, without retries
+    (a retry would meet the same params)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        return plan_run(params, start, end)
+    except InvalidParams as error:
+        raise AirflowFailException(str(error)) from error
 
 
 def slice_from_plan(plan: Mapping[str, Any]) -> RunSlice:

@@ -24,7 +24,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -502,13 +502,13 @@ def repair_steps(
     steps = ["Reload the differing days (each day is one daily interval; reruns are idempotent):"]
     steps += [
         f"CLI: airflow backfill create --dag-id {dag_id} --from-date {first} --to-date {last} "
-        "--reprocess-behavior completed"
+        "--reprocess-behavior completed --max-active-runs 1"
         for first, last in ranges
     ]
     steps.append(
         f"UI: {dag_id} > Trigger > Backfill, Date Range "
         + ", ".join(f"{first} to {last}" for first, last in ranges)
-        + ", Reprocess Behaviour 'All Runs'"
+        + ", Reprocess Behaviour 'All Runs', Max Active Runs 1"
     )
     steps.append(f"or a full refresh: {full_refresh_cli}")
     return steps
@@ -706,6 +706,17 @@ def validation_scope(run_params: Any) -> str:
     return "full" if run_params.validation == "full" or run_params.is_full_refresh else "scoped"
 
 
+def validation_window(context: Mapping[str, Any]) -> tuple[datetime, datetime]:
+    """The run's [start, end) for the checks: its data interval.
+
+    A manual run triggered without a logical date has no data interval (only a full
+    refresh gets as far as validate, see params.RunSlice): it is checked up to the moment
+    it was triggered, which is fixed for the run (not the clock).
+    """
+    end = context.get("data_interval_end") or context["dag_run"].run_after
+    return context.get("data_interval_start") or end, end
+
+
 def validate_task(**context: Any) -> None:
     """The `validate` task: run the parity checks for this run's interval.
 
@@ -725,6 +736,7 @@ def validate_task(**context: Any) -> None:
 
     run_params = validate_params(context["params"])
     ti = context["ti"]
+    window_start, window_end = validation_window(context)
     source_hook = PostgresHook(postgres_conn_id=SOURCE_CONN_ID)
     target_hook = RedshiftSQLHook(redshift_conn_id=REDSHIFT_CONN_ID)
     try:
@@ -733,8 +745,8 @@ def validate_task(**context: Any) -> None:
                 source_conn,
                 target_conn,
                 target_schema=run_params.target_schema,
-                window_start=context["data_interval_start"],
-                window_end=context["data_interval_end"],
+                window_start=window_start,
+                window_end=window_end,
                 scope=validation_scope(run_params),
                 dag_id=ti.dag_id,
                 run_id=ti.run_id,

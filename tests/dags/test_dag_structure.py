@@ -94,6 +94,11 @@ def test_every_task_has_an_execution_timeout(dag):
         assert timedelta(0) < timeout <= timedelta(hours=12), f"{task.task_id}: {timeout}"
 
 
+def test_runs_of_a_backfill_never_reload_action_type_at_once(dag):
+    # REPLACE = delete + COPY: two overlapping reloads would leave the rows twice.
+    assert dag.get_task("load_action_type").max_active_tis_per_dag == 1
+
+
 def test_every_task_redacts_its_own_log_before_it_runs(dag):
     # Provider-operator tasks (create_schema, the loads) log statements themselves; the
     # Task SDK's masker must be in their log chain before execute (see connections.py).

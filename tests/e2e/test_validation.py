@@ -155,7 +155,7 @@ def test_a_mismatch_fails_once_with_the_report_and_notifies(dag, loaded, validat
     assert not report["passed"] and report["days_to_backfill"] == [day.isoformat()]
     assert (
         f"CLI: airflow backfill create --dag-id postgres_to_redshift --from-date {day} "
-        f"--to-date {day} --reprocess-behavior completed"
+        f"--to-date {day} --reprocess-behavior completed --max-active-runs 1"
     ) in report["repair"]
     summaries = _notified(validation_env)[before:]
     assert len(summaries) == 1

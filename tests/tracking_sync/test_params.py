@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tracking_sync.exceptions import InvalidParams
-from tracking_sync.params import RunParams, RunSlice, validate_params
+from tracking_sync.params import RunParams, RunSlice, plan_run, plan_run_task, validate_params
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 END = datetime(2025, 3, 2, tzinfo=UTC)
@@ -53,3 +53,14 @@ def test_full_refresh_ignores_the_interval():
 def test_an_empty_interval_is_refused_with_the_reason():
     with pytest.raises(InvalidParams, match="CronDataIntervalTimetable"):
         RunSlice.for_run(validate_params({}), START, START)
+
+
+def test_an_incremental_run_without_a_data_interval_is_refused_and_says_how_to_trigger():
+    # `airflow dags trigger` without --logical-date makes a run with no data interval.
+    with pytest.raises(InvalidParams, match="--logical-date"):
+        plan_run({"mode": "incremental"}, None, None)
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="needs a data interval"):  # no retry
+        plan_run_task({"mode": "incremental"}, None, None)
+    assert plan_run_task({"mode": "full_refresh"}, None, None)["full_refresh"] is True
