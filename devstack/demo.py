@@ -57,7 +57,7 @@ def _print_run(dag_run) -> bool:
                 result = XComModel.deserialize_value(value)
                 if isinstance(result, dict) and "rows" in result:
                     detail = f"rows={result['rows']:,}" + (
-                        f" bytes={result['bytes']:,} parts={len(result.get('parts', []))}"
+                        f" bytes={result['bytes']:,} parts={len(result.get('parts') or result.get('part_uris', []))}"
                         if "bytes" in result
                         else ""
                     )
