@@ -100,3 +100,33 @@ def _naive_utc(moment: datetime) -> datetime:
     from datetime import UTC
 
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def change_source_within(source, start: datetime) -> None:
+    """A late correction inside one day: a row deleted, one updated, one inserted (at 23:59,
+    into an existing session of that day)."""
+    lo, hi = start.replace(tzinfo=None), (start + timedelta(days=1)).replace(tzinfo=None)
+    with source.cursor() as cursor:
+        cursor.execute(
+            "delete from action where id = (select min(id) from action "
+            "where action_time >= %s and action_time < %s)",
+            (lo, hi),
+        )
+        cursor.execute(
+            "update action set query = 'corrected, \"late\"', course_id = null where id = (select max(id) "
+            "from action where action_time >= %s and action_time < %s)",
+            (lo, hi),
+        )
+        cursor.execute(
+            "select user_profile_id, session_id from action where action_time >= %s and action_time < %s "
+            "order by id limit 1",
+            (lo, hi),
+        )
+        user, session = cursor.fetchone()
+        cursor.execute("select max(id) from action")
+        (max_id,) = cursor.fetchone()
+    source.commit()
+    insert_actions(
+        source,
+        [(max_id + 1, user, session, 8, lo + timedelta(hours=23, minutes=59), 3, None, None, True, "")],
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,6 +12,7 @@ from tests.e2e.conftest import run_dag
 from tests.pipeline_helpers import (
     LONG_MULTIBYTE_QUERY,
     assert_same_rows,
+    change_source_within,
     fetch_rows,
     insert_actions,
     source_rows,
@@ -28,28 +29,6 @@ SECRETS = ("stack-secret-key-never-logged", "stack-local-password")
 def day(n: int) -> datetime:
     """Midnight UTC of 2025-03-0n; a nightly run for day n has logical date day(n + 1)."""
     return datetime(2025, 3, n, tzinfo=UTC)
-
-
-def change_source_within(source, start: datetime) -> None:
-    """Delete, update and insert rows inside one day, as late corrections would."""
-    lo, hi = start.replace(tzinfo=None), (start + timedelta(days=1)).replace(tzinfo=None)
-    with source.cursor() as cursor:
-        cursor.execute(
-            "delete from action where id = (select min(id) from action "
-            "where action_time >= %s and action_time < %s)",
-            (lo, hi),
-        )
-        cursor.execute(
-            "update action set query = 'updated, \"late\"' where id = (select max(id) from "
-            "action where action_time >= %s and action_time < %s)",
-            (lo, hi),
-        )
-        cursor.execute("select max(id) from action")
-        (max_id,) = cursor.fetchone()
-    source.commit()
-    insert_actions(
-        source, [(max_id + 1, 1000, "late", 8, lo + timedelta(hours=5), None, None, None, True, "")]
-    )
 
 
 def test_full_refresh_nightly_runs_rerun_and_backfill_match_the_source(pipeline_dag, stack, source, target):

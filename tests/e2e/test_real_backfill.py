@@ -39,7 +39,13 @@ import pytest
 
 from devstack import demo_data
 from devstack.net import free_port, port_is_open
-from tests.pipeline_helpers import assert_same_rows, fetch_rows, insert_actions, source_rows, target_rows
+from tests.pipeline_helpers import (
+    assert_same_rows,
+    change_source_within,
+    fetch_rows,
+    source_rows,
+    target_rows,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -377,35 +383,6 @@ def target_schema(stack):
         backend.close()
 
 
-def _change_source_within(source, start: datetime) -> None:
-    """A late correction inside one day: a row deleted, one updated, one inserted."""
-    lo, hi = start.replace(tzinfo=None), (start + timedelta(days=1)).replace(tzinfo=None)
-    with source.cursor() as cursor:
-        cursor.execute(
-            "delete from action where id = (select min(id) from action "
-            "where action_time >= %s and action_time < %s)",
-            (lo, hi),
-        )
-        cursor.execute(
-            "update action set query = 'corrected, \"late\"', course_id = null where id = (select max(id) "
-            "from action where action_time >= %s and action_time < %s)",
-            (lo, hi),
-        )
-        cursor.execute(
-            "select user_profile_id, session_id from action where action_time >= %s and action_time < %s "
-            "order by id limit 1",
-            (lo, hi),
-        )
-        user, session = cursor.fetchone()
-        cursor.execute("select max(id) from action")
-        (max_id,) = cursor.fetchone()
-    source.commit()
-    insert_actions(
-        source,
-        [(max_id + 1, user, session, 8, lo + timedelta(hours=23, minutes=59), 3, None, None, True, "")],
-    )
-
-
 def _in_range(timestamp_type: str) -> str:
     suffix = "+00" if timestamp_type == "timestamptz" else ""
     return (
@@ -463,7 +440,7 @@ def test_airflow_backfill_over_a_range_matches_the_source_and_reruns_idempotentl
         assert_same_rows(source_rows(source), target_rows(target, target_schema), "after the full refresh")
 
         for day in DAYS:
-            _change_source_within(source, day)
+            change_source_within(source, day)
         expected = source_rows(source, _in_range("timestamp"))
         assert target_rows(target, target_schema, _in_range("timestamptz")) != expected, "the days differ now"
 
