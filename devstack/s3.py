@@ -14,7 +14,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-from devstack.net import free_port, wait_for_port
+from devstack.net import free_port, stop_process, wait_for_port
 
 ACCESS_KEY_ID = "stack-access-key"
 SECRET_ACCESS_KEY = "stack-secret-key-never-logged"
@@ -61,12 +61,7 @@ class LocalS3:
 
     def stop(self) -> None:
         if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            stop_process(self._process)
             self._process = None
 
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.net import free_port, port_is_open, wait_for_port
+from devstack.net import free_port, port_is_open, stop_process, wait_for_port
 
 COMPAT_SQL = Path(__file__).with_name("compat.sql")
 BACKEND_DSN_ENV = "DEVSTACK_REDSHIFT_BACKEND_DSN"
@@ -146,16 +145,9 @@ class LocalRedshift:
         return self
 
     def stop(self) -> None:
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._process = None
+        if self._process is not None:
+            stop_process(self._process)
+            self._process = None
 
     @property
     def pid(self) -> int | None:
