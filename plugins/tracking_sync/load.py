@@ -13,14 +13,11 @@ The COPY options below match export.py's CSV dialect.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import sqlparse
-
-from tracking_sync.params import RunSlice, slice_from_plan, validate_params
-from tracking_sync.sql_templates import render_sql
+from tracking_sync.plan import RunPlan, RunSlice
+from tracking_sync.sql_templates import render_sql, render_statements
 from tracking_sync.tables import ACTION
 
 log = logging.getLogger(__name__)
@@ -40,20 +37,8 @@ COPY_OPTIONS = [
 ]
 
 
-def action_staging_table(
-    params: Mapping[str, Any], data_interval_start: datetime, data_interval_end: datetime
-) -> str:
-    """The name of the run's staging table for action, e.g. action_staging_20250301t000000_…"""
-    run_slice = RunSlice.for_run(validate_params(params), data_interval_start, data_interval_end)
-    return staging_table_name(run_slice)
-
-
-def staging_table_name(run_slice: RunSlice) -> str:
-    return f"action_staging_{run_slice.label}"
-
-
 def publish_statements(schema: str, staging: str, run_slice: RunSlice) -> list[str]:
-    sql = render_sql(
+    return render_statements(
         "redshift/replace_action_rows.sql",
         schema=schema,
         staging=staging,
@@ -61,7 +46,6 @@ def publish_statements(schema: str, staging: str, run_slice: RunSlice) -> list[s
         expressions=ACTION.publish_expressions,
         full_refresh=run_slice.full_refresh,
     )
-    return [s.strip().rstrip(";") for s in sqlparse.split(sql) if _has_code(s)]
 
 
 def publish_action(connection: Any, schema: str, staging: str, run_slice: RunSlice) -> int:
@@ -130,23 +114,8 @@ def _bounds(run_slice: RunSlice) -> dict[str, datetime]:
     return {"start": run_slice.start, "end": run_slice.end}
 
 
-def _has_code(statement: str) -> bool:
-    return any(line.strip() and not line.strip().startswith("--") for line in statement.splitlines())
-
-
-def publish_for_run(plan: Mapping[str, Any], connection: Any = None) -> int:
+def publish_for_run(plan: RunPlan, connection: Any) -> int:
     """The publish task: the run's staged action rows replace the target's rows of the slice."""
-    run_slice = slice_from_plan(plan)
-    staging = staging_table_name(run_slice)
-    own_connection = connection is None
-    if own_connection:
-        from tracking_sync.connections import redshift_connection
-
-        connection = redshift_connection()
-    try:
-        inserted = publish_action(connection, plan["target_schema"], staging, run_slice)
-    finally:
-        if own_connection:
-            connection.close()
-    log.info("published %s rows of action for %s", inserted, run_slice.label)
+    inserted = publish_action(connection, plan.target_schema, plan.staging_table, plan.run_slice)
+    log.info("published %s rows of action for %s", inserted, plan.slice_label)
     return inserted

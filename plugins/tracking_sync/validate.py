@@ -731,7 +731,7 @@ def validate_task(**context: Any) -> None:
     from airflow.providers.postgres.hooks.postgres import PostgresHook
     from airflow.sdk.exceptions import AirflowFailException
 
-    from tracking_sync.config import REDSHIFT_CONN_ID, SOURCE_CONN_ID
+    from tracking_sync.names import REDSHIFT_CONN_ID, SOURCE_CONN_ID
     from tracking_sync.params import validate_params
 
     run_params = validate_params(context["params"])
