@@ -69,7 +69,7 @@ from tracking_sync import tasks
 from tracking_sync.connections import redact_task_logs_callback
 from tracking_sync.names import DAG_ID, IDENTIFIER_PATTERN, MAX_IDENTIFIER_BYTES
 from tracking_sync.notifications import on_failure_callback
-from tracking_sync.params import DEFAULT_TARGET_SCHEMA, MODES, VALIDATIONS
+from tracking_sync.params import DEFAULT_PARAMS, MODES, VALIDATIONS
 
 
 @dag(
@@ -94,20 +94,20 @@ from tracking_sync.params import DEFAULT_TARGET_SCHEMA, MODES, VALIDATIONS
     },
     params={
         "mode": Param(
-            "incremental",
+            DEFAULT_PARAMS["mode"],
             enum=list(MODES),
             description="incremental: the run's data interval of action (and all of "
             "action_type); full_refresh: both tables, every row.",
         ),
         "target_schema": Param(
-            DEFAULT_TARGET_SCHEMA,
+            DEFAULT_PARAMS["target_schema"],
             type="string",
             pattern=f"^{IDENTIFIER_PATTERN}$",
             maxLength=MAX_IDENTIFIER_BYTES,
             description="Redshift schema to load into: lower-case letters, digits and _.",
         ),
         "validation": Param(
-            "scoped",
+            DEFAULT_PARAMS["validation"],
             enum=list(VALIDATIONS),
             description="scoped: the users active in the interval, with their whole history, "
             "and the interval's days (cost grows with the interval's users); full: everything "

@@ -21,3 +21,7 @@ class StagingPartMissing(TrackingSyncError):
 
 class LoadFailed(TrackingSyncError):
     """COPY into Redshift failed; carries the rows of stl_load_errors that say where."""
+
+
+class TooManyMovedRows(TrackingSyncError):
+    """More rows moved out of a rerun interval than a rerun carries; nothing was changed."""

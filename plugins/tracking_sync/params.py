@@ -12,7 +12,8 @@ from tracking_sync.names import IDENTIFIER, MAX_IDENTIFIER_BYTES
 MODES = ("incremental", "full_refresh")
 VALIDATIONS = ("scoped", "full")
 DEFAULT_TARGET_SCHEMA = "tracking"
-PARAM_NAMES = ("mode", "target_schema", "validation")
+DEFAULT_PARAMS = {"mode": "incremental", "target_schema": DEFAULT_TARGET_SCHEMA, "validation": "scoped"}
+PARAM_NAMES = tuple(DEFAULT_PARAMS)
 
 _RESERVED_SCHEMAS = ("information_schema", "public")
 
@@ -43,10 +44,11 @@ def validate_params(params: Mapping[str, Any], conf: Mapping[str, Any] | None = 
             f"unknown conf key(s) {', '.join(map(repr, unknown))}: the allowed keys are "
             f"{', '.join(PARAM_NAMES)} (a misspelled key would be ignored, so it is refused)"
         )
-    mode = params.get("mode", "incremental")
+    params = DEFAULT_PARAMS | dict(params)
+    mode = params["mode"]
     if mode not in MODES:
         problems.append(f"mode={mode!r} is not one of {', '.join(MODES)}")
-    schema = params.get("target_schema", DEFAULT_TARGET_SCHEMA)
+    schema = params["target_schema"]
     if not isinstance(schema, str) or not IDENTIFIER.fullmatch(schema):
         problems.append(
             f"target_schema={schema!r} is not a plain identifier: use lower-case letters, "
@@ -56,7 +58,7 @@ def validate_params(params: Mapping[str, Any], conf: Mapping[str, Any] | None = 
         problems.append(f"target_schema={schema!r} is longer than {MAX_IDENTIFIER_BYTES} bytes")
     elif schema in _RESERVED_SCHEMAS or schema.startswith("pg_"):
         problems.append(f"target_schema={schema!r} is a system or shared schema; pick a schema of its own")
-    validation = params.get("validation", "scoped")
+    validation = params["validation"]
     if validation not in VALIDATIONS:
         problems.append(f"validation={validation!r} is not one of {', '.join(VALIDATIONS)}")
     if problems:

@@ -109,15 +109,15 @@ def load(
 
 
 @task
-def replace_action_rows(plan: dict) -> int:
+def replace_action_rows(plan: dict) -> dict[str, Any]:
     from contextlib import closing
 
-    from tracking_sync.connections import redshift_connection
+    from tracking_sync.connections import redshift_connection, source_connection
     from tracking_sync.load import publish_for_run
     from tracking_sync.plan import RunPlan
 
-    with closing(redshift_connection()) as connection:
-        return publish_for_run(RunPlan.from_xcom(plan), connection)
+    with closing(redshift_connection()) as target, closing(source_connection()) as source:
+        return publish_for_run(RunPlan.from_xcom(plan), target, source)
 
 
 @task
