@@ -1,4 +1,7 @@
-"""Errors that say what went wrong and what to do about it."""
+"""Every error the pipeline raises on purpose, in one place.
+
+Each says what went wrong and what to do about it.
+"""
 
 from __future__ import annotations
 
@@ -21,3 +24,11 @@ class StagingPartMissing(TrackingSyncError):
 
 class LoadFailed(TrackingSyncError):
     """COPY into Redshift failed; carries the rows of stl_load_errors that say where."""
+
+
+class ParityCheckError(TrackingSyncError):
+    """A parity check file is malformed or cannot be compared (says which file and how to fix it)."""
+
+
+class NotifierMisconfigured(TrackingSyncError):
+    """TRACKING_SYNC_NOTIFIER does not name a usable notifier class."""

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tracking_sync.config import SQL_DIR
-from tracking_sync.exceptions import TrackingSyncError
+from tracking_sync.exceptions import ParityCheckError
 
 PARITY_SQL_DIR = SQL_DIR / "parity"
 SCOPES = ("scoped", "full")
@@ -40,10 +40,6 @@ SCOPES = ("scoped", "full")
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,126}")
 _FIELD = re.compile(r"--\s?(key|value|days|params):\s*(.*)")
 _VALUE = re.compile(r"(?P<column>\w+)\s+tolerance\s+(?P<tolerance>[0-9.eE+-]+)\s*(?:--\s*)?(?P<why>.*)")
-
-
-class ParityCheckError(TrackingSyncError):
-    """A parity check file is malformed or cannot be compared (says which file and how to fix it)."""
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tracking_sync.exceptions import TrackingSyncError
-from tracking_sync.parity import SCOPES, ParityCheck, ParityCheckError, load_checks, quote_identifier
+from tracking_sync.exceptions import ParityCheckError
+from tracking_sync.parity import SCOPES, ParityCheck, load_checks, quote_identifier
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +46,6 @@ TIMESTAMP_HINT = (
     "action_time must be TIMESTAMPTZ on Redshift: EXTRACT(EPOCH FROM timestamp) is an "
     "integer there, so session durations lose their fractions"
 )
-
-
-class ValidationFailed(TrackingSyncError):
-    """The target does not hold what the source holds; carries the report."""
-
-    def __init__(self, report: ValidationReport):
-        super().__init__(report.summary())
-        self.report = report
 
 
 # ---------------------------------------------------------------- results

@@ -18,7 +18,8 @@ import pytest
 from devstack import demo_data
 from devstack.stack import create_source_schema
 from tracking_sync import parity
-from tracking_sync.parity import ParityCheckError, load_checks, parse_check, timestamp_literal
+from tracking_sync.exceptions import ParityCheckError
+from tracking_sync.parity import load_checks, parse_check, timestamp_literal
 from tracking_sync.validate import (
     compare_sorted,
     format_side_by_side,
