@@ -1,0 +1,366 @@
+"""One client session: its messages relayed to a backend session of its own, one handler a message.
+
+Two pumps run side by side, client → backend and backend → client, each cutting
+its stream with a protocol.Framer and calling the handler of each message type
+(handle_<message> for the client's, on_<message> for the backend's); a message
+without a handler passes unchanged. What the handlers change:
+
+- SQL in every Query and Parse goes through rewrite.rewrite_statement;
+- COPY ... FROM 's3://...' becomes COPY ... FROM STDIN (FORMAT csv), and when the
+  backend answers CopyInResponse, copy_in.run_s3_copy feeds it, while the
+  client's next messages are held back: PostgreSQL ignores Sync in COPY-in mode,
+  so the client's Sync must arrive after the COPY ends;
+- before such a COPY runs, its target's columns are asked in the client's own
+  session (catalog.copy_target_query), the only one that sees its #temp tables:
+  alone while the session is idle (extended protocol), or in-band ahead of the
+  COPY in the same Query (simple protocol); the answer never reaches the client;
+- server_version reads Redshift's 8.0.2; errors read as Redshift's (errors.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+
+from devstack.redshift import protocol
+from devstack.redshift.catalog import COPY_TARGET_MARKER, copy_target_from_rows, copy_target_query
+from devstack.redshift.copy import CopySpec, CopySyntaxError, is_s3_copy, parse_copy
+from devstack.redshift.copy_in import CopySession, PendingCopy, run_s3_copy
+from devstack.redshift.errors import translate_error
+from devstack.redshift.protocol import Backend, Frontend, cstring, payload_of
+from devstack.redshift.rewrite import rewrite_statement, split_statements
+
+log = logging.getLogger("devstack.redshift")
+
+REDSHIFT_SERVER_VERSION = b"8.0.2"
+_READ_SIZE = 1 << 16
+# backend messages relayed to the client untouched, without a handler call
+_RELAYED = frozenset(
+    {
+        Backend.DATA_ROW,
+        Backend.COMMAND_COMPLETE,
+        Backend.BIND_COMPLETE,
+        Backend.PARSE_COMPLETE,
+        Backend.NO_DATA,
+        Backend.PARAMETER_DESCRIPTION,
+        Backend.PORTAL_SUSPENDED,
+        Backend.EMPTY_QUERY_RESPONSE,
+    }
+)
+
+
+def raise_error_sql(message: str, sqlstate: str) -> str:
+    """A statement that fails with this error when executed (the COPY text was wrong)."""
+    quoted = message.replace("'", "''").replace("$", "")
+    return (
+        f"DO $rs_copy$ BEGIN RAISE EXCEPTION USING MESSAGE = '{quoted}', "
+        f"ERRCODE = '{sqlstate}'; END $rs_copy$"
+    )
+
+
+def translate_copy(sql: str) -> tuple[str, CopySpec | None]:
+    """(what PostgreSQL runs, the parsed COPY) for a COPY from S3; a wrong one fails when run."""
+    try:
+        spec = parse_copy(sql)
+    except (CopySyntaxError, ValueError) as exc:
+        return raise_error_sql(str(exc), getattr(exc, "sqlstate", "42601")), None
+    return spec.postgres_copy(), spec
+
+
+class Session:
+    """A client connection and its backend connection, after the startup handshake."""
+
+    def __init__(self, proxy, client_reader, client_writer, backend_reader, backend_writer, user: str):
+        self.proxy = proxy  # server.RedshiftProxy: catalog connection and S3 clients
+        self.client_reader, self.client_writer = client_reader, client_writer
+        self.backend_reader, self.backend_writer = backend_reader, backend_writer
+        self.user = user
+        self.backend_pid = 0
+        self.to_backend = bytearray()  # messages for the backend, sent after each read
+        self.to_client = bytearray()
+        # COPY from S3, by prepared statement and portal name
+        self.statements: dict[bytes, CopySpec] = {}
+        self.portals: dict[bytes, CopySpec] = {}
+        self.targets: dict[int, tuple] = {}  # id(spec) → CopyTarget asked in-session
+        self.pending: collections.deque[PendingCopy] = collections.deque()
+        self.copy_idle = asyncio.Event()  # no COPY from S3 running or about to
+        self.load_failure: bytes | None = None  # the ErrorResponse to send instead of PostgreSQL's
+        # Sync/Query messages sent and not yet answered by ReadyForQuery; idle when 0
+        self.outstanding = 0
+        self.idle = asyncio.Event()
+        self.batch_open = False  # extended-protocol messages forwarded since the last Sync
+        self.injected: asyncio.Future | None = None  # our own catalog query, answered by the backend
+        self.injected_rows: list = []
+        self.inband_rows: list | None = None  # catalog rows of a simple Query's own catalog SELECT
+        self.transaction_status = protocol.TransactionStatus.IDLE
+
+    async def run(self) -> None:
+        self.copy_idle.set()
+        self.idle.set()
+        try:
+            pumps = {asyncio.create_task(self.relay_client()), asyncio.create_task(self.relay_backend())}
+            done, pending = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            for task in done:
+                if task.exception() and not isinstance(
+                    task.exception(), (ConnectionError, asyncio.IncompleteReadError)
+                ):
+                    log.warning("session ended with %r", task.exception())
+        finally:
+            for writer in (self.backend_writer, self.client_writer):
+                writer.close()
+
+    # ------------------------------------------------------------------ client → backend
+
+    async def relay_client(self) -> None:
+        handlers = {
+            Frontend.QUERY: self.handle_query,
+            Frontend.PARSE: self.handle_parse,
+            Frontend.BIND: self.handle_bind,
+            Frontend.EXECUTE: self.handle_execute,
+            Frontend.DESCRIBE: self.handle_describe,
+            Frontend.CLOSE: self.handle_close,
+            Frontend.SYNC: self.handle_sync,
+        }
+        framer = protocol.Framer()
+        while True:
+            data = await self.client_reader.read(_READ_SIZE)
+            if not data:
+                if self.backend_writer.can_write_eof():
+                    self.backend_writer.write_eof()
+                return
+            for raw in framer.feed(data):
+                handler = handlers.get(raw[:1])
+                if handler is None:
+                    self.to_backend += raw
+                else:
+                    await handler(raw)
+            await self.send_to_backend()
+
+    async def send_to_backend(self) -> None:
+        if self.to_backend:
+            self.backend_writer.write(self.to_backend)
+            self.to_backend = bytearray()
+            await self.backend_writer.drain()
+
+    async def handle_query(self, raw: bytes) -> None:
+        sql = payload_of(raw)[:-1].decode("utf-8")
+        sql, has_s3_copy = self.translate_query(sql)
+        self.sent_sync()
+        self.to_backend += protocol.query(sql)
+        if has_s3_copy:
+            await self.hold_until_copy_done()
+
+    def translate_query(self, sql: str) -> tuple[str, bool]:
+        """A simple Query's SQL for PostgreSQL, and whether it holds a COPY from S3.
+
+        Each COPY from S3 is preceded by its target's catalog query, answered in-band."""
+        if "s3://" not in sql.lower() or not any(is_s3_copy(s) for s in split_statements(sql)):
+            return rewrite_statement(sql), False
+        parts = []
+        has_s3_copy = False
+        for statement in split_statements(sql):
+            if not is_s3_copy(statement):
+                parts.append(rewrite_statement(statement))
+                continue
+            postgres_sql, spec = translate_copy(statement)
+            if spec is not None:
+                self.pending.append(PendingCopy(spec))
+                has_s3_copy = True
+                parts.append(copy_target_query(spec))  # answered in-band, kept from the client
+            parts.append(postgres_sql)
+        return ";\n".join(parts), has_s3_copy
+
+    async def handle_parse(self, raw: bytes) -> None:
+        payload = payload_of(raw)
+        name, pos = cstring(payload, 0)
+        sql, pos = cstring(payload, pos)
+        sql = sql.decode("utf-8")
+        self.statements.pop(name, None)
+        spec = None
+        if "s3://" in sql.lower() and is_s3_copy(sql):
+            sql, spec = translate_copy(sql)
+            if spec is not None:
+                self.statements[name] = spec
+        else:
+            sql = rewrite_statement(sql)
+        if spec is not None and not self.batch_open:
+            await self.ask_copy_target(spec)
+        self.batch_open = True
+        self.to_backend += protocol.parse(name, sql, payload[pos:])
+
+    async def handle_bind(self, raw: bytes) -> None:
+        payload = payload_of(raw)
+        portal, pos = cstring(payload, 0)
+        statement, _ = cstring(payload, pos)
+        spec = self.statements.get(statement)
+        if spec is not None:
+            self.portals[portal] = spec
+            if not self.batch_open:  # a cached statement run again: the table may have changed
+                await self.ask_copy_target(spec)
+        else:
+            self.portals.pop(portal, None)
+        self.batch_open = True
+        self.to_backend += raw
+
+    async def handle_execute(self, raw: bytes) -> None:
+        portal, _ = cstring(payload_of(raw), 0)
+        self.batch_open = True
+        self.to_backend += raw
+        spec = self.portals.get(portal)
+        if spec is not None:
+            self.pending.append(PendingCopy(spec, self.targets.get(id(spec))))
+            await self.hold_until_copy_done()
+
+    async def handle_describe(self, raw: bytes) -> None:
+        self.batch_open = True
+        self.to_backend += raw
+
+    async def handle_close(self, raw: bytes) -> None:
+        payload = payload_of(raw)
+        which, name = payload[:1], payload[1:-1]
+        (self.statements if which == b"S" else self.portals).pop(name, None)
+        self.batch_open = True
+        self.to_backend += raw
+
+    async def handle_sync(self, raw: bytes) -> None:
+        self.sent_sync()
+        self.to_backend += raw
+
+    def sent_sync(self) -> None:
+        self.outstanding += 1
+        self.idle.clear()
+        self.batch_open = False
+
+    async def hold_until_copy_done(self) -> None:
+        """Send what came before, then forward nothing until the S3 COPY has ended."""
+        self.copy_idle.clear()
+        await self.send_to_backend()
+        await self.copy_idle.wait()
+
+    async def ask_copy_target(self, spec: CopySpec) -> None:
+        """Run the target's catalog query in the client's session while it is idle; the answer is ours."""
+        await self.send_to_backend()
+        await self.idle.wait()
+        self.injected = asyncio.get_running_loop().create_future()
+        self.injected_rows = []
+        self.backend_writer.write(protocol.query(copy_target_query(spec)))
+        await self.backend_writer.drain()
+        rows = await self.injected
+        target = copy_target_from_rows(rows, spec) if rows else None
+        if target is not None:
+            self.targets[id(spec)] = target
+        else:
+            self.targets.pop(id(spec), None)
+
+    # ------------------------------------------------------------------ backend → client
+
+    async def relay_backend(self) -> None:
+        handlers = {
+            Backend.ROW_DESCRIPTION: self.on_row_description,
+            Backend.READY_FOR_QUERY: self.on_ready_for_query,
+            Backend.PARAMETER_STATUS: self.on_parameter_status,
+            Backend.BACKEND_KEY_DATA: self.on_backend_key_data,
+            Backend.COPY_IN_RESPONSE: self.on_copy_in_response,
+            Backend.ERROR_RESPONSE: self.on_error_response,
+        }
+        framer = protocol.Framer()
+        while True:
+            data = await self.backend_reader.read(_READ_SIZE)
+            if not data:
+                return
+            for raw in framer.feed(data):
+                if self.injected is not None:
+                    self.capture_injected_answer(raw)
+                    continue
+                if self.inband_rows is not None and self.capture_inband_answer(raw):
+                    continue
+                code = raw[:1]
+                if code in _RELAYED:
+                    self.to_client += raw
+                    continue
+                handler = handlers.get(code)
+                if handler is None:
+                    self.to_client += raw
+                else:
+                    await handler(raw)
+            await self.send_to_client()
+
+    async def send_to_client(self, drain: bool = True) -> None:
+        if self.to_client:
+            self.client_writer.write(self.to_client)
+            self.to_client = bytearray()
+            if drain:
+                await self.client_writer.drain()
+
+    def capture_injected_answer(self, raw: bytes) -> None:
+        """The answer to ask_copy_target(), not for the client."""
+        code = raw[:1]
+        if code == Backend.DATA_ROW:
+            self.injected_rows.append(protocol.decode_data_row(payload_of(raw)))
+        elif code == Backend.ERROR_RESPONSE:
+            self.injected_rows = []
+        elif code == Backend.READY_FOR_QUERY:
+            self.injected.set_result(self.injected_rows)
+            self.injected = None
+
+    def capture_inband_answer(self, raw: bytes) -> bool:
+        """A simple Query's own catalog SELECT (translate_query): True when `raw` was part of it."""
+        code = raw[:1]
+        if code == Backend.DATA_ROW:
+            self.inband_rows.append(protocol.decode_data_row(payload_of(raw)))
+            return True
+        if code == Backend.COMMAND_COMPLETE:
+            if self.pending:
+                self.pending[0].target = copy_target_from_rows(self.inband_rows, self.pending[0].spec)
+            self.inband_rows = None
+            return True
+        self.inband_rows = None
+        return False
+
+    async def on_row_description(self, raw: bytes) -> None:
+        if self.pending and COPY_TARGET_MARKER in raw:
+            self.inband_rows = []  # the in-band catalog answer starts
+            return
+        self.to_client += raw
+
+    async def on_ready_for_query(self, raw: bytes) -> None:
+        self.outstanding = max(0, self.outstanding - 1)
+        if self.outstanding == 0:
+            self.idle.set()
+        self.transaction_status = payload_of(raw)[:1]
+        self.to_client += raw
+
+    async def on_parameter_status(self, raw: bytes) -> None:
+        name, _ = cstring(payload_of(raw), 0)
+        if name == b"server_version":
+            raw = protocol.parameter_status(name, REDSHIFT_SERVER_VERSION)
+        self.to_client += raw
+
+    async def on_backend_key_data(self, raw: bytes) -> None:
+        self.backend_pid = int.from_bytes(payload_of(raw)[:4], "big")
+        self.to_client += raw
+
+    async def on_copy_in_response(self, raw: bytes) -> None:
+        if not self.pending:  # a client's own COPY FROM STDIN
+            self.to_client += raw
+            return
+        # the backend waits for our rows: what came before goes to the client first
+        await self.send_to_client(drain=False)
+        copy_session = CopySession(self.user, self.backend_pid, self.backend_writer)
+        self.load_failure = await run_s3_copy(
+            self.pending.popleft(), copy_session, self.proxy.catalog, self.proxy.s3
+        )
+        if not self.pending:
+            self.copy_idle.set()
+
+    async def on_error_response(self, raw: bytes) -> None:
+        if self.load_failure is not None:
+            self.to_client += self.load_failure
+            self.load_failure = None
+        else:
+            self.to_client += translate_error(payload_of(raw))
+        self.pending.clear()  # the backend skips the rest: no COPY will start
+        self.copy_idle.set()
