@@ -133,7 +133,7 @@ async def read_startup_packet(reader: asyncio.StreamReader) -> tuple[int, bytes]
 def startup_parameters(packet: bytes) -> dict[bytes, bytes]:
     """The name/value pairs of a StartupMessage, in order."""
     params = packet[8:].split(b"\0")
-    return dict(zip(params[0:-1:2], params[1::2]))
+    return {k: v for k, v in zip(params[0:-1:2], params[1::2]) if k}
 
 
 def startup_message(parameters: dict[bytes, bytes]) -> bytes:

@@ -116,7 +116,7 @@ class RedshiftProxy:
         return {
             k: v
             for k, v in client_parameters.items()
-            if k and (k.decode().lower() in _STARTUP_KEYS or k.decode().lower() in self.setting_names)
+            if k.decode().lower() in _STARTUP_KEYS or k.decode().lower() in self.setting_names
         }
 
     async def forward_cancel(self, packet: bytes) -> None:

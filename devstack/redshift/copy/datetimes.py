@@ -105,6 +105,28 @@ def _parse_auto(value: str, want: str) -> str:
     return parsed.date().isoformat() if want == "date" else parsed.isoformat(sep=" ")
 
 
+def _auto_converter(want: str) -> Callable[[str], str]:
+    def convert_auto(v: str) -> str:
+        return _parse_auto(v, want)
+
+    return convert_auto
+
+
+def _format_converter(
+    fmt: str, finish: Callable[[dt.datetime], str], code: int, reason: str
+) -> Callable[[str], str]:
+    """A converter for an explicit DATEFORMAT/TIMEFORMAT string; `reason` has {fmt} and {v}."""
+    pattern, _ = _strptime_format(fmt)
+
+    def convert_formatted(v: str) -> str:
+        try:
+            return finish(dt.datetime.strptime(v.strip(), pattern))
+        except ValueError:
+            raise FieldError(code, reason.format(fmt=fmt, v=v)) from None
+
+    return convert_formatted
+
+
 def date_converter(fmt: str | None) -> Callable[[str], str]:
     """raw date field → ISO date, for DATEFORMAT `fmt` (None: the default)."""
     if fmt is None or fmt.upper() == "YYYY-MM-DD":
@@ -120,18 +142,11 @@ def date_converter(fmt: str | None) -> Callable[[str], str]:
             raise FieldError(1205, f"Invalid Date Format - length must be 10 or more, value '{v}'")
 
     elif fmt.lower() == "auto":
-
-        def convert_date(v: str) -> str:
-            return _parse_auto(v, "date")
-
+        convert_date = _auto_converter("date")
     else:
-        pattern, _ = _strptime_format(fmt)
-
-        def convert_date(v: str) -> str:
-            try:
-                return dt.datetime.strptime(v.strip(), pattern).date().isoformat()
-            except ValueError:
-                raise FieldError(1205, f"Invalid date format '{fmt}', value '{v}'") from None
+        convert_date = _format_converter(
+            fmt, lambda parsed: parsed.date().isoformat(), 1205, "Invalid date format '{fmt}', value '{v}'"
+        )
 
     return convert_date
 
@@ -158,10 +173,7 @@ def timestamp_converter(fmt: str | None, with_tz: bool) -> Callable[[str], str]:
             raise FieldError(1206, f"Invalid timestamp format or value [YYYY-MM-DD HH24:MI:SS], value '{v}'")
 
     elif fmt.lower() == "auto":
-
-        def convert_ts(v: str) -> str:
-            return _parse_auto(v, "timestamp")
-
+        convert_ts = _auto_converter("timestamp")
     elif fmt.lower() in ("epochsecs", "epochmillisecs"):
         divisor = 1 if fmt.lower() == "epochsecs" else 1000
 
@@ -174,12 +186,11 @@ def timestamp_converter(fmt: str | None, with_tz: bool) -> Callable[[str], str]:
             return stamp.isoformat(sep=" ") + ("+00" if with_tz else "")
 
     else:
-        pattern, _ = _strptime_format(fmt)
-
-        def convert_ts(v: str) -> str:
-            try:
-                return dt.datetime.strptime(v.strip(), pattern).isoformat(sep=" ")
-            except ValueError:
-                raise FieldError(1206, f"Invalid timestamp format or value [{fmt}], value '{v}'") from None
+        convert_ts = _format_converter(
+            fmt,
+            lambda parsed: parsed.isoformat(sep=" "),
+            1206,
+            "Invalid timestamp format or value [{fmt}], value '{v}'",
+        )
 
     return convert_ts

@@ -128,6 +128,14 @@ _FLAG_OPTIONS = {
     "NOLOAD",
     "CSV",
 }
+# options that take one value, and the CopySpec field it goes to
+_VALUE_OPTIONS = {
+    "DELIMITER": "delimiter",
+    "QUOTE": "quote",
+    "DATEFORMAT": "dateformat",
+    "TIMEFORMAT": "timeformat",
+    "REGION": "region",
+}
 _UNSUPPORTED = {
     "JSON": "JSON",
     "AVRO": "AVRO",
@@ -234,10 +242,9 @@ def parse_copy(sql: str) -> CopySpec:
             else:
                 setattr(spec, word.lower(), True)
             continue
-        if word == "DELIMITER":
-            spec.delimiter, i = value(i + 1)
-        elif word == "QUOTE":
-            spec.quote, i = value(i + 1)
+        if word in _VALUE_OPTIONS:
+            text, i = value(i + 1)
+            setattr(spec, _VALUE_OPTIONS[word], text)
         elif word == "IGNOREHEADER":
             text, i = value(i + 1)
             spec.ignoreheader = int(text)
@@ -247,15 +254,9 @@ def parse_copy(sql: str) -> CopySpec:
                 # docs: copy-parameters-data-conversion — NULL AS '\0' or '\000' is the
                 # NUL character (a field holding only NUL loads as NULL), not backslash-zero
                 spec.null_as = "\0"
-        elif word == "DATEFORMAT":
-            spec.dateformat, i = value(i + 1)
-        elif word == "TIMEFORMAT":
-            spec.timeformat, i = value(i + 1)
         elif word == "MAXERROR":
             text, i = value(i + 1)
             spec.maxerror = min(int(text), 100000)
-        elif word == "REGION":
-            spec.region, i = value(i + 1)
         elif word == "ACCEPTINVCHARS":
             spec.acceptinvchars = "?"
             j = i + 1

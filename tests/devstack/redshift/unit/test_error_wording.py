@@ -1,0 +1,45 @@
+"""Errors in Redshift's words, without a server (docs: r_Character_types, r_COPY, r_STL_LOAD_ERRORS)."""
+
+from __future__ import annotations
+
+from devstack.redshift import protocol
+from devstack.redshift.copy import RejectedRow
+from devstack.redshift.errors import load_failed, translate_error
+
+
+def _postgres_error(**fields: str) -> bytes:
+    return protocol.payload_of(protocol.error_response_from_fields({"S": "ERROR", "V": "ERROR", **fields}))
+
+
+def test_the_byte_length_check_reads_value_too_long():
+    payload = _postgres_error(
+        C="23514",
+        M='new row for relation "t" violates check constraint "rs_2_varchar_5"',
+        D="Failing row contains (ééé).",
+        n="rs_2_varchar_5",
+    )
+    fields = protocol.error_fields(protocol.payload_of(translate_error(payload)))
+    assert (fields["C"], fields["M"], fields["n"]) == (
+        "22001",
+        "value too long for type character varying(5)",
+        "rs_2_varchar_5",
+    )
+    assert "D" not in fields
+
+
+def test_other_errors_pass_unchanged():
+    payload = _postgres_error(C="23514", M="check", n="a_user_check")
+    assert translate_error(payload) == protocol.message(protocol.Backend.ERROR_RESPONSE, payload)
+    payload = _postgres_error(C="42P01", M='relation "x" does not exist')
+    assert translate_error(payload) == protocol.message(protocol.Backend.ERROR_RESPONSE, payload)
+
+
+def test_a_failed_load_names_the_table_and_stl_load_errors():
+    first = RejectedRow("s3://b/k.csv", 3, "id", "integer", "", 0, "x,a", "x", 1207, "Invalid digit")
+    message, detail = load_failed("t", first, 42)
+    assert message == "Load into table 't' failed. Check 'stl_load_errors' system table for details."
+    assert "  error:  Invalid digit\n" in detail
+    assert "  code:      1207\n" in detail
+    assert "  context:   id\n" in detail
+    assert "  query:     42\n" in detail
+    assert "  location:  s3://b/k.csv:3\n" in detail
