@@ -162,5 +162,12 @@ class CatalogConnection:
             with self._connect().cursor() as cur:
                 psycopg2.extras.execute_values(cur, load_sql("insert_load_errors"), values)
 
+    def relation_id(self, name: str) -> int:
+        """The table's oid, 0 when not found (or not a valid name)."""
+        try:
+            return self.query(load_sql("select_relation_id"), {"name": name})[0][0]
+        except Exception:  # a name to_regclass cannot parse: the error text goes without it
+            return 0
+
     def next_query_id(self) -> int:
         return self.query(load_sql("select_next_query_id"))[0][0]

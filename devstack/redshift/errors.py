@@ -4,7 +4,11 @@
   the first rejected row in DETAIL, SQLSTATE XX000 (docs: r_COPY, r_STL_LOAD_ERRORS);
 - an over-long value caught by the byte-length CHECK the compat catalog adds
   (constraint rs_<attnum>_<varchar|char>_<n>): "value too long for type
-  character varying(n)", SQLSTATE 22001 (docs: r_Character_types).
+  character varying(n)", SQLSTATE 22001 (docs: r_Character_types);
+- a serialization failure (SQLSTATE 40001: every stand-in session runs
+  SERIALIZABLE, as Redshift does): "1023" with "Serializable isolation violation
+  on table - <table id>, ..." in DETAIL, SQLSTATE XX000
+  (docs: c_serial_isolation, c_serial_isolation-serializable-isolation-troubleshooting).
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import re
 
 from devstack.redshift import protocol
 from devstack.redshift.copy import RejectedRow
+from devstack.redshift.tokens import QIDENT, WORD, significant, tokenize
 
 _LENGTH_CHECK = re.compile(r"rs_\d+_(varchar|char)_(\d+)\Z")
+SERIALIZATION_FAILURE = "40001"
 
 
 def load_failed(table: str, first: RejectedRow, query_id: int) -> tuple[str, str]:
@@ -51,3 +57,46 @@ def translate_error(payload: bytes) -> bytes:
     if translated is None:
         return protocol.message(protocol.Backend.ERROR_RESPONSE, payload)
     return protocol.error_response_from_fields(translated)
+
+
+def serializable_isolation_violation(fields: dict[str, str], table_id: int, pid: int) -> dict[str, str]:
+    """A PostgreSQL serialization failure as Redshift's error 1023.
+
+    Redshift names the table and the transactions forming the cycle; PostgreSQL
+    names neither, so the table is the one the failed statement wrote to (0 when
+    not known) and the transactions are said to be unknown. PostgreSQL's own
+    message is kept as the HINT.
+    """
+    out = {k: v for k, v in fields.items() if k in ("S", "V")}
+    out["C"] = "XX000"
+    out["M"] = "1023"
+    out["D"] = (
+        f"Serializable isolation violation on table - {table_id}, "
+        f"transactions forming the cycle are: unknown to the stand-in (pid:{pid})"
+    )
+    out["H"] = f"PostgreSQL: {fields.get('M', '')}. {fields.get('D', '')}".strip()
+    return out
+
+
+def written_table(sql: str | None) -> str | None:
+    """The table a DELETE, UPDATE, INSERT, MERGE, COPY or TRUNCATE writes to, as written, or None."""
+    if not sql:
+        return None
+    sig = significant(tokenize(sql))
+    if not sig:
+        return None
+    skip = {"DELETE": ("FROM",), "INSERT": ("INTO",), "MERGE": ("INTO",), "TRUNCATE": ("TABLE", "ONLY")}
+    first = sig[0].upper
+    if first not in ("DELETE", "UPDATE", "INSERT", "MERGE", "COPY", "TRUNCATE"):
+        return None
+    i = 1
+    while i < len(sig) and sig[i].is_word(*skip.get(first, ()), "ONLY"):
+        i += 1
+    parts = []
+    while i < len(sig) and sig[i].kind in (WORD, QIDENT):
+        parts.append(sig[i].text)
+        if i + 1 < len(sig) and sig[i + 1].is_op("."):
+            i += 2
+            continue
+        break
+    return ".".join(parts) or None

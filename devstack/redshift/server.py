@@ -8,7 +8,8 @@ connection of its own and a session.Session that relays its messages:
   reaches the client's backend;
 - startup parameters PostgreSQL does not know (the driver's
   client_protocol_version, driver_version, os_version, ...) are dropped, since
-  PostgreSQL would refuse the connection over them.
+  PostgreSQL would refuse the connection over them; every session runs
+  SERIALIZABLE, as on Redshift.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ log = logging.getLogger("devstack.redshift")
 
 # what a StartupMessage carries besides settings
 _STARTUP_KEYS = {"user", "database", "options", "replication"}
+# settings of every backend session: Redshift runs every transaction SERIALIZABLE
+# (docs: c_serial_isolation); two conflicting concurrent transactions make one fail
+# with error 1023 (errors.serializable_isolation_violation)
+REDSHIFT_SESSION_SETTINGS = {b"default_transaction_isolation": b"serializable"}
 
 
 @dataclass
@@ -112,12 +117,13 @@ class RedshiftProxy:
         return Session(self, reader, writer, backend_reader, backend_writer, user)
 
     def backend_parameters(self, client_parameters: dict[bytes, bytes]) -> dict[bytes, bytes]:
-        """The client's startup parameters that PostgreSQL knows."""
-        return {
+        """The client's startup parameters that PostgreSQL knows, and Redshift's session settings."""
+        known = {
             k: v
             for k, v in client_parameters.items()
             if k.decode().lower() in _STARTUP_KEYS or k.decode().lower() in self.setting_names
         }
+        return {**known, **REDSHIFT_SESSION_SETTINGS}
 
     async def forward_cancel(self, packet: bytes) -> None:
         _, writer = await asyncio.open_connection(self.config.host, self.config.port)

@@ -27,9 +27,14 @@ from devstack.redshift import protocol
 from devstack.redshift.catalog import COPY_TARGET_MARKER, copy_target_from_rows, copy_target_query
 from devstack.redshift.copy import CopySpec, CopySyntaxError, is_s3_copy, parse_copy
 from devstack.redshift.copy_in import CopySession, PendingCopy, run_s3_copy
-from devstack.redshift.errors import translate_error
-from devstack.redshift.protocol import Backend, Frontend, cstring, payload_of
-from devstack.redshift.rewrite import rewrite_statement, split_statements
+from devstack.redshift.errors import (
+    SERIALIZATION_FAILURE,
+    serializable_isolation_violation,
+    translate_error,
+    written_table,
+)
+from devstack.redshift.protocol import Backend, Frontend, TransactionStatus, cstring, payload_of
+from devstack.redshift.rewrite import is_lock, lock_outside_transaction, rewrite_statement, split_statements
 
 log = logging.getLogger("devstack.redshift")
 
@@ -93,7 +98,12 @@ class Session:
         self.injected: asyncio.Future | None = None  # our own catalog query, answered by the backend
         self.injected_rows: list = []
         self.inband_rows: list | None = None  # catalog rows of a simple Query's own catalog SELECT
-        self.transaction_status = protocol.TransactionStatus.IDLE
+        self.transaction_status = TransactionStatus.IDLE
+        # the client's SQL by prepared statement and portal, and of what runs now:
+        # the table a serialization failure names (errors.serializable_isolation_violation)
+        self.statement_sql: dict[bytes, str] = {}
+        self.portal_sql: dict[bytes, str | None] = {}
+        self.running_sql: str | None = None
 
     async def run(self) -> None:
         self.copy_idle.set()
@@ -147,6 +157,7 @@ class Session:
 
     async def handle_query(self, raw: bytes) -> None:
         sql = payload_of(raw)[:-1].decode("utf-8")
+        self.running_sql = sql
         sql, has_s3_copy = self.translate_query(sql)
         self.sent_sync()
         self.to_backend += protocol.query(sql)
@@ -158,7 +169,7 @@ class Session:
 
         Each COPY from S3 is preceded by its target's catalog query, answered in-band."""
         if "s3://" not in sql.lower() or not any(is_s3_copy(s) for s in split_statements(sql)):
-            return rewrite_statement(sql), False
+            return self.rewrite(sql), False
         parts = []
         has_s3_copy = False
         for statement in split_statements(sql):
@@ -173,19 +184,27 @@ class Session:
             parts.append(postgres_sql)
         return ";\n".join(parts), has_s3_copy
 
+    def rewrite(self, sql: str) -> str:
+        """Redshift SQL → PostgreSQL SQL; a lone LOCK outside a transaction block holds nothing."""
+        postgres_sql = rewrite_statement(sql)
+        if self.transaction_status == TransactionStatus.IDLE and is_lock(sql):
+            return lock_outside_transaction(postgres_sql)
+        return postgres_sql
+
     async def handle_parse(self, raw: bytes) -> None:
         payload = payload_of(raw)
         name, pos = cstring(payload, 0)
         sql, pos = cstring(payload, pos)
         sql = sql.decode("utf-8")
         self.statements.pop(name, None)
+        self.statement_sql[name] = sql
         spec = None
         if "s3://" in sql.lower() and is_s3_copy(sql):
             sql, spec = translate_copy(sql)
             if spec is not None:
                 self.statements[name] = spec
         else:
-            sql = rewrite_statement(sql)
+            sql = self.rewrite(sql)
         if spec is not None and not self.batch_open:
             await self.ask_copy_target(spec)
         self.batch_open = True
@@ -195,6 +214,7 @@ class Session:
         payload = payload_of(raw)
         portal, pos = cstring(payload, 0)
         statement, _ = cstring(payload, pos)
+        self.portal_sql[portal] = self.statement_sql.get(statement)
         spec = self.statements.get(statement)
         if spec is not None:
             self.portals[portal] = spec
@@ -207,6 +227,7 @@ class Session:
 
     async def handle_execute(self, raw: bytes) -> None:
         portal, _ = cstring(payload_of(raw), 0)
+        self.running_sql = self.portal_sql.get(portal)
         self.batch_open = True
         self.to_backend += raw
         spec = self.portals.get(portal)
@@ -222,6 +243,7 @@ class Session:
         payload = payload_of(raw)
         which, name = payload[:1], payload[1:-1]
         (self.statements if which == b"S" else self.portals).pop(name, None)
+        (self.statement_sql if which == b"S" else self.portal_sql).pop(name, None)
         self.batch_open = True
         self.to_backend += raw
 
@@ -357,10 +379,23 @@ class Session:
             self.copy_idle.set()
 
     async def on_error_response(self, raw: bytes) -> None:
+        payload = payload_of(raw)
         if self.load_failure is not None:
             self.to_client += self.load_failure
             self.load_failure = None
+        elif b"C" + SERIALIZATION_FAILURE.encode() + b"\0" in payload:
+            self.to_client += await self.serialization_failure(payload)
         else:
-            self.to_client += translate_error(payload_of(raw))
+            self.to_client += translate_error(payload)
         self.pending.clear()  # the backend skips the rest: no COPY will start
         self.copy_idle.set()
+
+    async def serialization_failure(self, payload: bytes) -> bytes:
+        """PostgreSQL's SQLSTATE 40001 as Redshift's error 1023, naming the table written to."""
+        fields = protocol.error_fields(payload)
+        if fields.get("C") != SERIALIZATION_FAILURE:
+            return translate_error(payload)
+        table = written_table(self.running_sql)
+        table_id = await asyncio.to_thread(self.proxy.catalog.relation_id, table) if table else 0
+        violation = serializable_isolation_violation(fields, table_id, self.backend_pid)
+        return protocol.error_response_from_fields(violation)

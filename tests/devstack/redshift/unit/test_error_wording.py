@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from devstack.redshift import protocol
 from devstack.redshift.copy import RejectedRow
-from devstack.redshift.errors import load_failed, translate_error
+from devstack.redshift.errors import (
+    load_failed,
+    serializable_isolation_violation,
+    translate_error,
+    written_table,
+)
 
 
 def _postgres_error(**fields: str) -> bytes:
@@ -43,3 +50,44 @@ def test_a_failed_load_names_the_table_and_stl_load_errors():
     assert "  context:   id\n" in detail
     assert "  query:     42\n" in detail
     assert "  location:  s3://b/k.csv:3\n" in detail
+
+
+# docs: c_serial_isolation-serializable-isolation-troubleshooting — ERROR: 1023,
+# DETAIL: Serializable isolation violation on table - <id>, ... (pid:<pid>); SQLSTATE
+# XX000 as redshift_connector reports it
+def test_a_serialization_failure_reads_as_error_1023():
+    fields = {
+        "S": "ERROR",
+        "V": "ERROR",
+        "C": "40001",
+        "M": "could not serialize access due to concurrent update",
+        "F": "heapam.c",
+    }
+    assert serializable_isolation_violation(fields, 16423, 4242) == {
+        "S": "ERROR",
+        "V": "ERROR",
+        "C": "XX000",
+        "M": "1023",
+        "D": "Serializable isolation violation on table - 16423, "
+        "transactions forming the cycle are: unknown to the stand-in (pid:4242)",
+        "H": "PostgreSQL: could not serialize access due to concurrent update.",
+    }
+
+
+@pytest.mark.parametrize(
+    "sql,table",
+    [
+        ("delete from tracking.action where id = 1", "tracking.action"),
+        ('DELETE FROM ONLY "Sch"."T" USING x', '"Sch"."T"'),
+        ("insert into #stage values (1)", "#stage"),
+        ("update s.t set v = 1", "s.t"),
+        ("merge into s.t using s.u on t.id = u.id when matched then delete", "s.t"),
+        ("copy s.t from 's3://b/k' iam_role 'r'", "s.t"),
+        ("truncate table s.t", "s.t"),
+        ("commit", None),
+        ("select * from s.t", None),
+        (None, None),
+    ],
+)
+def test_the_table_a_statement_writes_to(sql, table):
+    assert written_table(sql) == table
