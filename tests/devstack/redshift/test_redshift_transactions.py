@@ -77,19 +77,39 @@ def tracking_table(redshift, schema):
     return table
 
 
-def run_in_thread(target) -> tuple[threading.Thread, list]:
+def race_two_replacements(redshift, table: str, lock: bool) -> tuple[object, int]:
+    """Two sessions replace the same rows; the second starts while the first holds them.
+
+    The first commits once the second waits for a lock; returns how the second
+    ended ("committed" or its exception) and its backend pid.
+    """
+    first, second = connect(redshift), connect(redshift)
     outcome: list = []
 
-    def run() -> None:
+    def second_replaces_then_commits() -> None:
         try:
-            target()
+            replace_rows(second, table, "second", lock=lock)
+            second.commit()
             outcome.append("committed")
         except Exception as exc:  # reported by the test's assertions
             outcome.append(exc)
+            second.rollback()
 
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, outcome
+    try:
+        second_pid = backend_pid(second)
+        second.commit()
+        replace_rows(first, table, "first", lock=lock)
+        thread = threading.Thread(target=second_replaces_then_commits)
+        thread.start()
+        wait_until_waiting_for_a_lock(redshift, second_pid)
+        assert outcome == []  # the second waits for the first
+        first.commit()
+        thread.join(timeout=30)
+    finally:
+        first.close()
+        second.close()
+    assert len(outcome) == 1, outcome
+    return outcome[0], second_pid
 
 
 # docs: c_serial_isolation — Redshift runs every transaction SERIALIZABLE
@@ -109,30 +129,13 @@ def test_sessions_are_serializable(rs_conn, pg_conn):
 def test_concurrent_replacements_of_the_same_rows_fail_one_with_error_1023(redshift, tracking_table):
     import redshift_connector
 
-    first, second = connect(redshift), connect(redshift)
-    try:
-        second_pid = backend_pid(second)
-        second.commit()
-        replace_rows(first, tracking_table, "first", lock=False)
-
-        def replace_then_commit() -> None:
-            replace_rows(second, tracking_table, "second", lock=False)
-            second.commit()
-
-        thread, outcome = run_in_thread(replace_then_commit)
-        wait_until_waiting_for_a_lock(redshift, second_pid)
-        first.commit()
-        thread.join(timeout=30)
-        assert len(outcome) == 1 and isinstance(outcome[0], redshift_connector.ProgrammingError), outcome
-        error = outcome[0].args[0]
-        table_id = table_rows(redshift, f"select '{tracking_table}'::regclass::oid::int")[0][0]
-        assert (error["C"], error["M"]) == ("XX000", "1023")
-        assert error["D"].startswith(f"Serializable isolation violation on table - {table_id}, ")
-        assert error["D"].endswith(f"(pid:{second_pid})")
-        second.rollback()
-    finally:
-        first.close()
-        second.close()
+    outcome, second_pid = race_two_replacements(redshift, tracking_table, lock=False)
+    assert isinstance(outcome, redshift_connector.ProgrammingError), outcome
+    error = outcome.args[0]
+    table_id = table_rows(redshift, f"select '{tracking_table}'::regclass::oid::int")[0][0]
+    assert (error["C"], error["M"]) == ("XX000", "1023")
+    assert error["D"].startswith(f"Serializable isolation violation on table - {table_id}, ")
+    assert error["D"].endswith(f"(pid:{second_pid})")
     assert table_rows(redshift, f"select id, v from {tracking_table} order by id") == [
         (1, "first"),
         (2, "first"),
@@ -142,25 +145,8 @@ def test_concurrent_replacements_of_the_same_rows_fail_one_with_error_1023(redsh
 # docs: r_LOCK, redshift-serializable-isolation (force serialization by locking the
 # tables) — with LOCK first, the second transaction waits for the first, then both succeed
 def test_lock_first_serializes_the_replacements(redshift, tracking_table):
-    first, second = connect(redshift), connect(redshift)
-    try:
-        second_pid = backend_pid(second)
-        second.commit()
-        replace_rows(first, tracking_table, "first", lock=True)
-
-        def replace_then_commit() -> None:
-            replace_rows(second, tracking_table, "second", lock=True)
-            second.commit()
-
-        thread, outcome = run_in_thread(replace_then_commit)
-        wait_until_waiting_for_a_lock(redshift, second_pid)
-        assert outcome == []  # still waiting for the first
-        first.commit()
-        thread.join(timeout=30)
-        assert outcome == ["committed"]
-    finally:
-        first.close()
-        second.close()
+    outcome, _ = race_two_replacements(redshift, tracking_table, lock=True)
+    assert outcome == "committed"
     assert table_rows(redshift, f"select id, v from {tracking_table} order by id") == [
         (1, "second"),
         (2, "second"),
