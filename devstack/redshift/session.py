@@ -104,12 +104,32 @@ class Session:
         self.statement_sql: dict[bytes, str] = {}
         self.portal_sql: dict[bytes, str | None] = {}
         self.running_sql: str | None = None
+        self._client_handlers = {
+            Frontend.QUERY: self.handle_query,
+            Frontend.PARSE: self.handle_parse,
+            Frontend.BIND: self.handle_bind,
+            Frontend.EXECUTE: self.handle_execute,
+            Frontend.DESCRIBE: self.handle_describe,
+            Frontend.CLOSE: self.handle_close,
+            Frontend.SYNC: self.handle_sync,
+        }
+        self._backend_handlers = {
+            Backend.ROW_DESCRIPTION: self.on_row_description,
+            Backend.READY_FOR_QUERY: self.on_ready_for_query,
+            Backend.PARAMETER_STATUS: self.on_parameter_status,
+            Backend.BACKEND_KEY_DATA: self.on_backend_key_data,
+            Backend.COPY_IN_RESPONSE: self.on_copy_in_response,
+            Backend.ERROR_RESPONSE: self.on_error_response,
+        }
 
     async def run(self) -> None:
         self.copy_idle.set()
         self.idle.set()
         try:
-            pumps = {asyncio.create_task(self.relay_client()), asyncio.create_task(self.relay_backend())}
+            pumps = {
+                asyncio.create_task(self.relay(self.client_reader, self.from_client, self.client_closed)),
+                asyncio.create_task(self.relay(self.backend_reader, self.from_backend, None)),
+            }
             done, pending = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
             for task in pending:
                 task.cancel()
@@ -122,32 +142,33 @@ class Session:
             for writer in (self.backend_writer, self.client_writer):
                 writer.close()
 
-    # ------------------------------------------------------------------ client → backend
-
-    async def relay_client(self) -> None:
-        handlers = {
-            Frontend.QUERY: self.handle_query,
-            Frontend.PARSE: self.handle_parse,
-            Frontend.BIND: self.handle_bind,
-            Frontend.EXECUTE: self.handle_execute,
-            Frontend.DESCRIBE: self.handle_describe,
-            Frontend.CLOSE: self.handle_close,
-            Frontend.SYNC: self.handle_sync,
-        }
+    async def relay(self, reader: asyncio.StreamReader, dispatch, at_end) -> None:
+        """Read one direction until it ends, its messages cut by a Framer and dispatched a read at a time."""
         framer = protocol.Framer()
         while True:
-            data = await self.client_reader.read(_READ_SIZE)
+            data = await reader.read(_READ_SIZE)
             if not data:
-                if self.backend_writer.can_write_eof():
-                    self.backend_writer.write_eof()
+                if at_end is not None:
+                    at_end()
                 return
-            for raw in framer.feed(data):
-                handler = handlers.get(raw[:1])
-                if handler is None:
-                    self.to_backend += raw
-                else:
-                    await handler(raw)
-            await self.send_to_backend()
+            await dispatch(framer.feed(data))
+
+    # ------------------------------------------------------------------ client → backend
+
+    def client_closed(self) -> None:
+        if self.backend_writer.can_write_eof():
+            self.backend_writer.write_eof()
+
+    async def from_client(self, messages: list[bytes]) -> None:
+        """The client's messages of one read: each to its handle_<message>, or on as it came."""
+        handlers = self._client_handlers
+        for raw in messages:
+            handler = handlers.get(raw[:1])
+            if handler is None:
+                self.to_backend += raw
+            else:
+                await handler(raw)
+        await self.send_to_backend()
 
     async def send_to_backend(self) -> None:
         if self.to_backend:
@@ -279,36 +300,26 @@ class Session:
 
     # ------------------------------------------------------------------ backend → client
 
-    async def relay_backend(self) -> None:
-        handlers = {
-            Backend.ROW_DESCRIPTION: self.on_row_description,
-            Backend.READY_FOR_QUERY: self.on_ready_for_query,
-            Backend.PARAMETER_STATUS: self.on_parameter_status,
-            Backend.BACKEND_KEY_DATA: self.on_backend_key_data,
-            Backend.COPY_IN_RESPONSE: self.on_copy_in_response,
-            Backend.ERROR_RESPONSE: self.on_error_response,
-        }
-        framer = protocol.Framer()
-        while True:
-            data = await self.backend_reader.read(_READ_SIZE)
-            if not data:
-                return
-            for raw in framer.feed(data):
-                if self.injected is not None:
-                    self.capture_injected_answer(raw)
-                    continue
-                if self.inband_rows is not None and self.capture_inband_answer(raw):
-                    continue
-                code = raw[:1]
-                if code in _RELAYED:
-                    self.to_client += raw
-                    continue
-                handler = handlers.get(code)
-                if handler is None:
-                    self.to_client += raw
-                else:
-                    await handler(raw)
-            await self.send_to_client()
+    async def from_backend(self, messages: list[bytes]) -> None:
+        """The backend's messages of one read: our own catalog answers kept, the rest to
+        the client, through its on_<message> where it has one."""
+        handlers = self._backend_handlers
+        for raw in messages:
+            if self.injected is not None:
+                self.capture_injected_answer(raw)
+                continue
+            if self.inband_rows is not None and self.capture_inband_answer(raw):
+                continue
+            code = raw[:1]
+            if code in _RELAYED:
+                self.to_client += raw
+                continue
+            handler = handlers.get(code)
+            if handler is None:
+                self.to_client += raw
+            else:
+                await handler(raw)
+        await self.send_to_client()
 
     async def send_to_client(self, drain: bool = True) -> None:
         if self.to_client:
