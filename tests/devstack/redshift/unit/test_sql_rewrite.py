@@ -77,6 +77,18 @@ def test_select_list_aliases_are_resolved_in_catalog_queries_only():
     assert rewrite_statement(user_query) == user_query
 
 
+# psql asks an 8.0.2 server for catalog columns PostgreSQL 12 dropped
+def test_dropped_catalog_columns_psql_asks_for():
+    assert rewrite_statement(
+        "SELECT c.relchecks, c.relhasoids, p.proisagg, p.proiswindow FROM pg_catalog.pg_class c, pg_catalog.pg_proc p"
+    ) == (
+        "SELECT c.relchecks, false, (p.prokind = 'a'), (p.prokind = 'w')"
+        " FROM pg_catalog.pg_class c, pg_catalog.pg_proc p"
+    )
+    user_query = "select t.relhasoids from s.t"
+    assert rewrite_statement(user_query) == user_query
+
+
 def test_tokens_render_back_to_the_text():
     sql = 'select E\'a\\\'b\', $q$x;y$q$, "Q""id", #t, 1.5e3, $1 -- c\n/* d */ from t;'
     assert render(tokenize(sql)) == sql
