@@ -1,9 +1,9 @@
 """One client session: its messages relayed to a backend session of its own, one handler a message.
 
-Two pumps run side by side, client → backend and backend → client, each cutting
-its stream with a protocol.Framer and calling the handler of each message type
-(handle_<message> for the client's, on_<message> for the backend's); a message
-without a handler passes unchanged. What the handlers change:
+Both directions, client → backend and backend → client, run side by side through
+one relay loop: it cuts the stream with a protocol.Framer and calls the handler
+of each message type (handle_<message> for the client's, on_<message> for the
+backend's); a message without a handler passes unchanged. What the handlers change:
 
 - SQL in every Query and Parse goes through rewrite.rewrite_statement;
 - COPY ... FROM 's3://...' becomes COPY ... FROM STDIN (FORMAT csv), and when the
@@ -14,7 +14,9 @@ without a handler passes unchanged. What the handlers change:
   session (catalog.copy_target_query), the only one that sees its #temp tables:
   alone while the session is idle (extended protocol), or in-band ahead of the
   COPY in the same Query (simple protocol); the answer never reaches the client;
-- server_version reads Redshift's 8.0.2; errors read as Redshift's (errors.py).
+- a lone LOCK outside a transaction block holds nothing, as on Redshift (docs: r_LOCK);
+- server_version reads Redshift's 8.0.2; errors read as Redshift's (errors.py),
+  a serialization failure as error 1023 naming the table the statement wrote to.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import logging
 
 from devstack.redshift import protocol
 from devstack.redshift.catalog import COPY_TARGET_MARKER, copy_target_from_rows, copy_target_query
-from devstack.redshift.copy import CopySpec, CopySyntaxError, is_s3_copy, parse_copy
+from devstack.redshift.copy import CopySpec, is_s3_copy, translate_copy
 from devstack.redshift.copy_in import CopySession, PendingCopy, run_s3_copy
 from devstack.redshift.errors import (
     SERIALIZATION_FAILURE,
@@ -53,24 +55,6 @@ _RELAYED = frozenset(
         Backend.EMPTY_QUERY_RESPONSE,
     }
 )
-
-
-def raise_error_sql(message: str, sqlstate: str) -> str:
-    """A statement that fails with this error when executed (the COPY text was wrong)."""
-    quoted = message.replace("'", "''").replace("$", "")
-    return (
-        f"DO $rs_copy$ BEGIN RAISE EXCEPTION USING MESSAGE = '{quoted}', "
-        f"ERRCODE = '{sqlstate}'; END $rs_copy$"
-    )
-
-
-def translate_copy(sql: str) -> tuple[str, CopySpec | None]:
-    """(what PostgreSQL runs, the parsed COPY) for a COPY from S3; a wrong one fails when run."""
-    try:
-        spec = parse_copy(sql)
-    except (CopySyntaxError, ValueError) as exc:
-        return raise_error_sql(str(exc), getattr(exc, "sqlstate", "42601")), None
-    return spec.postgres_copy(), spec
 
 
 class Session:

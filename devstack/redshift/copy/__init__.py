@@ -15,7 +15,7 @@ from devstack.redshift.copy.convert import TargetColumn, build_converter, field_
 from devstack.redshift.copy.errors import CopyLoadError, CopySyntaxError, FieldError
 from devstack.redshift.copy.fastpath import row_pattern
 from devstack.redshift.copy.files import S3Clients, list_source_files
-from devstack.redshift.copy.statement import CopySpec, is_s3_copy, parse_copy
+from devstack.redshift.copy.statement import CopySpec, is_s3_copy, parse_copy, translate_copy
 from devstack.redshift.copy.stream import LoadResult, RejectedRow, generate_copy_data
 
 __all__ = [
@@ -34,4 +34,5 @@ __all__ = [
     "list_source_files",
     "parse_copy",
     "row_pattern",
+    "translate_copy",
 ]

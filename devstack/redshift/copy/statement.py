@@ -328,3 +328,21 @@ def _parse_credentials_string(spec: CopySpec, text: str) -> None:
         "invalid credentials: 'aws_iam_role=arn' or "
         "'aws_access_key_id=...;aws_secret_access_key=...[;token=...]' expected"
     )
+
+
+def raise_error_sql(message: str, sqlstate: str) -> str:
+    """A statement that fails with this error when PostgreSQL runs it (the COPY text was wrong)."""
+    quoted = message.replace("'", "''").replace("$", "")
+    return (
+        f"DO $rs_copy$ BEGIN RAISE EXCEPTION USING MESSAGE = '{quoted}', "
+        f"ERRCODE = '{sqlstate}'; END $rs_copy$"
+    )
+
+
+def translate_copy(sql: str) -> tuple[str, CopySpec | None]:
+    """(what PostgreSQL runs, the parsed COPY) for a COPY from S3; a wrong one fails when run."""
+    try:
+        spec = parse_copy(sql)
+    except (CopySyntaxError, ValueError) as exc:
+        return raise_error_sql(str(exc), getattr(exc, "sqlstate", "42601")), None
+    return spec.postgres_copy(), spec

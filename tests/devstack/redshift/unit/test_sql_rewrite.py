@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.redshift.copy.statement import raise_error_sql
 from devstack.redshift.rewrite import is_lock, lock_outside_transaction, rewrite_statement, split_statements
-from devstack.redshift.session import Session, raise_error_sql
+from devstack.redshift.session import Session
 from devstack.redshift.tokens import render, tokenize
 
 
