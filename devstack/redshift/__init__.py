@@ -22,12 +22,21 @@ from pathlib import Path
 
 from devstack.net import free_port, port_is_open, stop_process, wait_for_port
 
-COMPAT_SQL = Path(__file__).with_name("compat.sql")
+# The compatibility catalog, installed in this order (a later file uses an earlier one's objects)
+COMPAT_SQL_FILES = tuple(
+    Path(__file__).with_name("compat") / f"{name}.sql"
+    for name in ("system_tables", "datetime_functions", "functions", "table_definitions")
+)
 BACKEND_DSN_ENV = "DEVSTACK_REDSHIFT_BACKEND_DSN"
 
 
 # pg_advisory_xact_lock key: one compat install at a time per backend cluster
 COMPAT_INSTALL_LOCK = 0x5244_5348_4946_5431  # "RDSHIFT1"
+
+
+def compat_sql() -> str:
+    """The whole compatibility catalog, as one script."""
+    return "\n".join(path.read_text() for path in COMPAT_SQL_FILES)
 
 
 def install_compat_catalog(dsn: str) -> None:
@@ -41,13 +50,13 @@ def install_compat_catalog(dsn: str) -> None:
     """
     import psycopg2
 
-    sql = COMPAT_SQL.read_text()
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur:
             cur.execute("set client_min_messages = warning")
+            cur.execute("set allow_system_table_mods = on")  # its objects live in pg_catalog
             cur.execute("select pg_catalog.pg_advisory_xact_lock(%s)", (COMPAT_INSTALL_LOCK,))
-            cur.execute(sql)
+            cur.execute(compat_sql())
         conn.commit()
     finally:
         conn.close()
@@ -157,4 +166,4 @@ class LocalRedshift:
         return port_is_open(self.host, self.port)
 
 
-__all__ = ["LocalRedshift", "install_compat_catalog"]
+__all__ = ["LocalRedshift", "compat_sql", "install_compat_catalog"]
