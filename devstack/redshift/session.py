@@ -83,11 +83,12 @@ class Session:
         self.injected_rows: list = []
         self.inband_rows: list | None = None  # catalog rows of a simple Query's own catalog SELECT
         self.transaction_status = TransactionStatus.IDLE
-        # the client's SQL by prepared statement and portal, and of what runs now:
-        # the table a serialization failure names (errors.serializable_isolation_violation)
+        # the client's SQL by prepared statement and portal, and the last statements of
+        # the open transaction: the table a serialization failure names is the one the
+        # transaction wrote last (errors.serializable_isolation_violation)
         self.statement_sql: dict[bytes, str] = {}
         self.portal_sql: dict[bytes, str | None] = {}
-        self.running_sql: str | None = None
+        self.transaction_sql: collections.deque[str] = collections.deque(maxlen=32)
         self._client_handlers = {
             Frontend.QUERY: self.handle_query,
             Frontend.PARSE: self.handle_parse,
@@ -162,7 +163,7 @@ class Session:
 
     async def handle_query(self, raw: bytes) -> None:
         sql = payload_of(raw)[:-1].decode("utf-8")
-        self.running_sql = sql
+        self.transaction_sql.append(sql)
         sql, has_s3_copy = self.translate_query(sql)
         self.sent_sync()
         self.to_backend += protocol.query(sql)
@@ -232,7 +233,9 @@ class Session:
 
     async def handle_execute(self, raw: bytes) -> None:
         portal, _ = cstring(payload_of(raw), 0)
-        self.running_sql = self.portal_sql.get(portal)
+        sql = self.portal_sql.get(portal)
+        if sql is not None:
+            self.transaction_sql.append(sql)
         self.batch_open = True
         self.to_backend += raw
         spec = self.portals.get(portal)
@@ -348,6 +351,8 @@ class Session:
         if self.outstanding == 0:
             self.idle.set()
         self.transaction_status = payload_of(raw)[:1]
+        if self.transaction_status == TransactionStatus.IDLE:
+            self.transaction_sql.clear()
         self.to_client += raw
 
     async def on_parameter_status(self, raw: bytes) -> None:
@@ -386,11 +391,12 @@ class Session:
         self.copy_idle.set()
 
     async def serialization_failure(self, payload: bytes) -> bytes:
-        """PostgreSQL's SQLSTATE 40001 as Redshift's error 1023, naming the table written to."""
+        """PostgreSQL's SQLSTATE 40001 as Redshift's error 1023, naming the table the transaction
+        wrote last (0 when none is known, e.g. a #temp table)."""
         fields = protocol.error_fields(payload)
         if fields.get("C") != SERIALIZATION_FAILURE:
             return translate_error(payload)
-        table = written_table(self.running_sql)
+        table = next(filter(None, map(written_table, reversed(self.transaction_sql))), None)
         table_id = await asyncio.to_thread(self.proxy.catalog.relation_id, table) if table else 0
         violation = serializable_isolation_violation(fields, table_id, self.backend_pid)
         return protocol.error_response_from_fields(violation)

@@ -176,3 +176,41 @@ def test_lock_outside_a_transaction_block_succeeds(redshift, tracking_table):
             rs.cursor().execute(f"lock {tracking_table}_missing")
     finally:
         rs.close()
+
+
+# docs: c_serial_isolation-serializable-isolation-troubleshooting — the guide's own
+# example: each session reads the table the other writes; no serial order gives the
+# same result, so one transaction fails with error 1023
+def test_the_documented_cross_reference_fails_one_transaction_with_error_1023(redshift, schema):
+    import redshift_connector
+
+    setup = connect(redshift)
+    try:
+        setup.cursor().execute(f"create table {schema}.tab1 (id int)")
+        setup.cursor().execute(f"create table {schema}.tab2 (id int)")
+        setup.commit()
+    finally:
+        setup.close()
+    session1, session2 = connect(redshift), connect(redshift)
+    try:
+        session1.cursor().execute(f"select * from {schema}.tab1")
+        session1.cursor().execute(f"insert into {schema}.tab2 values (1)")
+        session2.cursor().execute(f"insert into {schema}.tab1 values (1)")
+        with pytest.raises(redshift_connector.ProgrammingError) as failure:
+            session2.cursor().execute(f"select * from {schema}.tab2")
+            session1.commit()
+            session2.commit()
+        error = failure.value.args[0]
+        assert (error["C"], error["M"]) == ("XX000", "1023")
+        table_ids = table_rows(
+            redshift, f"select '{schema}.tab1'::regclass::oid::int, '{schema}.tab2'::regclass::oid::int"
+        )[0]
+        # PostgreSQL aborts the transaction that commits first (Redshift: the last
+        # operation); the table named is the one that transaction wrote
+        assert any(
+            error["D"].startswith(f"Serializable isolation violation on table - {table_id}, ")
+            for table_id in table_ids
+        ), error
+    finally:
+        session1.close()
+        session2.close()

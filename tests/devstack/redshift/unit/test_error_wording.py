@@ -91,3 +91,30 @@ def test_a_serialization_failure_reads_as_error_1023():
 )
 def test_the_table_a_statement_writes_to(sql, table):
     assert written_table(sql) == table
+
+
+class _Catalog:
+    def relation_id(self, name: str) -> int:
+        return {"s.written_last": 16500, "s.written_first": 16400}.get(name, 0)
+
+
+class _Proxy:
+    catalog = _Catalog()
+
+
+def test_error_1023_names_the_table_the_transaction_wrote_last():
+    import asyncio
+
+    from devstack.redshift.session import Session
+
+    session = Session(_Proxy(), None, None, None, None, user="u")
+    session.backend_pid = 77
+    for sql in ("begin transaction", "insert into s.written_first values (1)", "delete from s.written_last"):
+        session.transaction_sql.append(sql)
+    session.transaction_sql.append("select 1")
+    payload = _postgres_error(C="40001", M="could not serialize access due to concurrent update")
+    fields = protocol.error_fields(protocol.payload_of(asyncio.run(session.serialization_failure(payload))))
+    assert fields["D"] == (
+        "Serializable isolation violation on table - 16500, "
+        "transactions forming the cycle are: unknown to the stand-in (pid:77)"
+    )
