@@ -9,6 +9,19 @@ project README ("Local Redshift") for what it reproduces and what it does not.
 
 runs the proxy in a subprocess of its own (``python -m devstack.redshift serve``)
 so that it does not share the caller's GIL.
+
+The package, by layer (protocol at the top, PostgreSQL below):
+
+    server.py       listening server and startup handshake (SSL refused, cancel, parameters)
+    session.py      one client session: a handle_<message>/on_<message> per message type
+    protocol.py     message codes, the Framer (both directions), message builders
+    rewrite.py      Redshift SQL -> PostgreSQL SQL at token level (tokens.py: the lexer;
+                    psql_compat.py: psql's catalog queries for an 8.0.2 server)
+    errors.py       Redshift's wording: load failures, VARCHAR length, error 1023
+    catalog.py      what the proxy asks the backend itself (SQL in sql/*.sql)
+    copy_in.py      one COPY FROM 's3://...' fed to the backend's COPY FROM STDIN
+    copy/           the COPY itself: statement, files, convert, datetimes, fastpath, stream
+    compat/*.sql    the Redshift system objects and semantics installed in the backend
 """
 
 from __future__ import annotations
