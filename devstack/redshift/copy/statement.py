@@ -16,7 +16,7 @@ import codecs
 from dataclasses import dataclass
 
 from devstack.redshift.copy.errors import CopySyntaxError
-from devstack.redshift.tokens import QIDENT, STRING, WORD, significant, tokenize
+from devstack.redshift.tokens import QIDENT, STRING, WORD, Token, significant, tokenize
 
 
 @dataclass
@@ -154,6 +154,14 @@ _UNSUPPORTED = {
 def parse_copy(sql: str) -> CopySpec:
     """Parse a Redshift COPY ... FROM 's3://...' statement (docs: r_COPY)."""
     sig = [t for t in significant(tokenize(sql)) if not t.is_op(";")]
+    spec, i = _parse_target_and_source(sig)
+    credentials_forms = _parse_options(sig, i, spec)
+    _check(spec, credentials_forms)
+    return spec
+
+
+def _parse_target_and_source(sig: list[Token]) -> tuple[CopySpec, int]:
+    """COPY [schema.]table [(columns)] FROM 'source': the spec, and where the options start."""
     i = 1
     # target: [schema.]table, possibly a #temp table
     names: list[str] = []
@@ -187,7 +195,11 @@ def parse_copy(sql: str) -> CopySpec:
         columns=columns,
         source=_string_value(sig[i + 1].text),
     )
-    i += 2
+    return spec, i + 2
+
+
+def _parse_options(sig: list[Token], i: int, spec: CopySpec) -> list[str]:
+    """The options from sig[i] on, into `spec`; the ways of authorizing that were used."""
     credentials_forms: list[str] = []
 
     def value(j: int) -> tuple[str, int]:
@@ -287,6 +299,11 @@ def parse_copy(sql: str) -> CopySpec:
         else:
             raise CopySyntaxError(f'syntax error in COPY at or near "{tok.text}"')
 
+    return credentials_forms
+
+
+def _check(spec: CopySpec, credentials_forms: list[str]) -> None:
+    """Refuse what Redshift refuses of the options together; fill in the default delimiter."""
     # docs: copy-parameters-authorization — exactly one way to authorize
     if len(credentials_forms) > 1:
         raise CopySyntaxError(
@@ -307,7 +324,6 @@ def parse_copy(sql: str) -> CopySpec:
         raise CopySyntaxError("DELIMITER must be a single character")
     if not spec.source.lower().startswith("s3://"):
         raise CopySyntaxError("COPY source must be s3://bucket/key")
-    return spec
 
 
 def _parse_credentials_string(spec: CopySpec, text: str) -> None:
