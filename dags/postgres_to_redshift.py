@@ -130,7 +130,7 @@ def postgres_to_redshift():
     # action_type: the small dictionary, always whole, replaced by one COPY transaction.
     # Runs of different intervals (a backfill) never reload it at once.
     action_type_exported = tasks.export.override(task_id="export_action_type")("action_type", plan)
-    action_type_uploaded = tasks.upload.override(task_id="upload_action_type")(action_type_exported)
+    action_type_uploaded = tasks.upload.override(task_id="upload_action_type")(plan, action_type_exported)
     action_type_loaded = tasks.load(
         "load_action_type",
         schema=plan["target_schema"],
@@ -143,7 +143,7 @@ def postgres_to_redshift():
 
     # action: the run's slice, COPied into its staging table, then published in one transaction.
     action_exported = tasks.export.override(task_id="export_action")("action", plan)
-    action_uploaded = tasks.upload.override(task_id="upload_action")(action_exported)
+    action_uploaded = tasks.upload.override(task_id="upload_action")(plan, action_exported)
     action_staged = tasks.load(
         "load_action_staging",
         schema=plan["target_schema"],

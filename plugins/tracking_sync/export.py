@@ -23,6 +23,8 @@ the source holds:
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import shutil
 from dataclasses import asdict, dataclass
@@ -32,6 +34,7 @@ from typing import Any
 import zstandard
 
 from tracking_sync.config import Settings
+from tracking_sync.exceptions import StagingDiskFull
 from tracking_sync.layout import run_prefix, s3_uri, staging_directory
 from tracking_sync.plan import RunPlan, RunSlice
 from tracking_sync.sql_templates import render_sql
@@ -125,7 +128,10 @@ class PartWriter:
         return tuple(self.parts)
 
     def abort(self) -> None:
-        self._buffer.close()
+        """Close the open part after a failure, without raising again: on a full disk the
+        close's own flush fails too, and that must not hide the first error."""
+        with contextlib.suppress(OSError):
+            self._buffer.close()
 
 
 def export_statement(table: Table, run_slice: RunSlice) -> str:
@@ -174,13 +180,25 @@ def export_table(
         cursor.execute("set timezone to 'UTC'")
         cursor.execute("set datestyle to 'ISO, YMD'")
         statement = copy_statement(cursor, table, run_slice)
-        writer = PartWriter(directory, part_bytes)
         try:
-            cursor.copy_expert(statement, writer)
-        except BaseException:
-            writer.abort()
-            raise
-        parts = writer.close()
+            writer = PartWriter(directory, part_bytes)
+            try:
+                cursor.copy_expert(statement, writer)
+            except BaseException:
+                writer.abort()
+                raise
+            parts = writer.close()
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            shutil.rmtree(directory, ignore_errors=True)  # no partial part is left to upload
+            raise StagingDiskFull(
+                f"the staging folder {directory} ran out of space while exporting {table.name} "
+                f"({error.strerror}); the partial parts were removed. Free space there or point "
+                "TRACKING_SYNC_STAGING_DIR at a bigger volume (a part needs up to "
+                f"{part_bytes // (1024 * 1024)} MiB of CSV compressed, TRACKING_SYNC_PART_MB), "
+                "then clear the export task."
+            ) from error
     connection.rollback()  # read-only; leave no transaction open
     return ExportResult(table=table.name, parts=parts)
 
