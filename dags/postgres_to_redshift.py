@@ -32,8 +32,8 @@ days whose counts differ, and the repair command.
   Redshift's EXTRACT(EPOCH) returns whole seconds and every session total is off. Reloading
   does not help: drop the target tables (or alter the column), then trigger `mode=full_refresh`.
 - **users differ but no day does**: a scoped run saw another row of a user active in the
-  interval; trigger a run with `validation=full` for the same interval (the report prints the
-  command with its `--logical-date`) to name the days, then backfill them. Differences
+  interval; rerun that interval with `validation=full` (the report prints the backfill
+  command with `--dag-run-conf`) to name the days, then backfill them. Differences
   everywhere: trigger a run with `mode=full_refresh`.
 - **the source changed after the load** (late rows inside the interval): rerun the interval.
 - A check file that is malformed fails without retries too; the error names the file and the fix.

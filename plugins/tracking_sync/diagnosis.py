@@ -23,7 +23,10 @@ TIMESTAMP_HINT = (
 
 
 def explain_failure(
-    report: ValidationReport, target_conn: Any, target_schema: str, rerun_logical_date: datetime | None = None
+    report: ValidationReport,
+    target_conn: Any,
+    target_schema: str,
+    rerun_interval_start: datetime | None = None,
 ) -> None:
     """Add to a failed report the days that differ, the cause when known and the repair."""
     report.days_to_backfill = sorted({day for check in report.checks for day in check.days})
@@ -33,7 +36,7 @@ def explain_failure(
         dag_id=report.dag_id,
         wrong_type=wrong_type,
         scope=report.scope,
-        rerun_logical_date=rerun_logical_date or datetime.fromisoformat(report.window_end),
+        rerun_interval_start=rerun_interval_start or datetime.fromisoformat(report.window_start),
     )
 
 
@@ -61,7 +64,7 @@ def repair_steps(
     dag_id: str = DAG_ID,
     wrong_type: bool = False,
     scope: str = "full",
-    rerun_logical_date: datetime | None = None,
+    rerun_interval_start: datetime | None = None,
 ) -> list[str]:
     """What to run to make the target right again, for the report: each CLI line runs as
     printed (tests/faults/test_repair_commands.py runs every kind)."""
@@ -75,17 +78,21 @@ def repair_steps(
             f"CLI: {full_refresh_cli}",
             full_refresh_ui,
         ]
-    if not days and scope == "scoped" and rerun_logical_date is not None:
-        # A scoped run counts days only inside its interval: an old row of one of the
-        # interval's users differs. A full validation names its day. A manual run needs
-        # the logical date of the interval (it moves the day before it) to have one.
-        logical_date = rerun_logical_date.astimezone(UTC).isoformat()
+    if not days and scope == "scoped" and rerun_interval_start is not None:
+        # A scoped run counts days only inside its interval: another row of one of the
+        # interval's users differs. A full validation names its day. A backfill of the
+        # interval reruns its existing run with the new conf (a manual trigger with the
+        # same logical date would collide with the scheduled run that has it).
+        day = rerun_interval_start.astimezone(UTC).date().isoformat()
         return [
             "Users differ outside this interval's days: find the days with a full validation "
             "(its per-day check names them), then backfill those days:",
-            f"CLI: airflow dags trigger {dag_id} --logical-date {logical_date} "
-            f'--conf \'{{"validation": "full"}}\'',
-            f"UI: {dag_id} > Trigger, Logical Date {logical_date}, validation = full",
+            f"CLI: airflow backfill create --dag-id {dag_id} --from-date {day} --to-date {day} "
+            "--reprocess-behavior completed --max-active-runs 1 "
+            '--dag-run-conf \'{"validation": "full"}\'',
+            f"UI: {dag_id} > Trigger > Backfill, Date Range {day} to {day}, Reprocess Behaviour "
+            "'All Runs', Max Active Runs 1, Advanced Options > Configuration JSON "
+            '{"validation": "full"}',
             f"or reload everything: {full_refresh_cli}",
         ]
     if not days:

@@ -65,14 +65,14 @@ def run_validation(
     target_name: str = REDSHIFT_CONN_ID,
     top: int = TOP_DIFFERENCES,
     interval_end: datetime | None = None,
-    rerun_logical_date: datetime | None = None,
+    rerun_interval_start: datetime | None = None,
 ) -> ValidationReport:
     """Run every parity check on both engines and build the report (never raises on a mismatch).
 
     Everything before `window_end` is compared; a scoped run picks the users and days of
     [window_start, interval_end) (interval_end defaults to window_end). The repair of a
-    scoped failure that names no day reruns the interval whose logical date is
-    `rerun_logical_date` with a full validation."""
+    scoped failure that names no day reruns the interval that starts at
+    `rerun_interval_start` with a full validation."""
     if scope not in SCOPES:
         raise ParityCheckError(f"validation scope {scope!r} is not one of {list(SCOPES)}")
     started = time.perf_counter()
@@ -90,7 +90,7 @@ def run_validation(
         checks=results,
     )
     if not report.passed:
-        explain_failure(report, target_conn, target_schema, rerun_logical_date=rerun_logical_date)
+        explain_failure(report, target_conn, target_schema, rerun_interval_start=rerun_interval_start)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
@@ -139,7 +139,7 @@ def validate_for_run(
         run_id=run_id,
         source_name=SOURCE_CONN_ID,
         target_name=REDSHIFT_CONN_ID,
-        rerun_logical_date=plan.window_end,
+        rerun_interval_start=plan.window_start,
     )
 
 
