@@ -18,7 +18,7 @@ of `action` (rows with `action_time` in the run's data interval) and all of
 | `load_action_type` | COPY with REPLACE into `action_type` (delete + COPY in one transaction) | a rejected row fails at once, naming the source row's id, the column, the limit and the value; a missing manifest or part too; the target is unchanged. Connection errors retry |
 | `load_action_staging` | COPY of the parts into the interval's staging table | as above; only the staging table was touched |
 | `replace_action_rows` | in ONE transaction: lock the target table (a concurrent publish waits), carry rows that moved out of the interval in the source to their new place, delete the target's `action` rows of the interval and the staged ids (all rows for a full refresh), insert the staged rows, drop the staging table | nothing is half-applied: clear `create_action_staging` and what follows. Over 10,000 moved rows: rerun the days they moved to first, or a full refresh |
-| `validate` | runs every parity check (`include/sql/parity/*.sql`) on PostgreSQL and on Redshift over `action_time < data_interval_end` (scoped: up to the target's latest row) and compares the results by key; report in XCom `validation_report` and in the log as a table | a data mismatch fails at once, without retries: read the report (see below). Connection errors retry |
+| `validate` | runs every parity check (`include/sql/parity/*.sql`) on PostgreSQL and on Redshift over `action_time < data_interval_end`, and the rows the publish placed outside the interval by id, and compares the results by key; report in XCom `validation_report` and in the log as a table | a data mismatch fails at once, without retries: read the report (see below). Connection errors retry |
 
 ## When `validate` fails
 The log line `TRACKING_SYNC FAILED ... what=... report=...` (and the configured notifier,
@@ -57,8 +57,8 @@ without retries; transient ones retry, each retry logging `TRACKING_SYNC RETRY .
 ## Params
 - `mode`: `incremental` (the run's data interval) or `full_refresh` (both tables, everything).
 - `target_schema`: the Redshift schema to load, a plain lower-case identifier.
-- `validation`: `scoped` (the users active in the interval, with their whole history up to
-  the target's latest row, and the interval's days: the cost grows with the interval's users)
+- `validation`: `scoped` (the users active in the interval, with their whole history before
+  its end, and the interval's days: the cost grows with the interval's users, not the table)
   or `full` (everything before the interval's end), for the `validate` task. A full refresh
   always validates in full.
 """
@@ -160,7 +160,7 @@ def postgres_to_redshift():
     action_published = tasks.replace_action_rows(plan)
     chain(action_staged, action_published)
 
-    chain([action_type_loaded, action_published], tasks.validate(plan))
+    chain(action_type_loaded, tasks.validate(plan, action_published))
 
 
 dag = postgres_to_redshift()

@@ -132,8 +132,9 @@ def replace_action_rows(plan: dict) -> dict[str, Any]:
 
 
 @task
-def validate(plan: dict, ti=None) -> None:
+def validate(plan: dict, published: dict, ti=None) -> None:
+    """The parity checks of the plan, and the rows the publish placed outside its interval."""
     from tracking_sync.plan import RunPlan
     from tracking_sync.validate import validate_task
 
-    validate_task(RunPlan.from_xcom(plan), ti)
+    validate_task(RunPlan.from_xcom(plan), ti, published)
