@@ -20,6 +20,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from devstack.airflow import AirflowDeployment, AirflowDidNotStart, access_token
@@ -61,12 +62,13 @@ def test_a_component_that_cannot_start_fails_readiness_with_the_end_of_its_outpu
         assert str(deployment.output("scheduler")) in message, message
         assert deployment.stop() == [], "nothing needed SIGKILL"
         assert deployment.leftover_pids() == []
-        databases = postgres.dsn()
-        import psycopg2
-
-        with psycopg2.connect(databases) as conn, conn.cursor() as cur:
-            cur.execute("select 1 from pg_database where datname = %s", (deployment.database,))
-            assert cur.fetchall() == [], "the metadata DB is dropped by stop()"
+        server = psycopg2.connect(postgres.dsn())
+        try:
+            with server.cursor() as cursor:
+                cursor.execute("select 1 from pg_database where datname = %s", (deployment.database,))
+                assert cursor.fetchall() == [], "the metadata DB is dropped by stop()"
+        finally:
+            server.close()
     finally:
         postgres.stop()
 
@@ -134,8 +136,6 @@ def test_make_airflow_serves_the_ui_on_the_stack_and_ctrl_c_stops_everything(tmp
             env={"PATH": os.environ["PATH"]},
         ).stdout.decode()
         exported = dict(item.split("=", 1) for item in exported.split("\0") if "=" in item)
-        import psycopg2
-
         for name, expected in (("SOURCE_DSN", 2000), ("REDSHIFT_DSN", None)):
             assert exported.get(name), f"{name} missing from .devstack/env"
             ports.append(int(exported[name].rsplit(":", 1)[1].split("/")[0]))
@@ -145,9 +145,13 @@ def test_make_airflow_serves_the_ui_on_the_stack_and_ctrl_c_stops_everything(tmp
                 )
                 assert psql.returncode == 0 and psql.stdout.strip() == "1", (name, psql.stderr)
             if expected is not None:  # demo data in an empty source
-                with psycopg2.connect(exported[name]) as conn, conn.cursor() as cur:
-                    cur.execute("select count(*) from action")
-                    assert cur.fetchone()[0] == expected
+                source = psycopg2.connect(exported[name])
+                try:
+                    with source.cursor() as cursor:
+                        cursor.execute("select count(*) from action")
+                        assert cursor.fetchone()[0] == expected
+                finally:
+                    source.close()
         ports.append(int(exported["S3_ENDPOINT_URL"].rsplit(":", 1)[1]))
     finally:
         stopping = time.monotonic()
