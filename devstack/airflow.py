@@ -110,6 +110,7 @@ class AirflowDeployment:
         self._secret_key = uuid.uuid4().hex
         self._jwt_secret = uuid.uuid4().hex
         self._database_created = False
+        self._launched_at: float | None = None
 
     # ---------------------------------------------------------------- where
 
@@ -246,8 +247,8 @@ class AirflowDeployment:
                 parsed = {row[0] for row in self.query("select dag_id from serialized_dag")}
                 waiting += [f"DAG {dag_id} parsed" for dag_id in dag_ids if dag_id not in parsed]
             if not waiting:
-                started = getattr(self, "_launched_at", time.monotonic())
-                self.timings.append(f"components ready: {time.monotonic() - started:.1f}s")
+                if self._launched_at is not None:
+                    self.timings.append(f"components ready: {time.monotonic() - self._launched_at:.1f}s")
                 return
             if time.monotonic() > deadline:
                 raise AirflowDidNotStart(
