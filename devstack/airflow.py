@@ -14,10 +14,12 @@ Why it is built this way (each measured here, Airflow 3.3):
   2 of 4 runs with "database is locked" while the scheduler was busy.
 - Every port is a free one, and the execution API URL follows the API port: tasks report to
   the api-server there, and a task that cannot reach it is killed at start.
-- Components stop on SIGINT (SIGTERM orphans their children). Each runs in a process group of
-  its own and gets SIGINT as a group, then SIGKILL after a timeout. Task processes run in
-  groups of their own, so what is left is found by a marker in every started process's
-  environment and killed.
+- Components stop on SIGINT (SIGTERM orphans their children). Each runs in a session and
+  process group of its own and gets SIGINT as a group, then SIGKILL after a timeout. Task
+  processes run in process groups of their own (setpgid) but stay in their component's
+  session, so what is left is found by session id and killed. A marker in the environment
+  does not find them: Airflow retitles its workers, task supervisors and the api-server with
+  setproctitle, which overwrites what /proc/<pid>/environ shows.
 """
 
 from __future__ import annotations
@@ -68,6 +70,27 @@ def clean_environment() -> dict[str, str]:
     }
 
 
+def processes_in_sessions(sessions: set[int], marker: str | None = None) -> list[int]:
+    """Live (not zombie) processes other than this one whose session id is in `sessions`, or
+    whose environment holds the entry `marker` ("NAME=value")."""
+    needle = marker.encode() if marker else None
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            state, session = fields[0], int(fields[3])
+            in_session = session in sessions
+            if not in_session and needle is not None:
+                in_session = needle in (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile, or not ours to read
+        if in_session and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
 def tail(path: Path, chars: int = 4000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.exists() else f"({path} missing)"
 
@@ -111,6 +134,7 @@ class AirflowDeployment:
         self._jwt_secret = uuid.uuid4().hex
         self._database_created = False
         self._launched_at: float | None = None
+        self._sessions: set[int] = set()  # each component leads a session: its pid
 
     # ---------------------------------------------------------------- where
 
@@ -205,6 +229,7 @@ class AirflowDeployment:
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
                 )
+                self._sessions.add(self.processes[name].pid)
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():
@@ -302,19 +327,9 @@ class AirflowDeployment:
         return killed
 
     def leftover_pids(self) -> list[int]:
-        """Processes (other than this one) carrying this deployment's marker."""
-        needle = f"{MARKER}={self.marker}".encode()
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                environ = (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            if needle in environ.split(b"\0"):
-                pids.append(int(entry.name))
-        return pids
+        """Live processes (other than this one) in the session of a component started here,
+        or carrying this deployment's marker in their environment."""
+        return processes_in_sessions(self._sessions, marker=f"{MARKER}={self.marker}")
 
     def open_ports(self) -> list[int]:
         return [port for port in self.ports.values() if port_is_open(HOST, port)]

@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from devstack.airflow import AirflowDeployment, AirflowDidNotStart, access_token
+from devstack.airflow import AirflowDeployment, AirflowDidNotStart, access_token, processes_in_sessions
 from devstack.net import free_port, port_is_open
 from devstack.postgres import LocalPostgres
 
@@ -35,17 +35,22 @@ UP_TIMEOUT = 300  # the stack, demo data, db migrate and four components: ~70 s 
 DOWN_TIMEOUT = 90
 
 
-def _marked_pids(name: str, value: str) -> list[int]:
-    needle = f"{name}={value}".encode()
-    pids = []
+def _sessions_under(root: int) -> set[int]:
+    """The session ids of `root` and of every process descending from it."""
+    parents, sessions = {}, {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if needle in (entry / "environ").read_bytes().split(b"\0"):
-                    pids.append(int(entry.name))
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-    return pids
+            parents[int(entry.name)], sessions[int(entry.name)] = int(fields[1]), int(fields[3])
+    tree, frontier = {root}, [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]
+        tree.update(children)
+        frontier = children
+    return {sessions[pid] for pid in tree if pid in sessions}
 
 
 def test_a_component_that_cannot_start_fails_readiness_with_the_end_of_its_output(tmp_path):
@@ -73,6 +78,40 @@ def test_a_component_that_cannot_start_fails_readiness_with_the_end_of_its_outpu
         postgres.stop()
 
 
+def test_leftovers_are_found_by_session_also_when_setproctitle_hid_their_environment():
+    # Airflow retitles its workers and task supervisors; that overwrites /proc/<pid>/environ.
+    marker = f"TEST_RETITLED={uuid.uuid4().hex}"
+    script = "import setproctitle, time; setproctitle.setproctitle('airflow worker -- ' + 'x' * 200); time.sleep(60)"
+    leader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {script!r}]); time.sleep(60)",
+        ],
+        env={**os.environ, marker.split("=")[0]: marker.split("=")[1]},
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while len(processes_in_sessions({leader.pid})) < 2:
+            assert time.monotonic() < deadline, "the retitled child did not start"
+            time.sleep(0.1)
+        (child,) = set(processes_in_sessions({leader.pid})) - {leader.pid}
+        deadline = time.monotonic() + 20
+        while b"airflow worker" not in Path(f"/proc/{child}/cmdline").read_bytes():
+            assert time.monotonic() < deadline, "the child was not retitled"
+            time.sleep(0.1)
+        assert child not in processes_in_sessions(set(), marker=marker), "the marker no longer shows"
+        assert leader.pid in processes_in_sessions(set(), marker=marker)
+    finally:
+        os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait()
+    deadline = time.monotonic() + 5
+    while processes_in_sessions({leader.pid}) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_in_sessions({leader.pid}) == []
+
+
 def test_unknown_component_is_refused(tmp_path):
     with pytest.raises(ValueError, match="webserver"):
         AirflowDeployment(tmp_path, postgres=LocalPostgres(), components=("webserver",))
@@ -84,7 +123,7 @@ def test_make_airflow_serves_the_ui_on_the_stack_and_ctrl_c_stops_everything(tmp
     DSN for each database; Ctrl-C (SIGINT to the foreground process group, as a terminal
     sends it) stops Airflow and the stack: no process, port or env file left."""
     state = tmp_path / "devstack"
-    marker = uuid.uuid4().hex  # inherited by every process started below
+    marker = uuid.uuid4().hex  # inherited by every process started below (that does not retitle)
     port = free_port()
     env = {
         **os.environ,
@@ -154,6 +193,7 @@ def test_make_airflow_serves_the_ui_on_the_stack_and_ctrl_c_stops_everything(tmp
                     source.close()
         ports.append(int(exported["S3_ENDPOINT_URL"].rsplit(":", 1)[1]))
     finally:
+        sessions = _sessions_under(process.pid)  # Airflow's components lead sessions of their own
         stopping = time.monotonic()
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
@@ -164,7 +204,7 @@ def test_make_airflow_serves_the_ui_on_the_stack_and_ctrl_c_stops_everything(tmp
         timings.append(f"down: {time.monotonic() - stopping:.0f}s")
         print(", ".join(timings))
         time.sleep(0.5)
-        left = _marked_pids("TEST_MAKE_AIRFLOW_MARKER", marker)
+        left = processes_in_sessions(sessions, marker=f"TEST_MAKE_AIRFLOW_MARKER={marker}")
         for pid in left:
             os.kill(pid, signal.SIGKILL)
     printed = output.read_text(errors="replace")

@@ -9,7 +9,7 @@ source, S3 and Redshift. The test process only runs the CLI (`dags trigger`, `ba
 and reads the metadata DB to wait.
 
 Teardown stops every process the test started, also when it fails (SIGINT, SIGKILL after a
-timeout, a sweep by marker for task processes), and asserts that no process, port or
+timeout, a sweep of their sessions for task processes), and asserts that no process, port or
 metadata database is left.
 
 The DAG keeps its retries (3, two minutes apart): a task that fails or goes up_for_retry
