@@ -33,7 +33,7 @@ def raw_export(dsn: str, same_select: bool, out) -> None:
     import psycopg2
 
     from tracking_sync.export import copy_statement
-    from tracking_sync.params import RunSlice
+    from tracking_sync.plan import RunSlice
     from tracking_sync.tables import ACTION
 
     connection = psycopg2.connect(dsn)
@@ -56,7 +56,7 @@ def stage_export(dsn: str, directory: str, out) -> None:
     import psycopg2
 
     from tracking_sync.export import export_table
-    from tracking_sync.params import RunSlice
+    from tracking_sync.plan import RunSlice
     from tracking_sync.tables import ACTION
 
     connection = psycopg2.connect(dsn)
@@ -119,7 +119,7 @@ def main() -> None:
     from tracking_sync.config import Settings
     from tracking_sync.export import ExportResult, Part, describe_export
     from tracking_sync.layout import staging_directory
-    from tracking_sync.params import RunSlice
+    from tracking_sync.plan import RunSlice
 
     stack = Stack(with_redshift=False).start()
     try:

@@ -61,24 +61,19 @@ target schema until that interval runs again; it is safe to drop.
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pendulum
-from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
-from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag
 
-from tracking_sync import config, tables
+from tracking_sync import tasks
 from tracking_sync.connections import redact_task_logs_callback
-from tracking_sync.load import COPY_OPTIONS, action_staging_table
+from tracking_sync.names import DAG_ID, IDENTIFIER_PATTERN, MAX_IDENTIFIER_BYTES
 from tracking_sync.notifications import on_failure_callback
-from tracking_sync.operators import ReportingS3ToRedshiftOperator
-from tracking_sync.params import DEFAULT_TARGET_SCHEMA, MODES, VALIDATIONS
-
-SQL_DIR = Path(__file__).resolve().parent.parent / "include" / "sql"
+from tracking_sync.params import DEFAULT_PARAMS, MODES, VALIDATIONS
 
 
 @dag(
-    dag_id="postgres_to_redshift",
+    dag_id=DAG_ID,
     # Real data intervals: the run at 2025-03-02 00:00 UTC moves [03-01, 03-02). Airflow 3's
     # plain cron schedule (CronTriggerTimetable) would give start == end.
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
@@ -99,121 +94,62 @@ SQL_DIR = Path(__file__).resolve().parent.parent / "include" / "sql"
     },
     params={
         "mode": Param(
-            "incremental",
+            DEFAULT_PARAMS["mode"],
             enum=list(MODES),
             description="incremental: the run's data interval of action (and all of "
             "action_type); full_refresh: both tables, every row.",
         ),
         "target_schema": Param(
-            DEFAULT_TARGET_SCHEMA,
+            DEFAULT_PARAMS["target_schema"],
             type="string",
-            pattern=r"^[a-z_][a-z0-9_]*$",
-            maxLength=127,
+            pattern=f"^{IDENTIFIER_PATTERN}$",
+            maxLength=MAX_IDENTIFIER_BYTES,
             description="Redshift schema to load into: lower-case letters, digits and _.",
         ),
         "validation": Param(
-            "scoped",
+            DEFAULT_PARAMS["validation"],
             enum=list(VALIDATIONS),
             description="scoped: the users active in the interval, with their whole history, "
             "and the interval's days (cost grows with the interval's users); full: everything "
             "before the interval's end. A full refresh validates in full.",
         ),
     },
-    template_searchpath=[str(SQL_DIR)],
-    user_defined_macros={
-        "tracking_tables": tables.TABLES,
-        "action_staging_table": action_staging_table,
-    },
     doc_md=__doc__,
     tags=["tracking", "redshift", "postgres"],
 )
 def postgres_to_redshift():
-    @task
-    def plan_run(params=None, data_interval_start=None, data_interval_end=None) -> dict:
-        from tracking_sync.params import plan_run_task
+    plan = tasks.plan_run()
+    schema = tasks.create_schema(plan)
+    action_staging = tasks.create_action_staging(plan)
+    chain(schema, action_staging)
 
-        return plan_run_task(params, data_interval_start, data_interval_end)
-
-    @task
-    def export(table_name: str, plan: dict) -> dict:
-        from tracking_sync.export import export_for_run
-
-        return export_for_run(table_name, plan)
-
-    @task
-    def upload(export_summary: dict) -> dict:
-        from tracking_sync.staging import upload_for_run
-
-        return upload_for_run(export_summary)
-
-    @task
-    def replace_action_rows(plan: dict) -> int:
-        from tracking_sync.load import publish_for_run
-
-        return publish_for_run(plan)
-
-    @task
-    def validate(**context) -> None:
-        from tracking_sync.validate import validate_task
-
-        validate_task(**context)
-
-    plan = plan_run()
-
-    create_schema = SQLExecuteQueryOperator(
-        task_id="create_schema",
-        conn_id=config.REDSHIFT_CONN_ID,
-        sql="redshift/create_target_tables.sql",
-        split_statements=True,
-        autocommit=True,  # idempotent DDL, statement by statement
-        return_last=False,
+    # action_type: the small dictionary, always whole, replaced by one COPY transaction.
+    # Runs of different intervals (a backfill) never reload it at once.
+    action_type_exported = tasks.export.override(task_id="export_action_type")("action_type", plan)
+    action_type_uploaded = tasks.upload.override(task_id="upload_action_type")(action_type_exported)
+    action_type_loaded = tasks.load(
+        "load_action_type",
+        schema=plan["target_schema"],
+        table="action_type",
+        uploaded=action_type_uploaded,
+        max_active_tis_per_dag=1,
     )
-    create_action_staging = SQLExecuteQueryOperator(
-        task_id="create_action_staging",
-        conn_id=config.REDSHIFT_CONN_ID,
-        sql="redshift/create_action_staging.sql",
-        split_statements=True,
-        autocommit=True,
-        return_last=False,
+    chain(schema, action_type_loaded)
+
+    # action: the run's slice, COPied into its staging table, then published in one transaction.
+    action_exported = tasks.export.override(task_id="export_action")("action", plan)
+    action_uploaded = tasks.upload.override(task_id="upload_action")(action_exported)
+    action_staged = tasks.load(
+        "load_action_staging",
+        schema=plan["target_schema"],
+        table=plan["staging_table"],
+        uploaded=action_uploaded,
     )
+    chain(action_staging, action_staged)
+    action_published = tasks.replace_action_rows(plan)
+    chain(action_staged, action_published)
 
-    def copy_task(task_id: str, table: str, upload_task_id: str, method: str):
-        upload_result = f"ti.xcom_pull(task_ids='{upload_task_id}')"
-        return ReportingS3ToRedshiftOperator(
-            task_id=task_id,
-            redshift_conn_id=config.REDSHIFT_CONN_ID,
-            # Explicit, so that a role_arn in the connection's extra makes the COPY use
-            # that IAM role (the provider ignores role_arn for the implicit default).
-            aws_conn_id=config.AWS_CONN_ID,
-            schema="{{ params.target_schema }}",
-            table=table,
-            s3_bucket="{{ " + upload_result + "['bucket'] }}",
-            s3_key="{{ " + upload_result + "['manifest_key'] }}",
-            column_list=None,
-            copy_options=COPY_OPTIONS,
-            method=method,
-            # Runs of different intervals (a backfill) must not reload action_type at once.
-            max_active_tis_per_dag=1 if table == "action_type" else None,
-        )
-
-    for table_name in ("action_type", "action"):
-        exported = export.override(task_id=f"export_{table_name}")(table_name, plan)
-        uploaded = upload.override(task_id=f"upload_{table_name}")(exported)
-        if table_name == "action_type":
-            load = copy_task("load_action_type", "action_type", "upload_action_type", "REPLACE")
-            chain([uploaded, create_schema], load)
-            loaded_action_type = load
-        else:
-            load = copy_task(
-                "load_action_staging",
-                "{{ action_staging_table(params, data_interval_start, data_interval_end) }}",
-                "upload_action",
-                "REPLACE",
-            )
-            replaced = replace_action_rows(plan)
-            chain([uploaded, create_action_staging], load, replaced)
-    chain(plan, create_schema, create_action_staging)
-    chain([loaded_action_type, replaced], validate())
+    chain([action_type_loaded, action_published], tasks.validate(plan))
 
 
 dag = postgres_to_redshift()

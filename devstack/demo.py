@@ -70,9 +70,9 @@ def _side_by_side(window_end: datetime) -> str:
     from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+    from devstack.side_by_side import format_side_by_side
     from tracking_sync import config
     from tracking_sync.params import DEFAULT_TARGET_SCHEMA
-    from tracking_sync.validate import format_side_by_side
 
     source = PostgresHook(postgres_conn_id=config.SOURCE_CONN_ID).get_conn()
     target = RedshiftSQLHook(redshift_conn_id=config.REDSHIFT_CONN_ID).get_conn()

@@ -27,6 +27,11 @@ def load_dag(dag_id: str = DAG_ID, dag_folder: str | Path | None = None, *, retr
 
 def run_dag(dag, *, logical_date: datetime, conf: dict | None = None, expect: str = "success"):
     """One dag.test() run; asserts its final state (dag.test() does not raise on failure)."""
-    run = dag.test(logical_date=logical_date, run_conf=conf or {})
+    # Every param explicitly: dag.test() runs the tasks in this process on this DAG object,
+    # whose params an earlier run's conf was merged into.
+    from tracking_sync.params import DEFAULT_PARAMS
+
+    conf = DEFAULT_PARAMS | (conf or {})
+    run = dag.test(logical_date=logical_date, run_conf=conf)
     assert run.state == expect, f"run {logical_date} {conf}: {run.state}, expected {expect}"
     return run

@@ -1,7 +1,7 @@
 """Settings of the pipeline, read at run time (never when the DAG file is parsed).
 
-Connection ids are fixed names (configure the connections, not the code). Everything
-that differs between deployments comes from the environment:
+Connection ids are fixed names (tracking_sync.names). Everything that differs between
+deployments comes from the environment:
 
     TRACKING_SYNC_BUCKET        S3 bucket for the staged parts (required)
     TRACKING_SYNC_PREFIX        key prefix inside it (default "tracking")
@@ -20,10 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracking_sync.exceptions import MissingSetting
-
-SOURCE_CONN_ID = "postgres_source"
-REDSHIFT_CONN_ID = "redshift_default"
-AWS_CONN_ID = "aws_default"
 
 # The project's SQL, next to plugins/ (include/sql/postgres, include/sql/redshift).
 SQL_DIR = Path(__file__).resolve().parents[2] / "include" / "sql"

@@ -1,4 +1,11 @@
-"""Errors that say what went wrong and what to do about it."""
+"""Every error the pipeline raises on purpose, in one place.
+
+Each says what went wrong and what to do about it. A `NeedsFix` is a data or
+configuration error that a retry would meet again (bad params, a rejected row, a
+missing manifest, a full disk): the task fails at once, without retries, through the
+same on-call line and notifier. Anything else (a refused connection, a timeout,
+throttling, a serializable isolation conflict) is transient and retried with backoff.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +14,38 @@ class TrackingSyncError(Exception):
     """Base class of every error the pipeline raises on purpose."""
 
 
-class InvalidParams(TrackingSyncError, ValueError):
+class NeedsFix(TrackingSyncError):
+    """Retrying will not help: someone has to fix the data or the configuration first."""
+
+
+class InvalidParams(NeedsFix, ValueError):
     """A trigger param is not one of the allowed values. Raised before any data moves."""
 
 
-class MissingSetting(TrackingSyncError):
-    """A required setting (environment variable) is not set."""
+class MissingSetting(NeedsFix):
+    """A required setting (environment variable) is not set or not usable."""
 
 
-class StagingPartMissing(TrackingSyncError):
+class StagingPartMissing(NeedsFix):
     """An exported part is not on the staging dir when the upload task looks for it."""
 
 
-class LoadFailed(TrackingSyncError):
-    """COPY into Redshift failed; carries the rows of stl_load_errors that say where."""
+class StagingDiskFull(NeedsFix):
+    """The staging folder ran out of space during the export; the partial part was removed."""
+
+
+class LoadRejected(NeedsFix):
+    """COPY into Redshift rejected the data or could not read the files (stl_load_errors says
+    where); the target is unchanged."""
+
+
+class TooManyMovedRows(NeedsFix):
+    """More rows moved out of a rerun interval than a rerun carries; nothing was changed."""
+
+
+class ParityCheckError(NeedsFix):
+    """A parity check file is malformed or cannot be compared (says which file and how to fix it)."""
+
+
+class NotifierMisconfigured(TrackingSyncError):
+    """TRACKING_SYNC_NOTIFIER does not name a usable notifier class."""

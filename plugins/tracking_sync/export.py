@@ -33,7 +33,7 @@ import zstandard
 
 from tracking_sync.config import Settings
 from tracking_sync.layout import run_prefix, s3_uri, staging_directory
-from tracking_sync.params import RunSlice, slice_from_plan
+from tracking_sync.plan import RunPlan, RunSlice
 from tracking_sync.sql_templates import render_sql
 from tracking_sync.tables import Table, get_table
 
@@ -194,21 +194,8 @@ def describe_export(settings: Settings, run_slice: RunSlice, result: ExportResul
     return summary
 
 
-def export_for_run(
-    table_name: str, plan: dict, settings: Settings | None = None, connection: Any = None
-) -> dict:
+def export_for_run(table_name: str, plan: RunPlan, settings: Settings, connection: Any) -> dict:
     """The export task: the run's slice of one table to the staging dir; returns its XCom."""
-    settings = settings or Settings.from_env()
-    run_slice = slice_from_plan(plan)
-    directory = staging_directory(settings, table_name, run_slice)
-    own_connection = connection is None
-    if own_connection:
-        from tracking_sync.connections import source_connection
-
-        connection = source_connection()
-    try:
-        result = export_table(connection, get_table(table_name), run_slice, directory, settings.part_bytes)
-    finally:
-        if own_connection:
-            connection.close()
-    return describe_export(settings, run_slice, result)
+    directory = staging_directory(settings, table_name, plan.run_slice)
+    result = export_table(connection, get_table(table_name), plan.run_slice, directory, settings.part_bytes)
+    return describe_export(settings, plan.run_slice, result)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tracking_sync.config import Settings
-from tracking_sync.params import RunSlice
+from tracking_sync.plan import RunSlice
 
 MANIFEST_NAME = "manifest.json"
 

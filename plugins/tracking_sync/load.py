@@ -13,14 +13,14 @@ The COPY options below match export.py's CSV dialect.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import sqlparse
-
-from tracking_sync.params import RunSlice, slice_from_plan, validate_params
-from tracking_sync.sql_templates import render_sql
+from tracking_sync.exceptions import TooManyMovedRows
+from tracking_sync.plan import RunPlan, RunSlice
+from tracking_sync.sql_templates import render_sql, render_statements
 from tracking_sync.tables import ACTION
 
 log = logging.getLogger(__name__)
@@ -40,20 +40,15 @@ COPY_OPTIONS = [
 ]
 
 
-def action_staging_table(
-    params: Mapping[str, Any], data_interval_start: datetime, data_interval_end: datetime
-) -> str:
-    """The name of the run's staging table for action, e.g. action_staging_20250301t000000_…"""
-    run_slice = RunSlice.for_run(validate_params(params), data_interval_start, data_interval_end)
-    return staging_table_name(run_slice)
-
-
-def staging_table_name(run_slice: RunSlice) -> str:
-    return f"action_staging_{run_slice.label}"
+# A rerun carries rows that moved out of its interval one INSERT at a time into staging:
+# fine for late corrections, not for a bulk rewrite of action_time (then rerun the days
+# the rows moved to first, or a full refresh).
+MAX_CARRIED_ROWS = 10_000
+CARRY_BATCH_ROWS = 500
 
 
 def publish_statements(schema: str, staging: str, run_slice: RunSlice) -> list[str]:
-    sql = render_sql(
+    return render_statements(
         "redshift/replace_action_rows.sql",
         schema=schema,
         staging=staging,
@@ -61,32 +56,123 @@ def publish_statements(schema: str, staging: str, run_slice: RunSlice) -> list[s
         expressions=ACTION.publish_expressions,
         full_refresh=run_slice.full_refresh,
     )
-    return [s.strip().rstrip(";") for s in sqlparse.split(sql) if _has_code(s)]
 
 
-def publish_action(connection: Any, schema: str, staging: str, run_slice: RunSlice) -> int:
+@dataclass
+class PublishResult:
+    inserted: int = 0
+    carried: list[int] = field(default_factory=list)  # ids moved out of the interval, re-placed
+    deleted_in_source: list[int] = field(default_factory=list)  # ids gone from the source
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "inserted": self.inserted,
+            "carried": len(self.carried),
+            "carried_ids": self.carried[:100],
+            "deleted_in_source": len(self.deleted_in_source),
+        }
+
+
+def publish_action(
+    connection: Any,
+    schema: str,
+    staging: str,
+    run_slice: RunSlice,
+    read_source_rows: Callable[[list[int]], list[tuple]] | None = None,
+) -> PublishResult:
     """Replace the target's rows of the slice with the staged rows, in one transaction.
 
-    `connection` is a DB-API connection to Redshift with autocommit off; returns the
-    number of rows inserted.
+    The transaction first locks the target table (a concurrent publish waits). Rows the
+    target holds in the interval but the source no longer does there are looked up in
+    the source by id (`read_source_rows`): those that moved to another interval are
+    carried there in the same transaction; those the source deleted go. `connection` is a
+    DB-API connection to Redshift with autocommit off.
     """
+    result = PublishResult()
     bounds = {} if run_slice.full_refresh else _bounds(run_slice)
-    inserted = 0
     cursor = connection.cursor()
     cursor.paramstyle = "pyformat"  # redshift_connector defaults to "format"
     try:
+        for statement in render_statements("redshift/lock_action.sql", schema=schema):
+            cursor.execute(statement)
+        if not run_slice.full_refresh and read_source_rows is not None:
+            _carry_moved_rows(cursor, schema, staging, bounds, read_source_rows, result)
         for statement in publish_statements(schema, staging, run_slice):
-            uses_bounds = "%(start)s" in statement
-            cursor.execute(statement, bounds if uses_bounds else None)
+            cursor.execute(statement, bounds if "%(start)s" in statement else None)
             if statement.lower().startswith("insert"):
-                inserted = cursor.rowcount
+                result.inserted = cursor.rowcount
         connection.commit()
     except BaseException:
         connection.rollback()
         raise
     finally:
         cursor.close()
-    return inserted
+    return result
+
+
+def _carry_moved_rows(
+    cursor: Any,
+    schema: str,
+    staging: str,
+    bounds: dict[str, datetime],
+    read_source_rows: Callable[[list[int]], list[tuple]],
+    result: PublishResult,
+) -> None:
+    cursor.execute(
+        render_sql("redshift/select_departed_action_ids.sql", schema=schema, staging=staging), bounds
+    )
+    departed = [row[0] for row in cursor.fetchall()]
+    if not departed:
+        return
+    moved = read_source_rows(departed)
+    moved_ids = {row[0] for row in moved}
+    result.deleted_in_source = [i for i in departed if i not in moved_ids]
+    if len(moved) > MAX_CARRIED_ROWS:
+        raise TooManyMovedRows(
+            f"{len(moved)} action rows moved out of [{bounds['start'].isoformat()}, "
+            f"{bounds['end'].isoformat()}) in the source since it was loaded (e.g. ids "
+            f"{', '.join(str(row[0]) for row in moved[:5])}, now at "
+            f"{', '.join(sorted({str(row[4])[:10] for row in moved[:100]}))}): more than the "
+            f"{MAX_CARRIED_ROWS} a rerun carries. Rerun the days they moved to first (each "
+            "carries its rows), then this one; or trigger mode=full_refresh. Nothing was changed."
+        )
+    columns = [column.name for column in ACTION.file_columns]
+    for first in range(0, len(moved), CARRY_BATCH_ROWS):
+        batch = moved[first : first + CARRY_BATCH_ROWS]
+        sql = render_sql(
+            "redshift/insert_carried_actions.sql",
+            schema=schema,
+            staging=staging,
+            columns=columns,
+            rows=len(batch),
+        )
+        cursor.paramstyle = "format"  # one %s per value
+        cursor.execute(sql, [value for row in batch for value in row])
+        cursor.paramstyle = "pyformat"
+    result.carried = sorted(moved_ids)
+    if moved:
+        log.info(
+            "carrying %s action rows that moved out of the interval to their new place (ids %s%s)",
+            len(moved),
+            ", ".join(str(i) for i in result.carried[:20]),
+            ", ..." if len(moved) > 20 else "",
+        )
+    if result.deleted_in_source:
+        log.info("%s action rows of the interval were deleted in the source", len(result.deleted_in_source))
+
+
+def source_rows_by_id(source_connection: Any, ids: list[int]) -> list[tuple]:
+    """The source's action rows with these ids, as the export writes them (staging columns)."""
+    sql = render_sql(
+        "postgres/select_actions_by_id.sql",
+        columns=[column.select_expression for column in ACTION.file_columns],
+    )
+    with source_connection.cursor() as cursor:
+        cursor.execute("set timezone to 'UTC'")
+        cursor.execute(sql, {"ids": list(ids)})
+        rows = cursor.fetchall()
+    source_connection.rollback()
+    return rows
 
 
 def load_errors(connection: Any, s3_prefix: str) -> list[dict[str, Any]]:
@@ -130,23 +216,15 @@ def _bounds(run_slice: RunSlice) -> dict[str, datetime]:
     return {"start": run_slice.start, "end": run_slice.end}
 
 
-def _has_code(statement: str) -> bool:
-    return any(line.strip() and not line.strip().startswith("--") for line in statement.splitlines())
-
-
-def publish_for_run(plan: Mapping[str, Any], connection: Any = None) -> int:
-    """The publish task: the run's staged action rows replace the target's rows of the slice."""
-    run_slice = slice_from_plan(plan)
-    staging = staging_table_name(run_slice)
-    own_connection = connection is None
-    if own_connection:
-        from tracking_sync.connections import redshift_connection
-
-        connection = redshift_connection()
-    try:
-        inserted = publish_action(connection, plan["target_schema"], staging, run_slice)
-    finally:
-        if own_connection:
-            connection.close()
-    log.info("published %s rows of action for %s", inserted, run_slice.label)
-    return inserted
+def publish_for_run(plan: RunPlan, connection: Any, source_connection: Any) -> dict[str, Any]:
+    """The publish task: the run's staged action rows replace the target's rows of the slice,
+    and rows that moved out of it in the source are carried to their new place."""
+    result = publish_action(
+        connection,
+        plan.target_schema,
+        plan.staging_table,
+        plan.run_slice,
+        read_source_rows=lambda ids: source_rows_by_id(source_connection, ids),
+    )
+    log.info("published %s rows of action for %s", result.inserted, plan.slice_label)
+    return result.summary()

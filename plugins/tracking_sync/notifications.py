@@ -30,16 +30,14 @@ import logging
 import os
 from typing import Any
 
+from tracking_sync.exceptions import NotifierMisconfigured
+
 log = logging.getLogger(__name__)
 
 NOTIFIER_ENV = "TRACKING_SYNC_NOTIFIER"
 NOTIFIER_KWARGS_ENV = "TRACKING_SYNC_NOTIFIER_KWARGS"
 CONFIG_SECTION = "tracking_sync"
 REPORT_XCOM_KEY = "validation_report"  # the validate task's report (tracking_sync.validate)
-
-
-class NotifierMisconfigured(Exception):
-    """TRACKING_SYNC_NOTIFIER does not name a usable notifier class."""
 
 
 def _first_line(error: BaseException | str | None) -> str:

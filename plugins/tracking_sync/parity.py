@@ -10,7 +10,8 @@ a file; its header comment declares how to compare the two results:
     --   (continuation lines are indented by at least two spaces)
     -- days: day                            optional: a key column holding a UTC date;
                                             a difference there names a day to backfill
-    -- params: schema, window_start, ...    the Jinja variables it uses (documentation)
+    -- params: schema, window_start, ...    the Jinja variables it uses (documentation
+                                            for the reader: accepted, not read)
 
 Every column of the result must be a key or a declared value. The template is
 rendered with:
@@ -27,23 +28,21 @@ rendered with:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tracking_sync.config import SQL_DIR
-from tracking_sync.exceptions import TrackingSyncError
+from tracking_sync.exceptions import ParityCheckError
 
 PARITY_SQL_DIR = SQL_DIR / "parity"
 SCOPES = ("scoped", "full")
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,126}")
+# `params` is recognised (with its continuation lines) so that it ends the field before it;
+# it documents the template for the reader and is not read.
 _FIELD = re.compile(r"--\s?(key|value|days|params):\s*(.*)")
 _VALUE = re.compile(r"(?P<column>\w+)\s+tolerance\s+(?P<tolerance>[0-9.eE+-]+)\s*(?:--\s*)?(?P<why>.*)")
-
-
-class ParityCheckError(TrackingSyncError):
-    """A parity check file is malformed or cannot be compared (says which file and how to fix it)."""
 
 
 @dataclass(frozen=True)
@@ -61,8 +60,6 @@ class ParityCheck:
     keys: tuple[str, ...]
     values: tuple[ValueColumn, ...]
     day_key: str | None = None
-    params: str = ""
-    description: str = field(default="", compare=False)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -118,8 +115,6 @@ def parse_check(path: Path) -> ParityCheck:
     keys: tuple[str, ...] = ()
     values: list[ValueColumn] = []
     day_key = None
-    params = ""
-    description: list[str] = []
     current: list[str] | None = None  # the field a continuation line extends
     fields: list[tuple[str, list[str]]] = []
     for line in text.splitlines():
@@ -134,17 +129,13 @@ def parse_check(path: Path) -> ParityCheck:
             current.append(stripped[2:].strip())
         else:
             current = None
-            if not fields:
-                description.append(stripped[2:].strip())
     for kind, parts in fields:
         body = " ".join(parts).strip()
         if kind == "key":
             keys = tuple(column.strip() for column in body.split(",") if column.strip())
         elif kind == "days":
             day_key = body.split()[0] if body else None
-        elif kind == "params":
-            params = body
-        else:
+        elif kind == "value":
             matched = _VALUE.fullmatch(body)
             if not matched:
                 raise ParityCheckError(
@@ -176,8 +167,6 @@ def parse_check(path: Path) -> ParityCheck:
         keys=keys,
         values=tuple(values),
         day_key=day_key,
-        params=params,
-        description=" ".join(line for line in description if line),
     )
 
 

@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any
 
 import jinja2
+import sqlparse
 
 from tracking_sync.config import SQL_DIR
 
@@ -32,3 +33,12 @@ def render_sql(relative_path: str, **context: Any) -> str:
     """
     sql = _environment().get_template(relative_path).render(**context)
     return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+
+
+def render_statements(relative_path: str, **context: Any) -> list[str]:
+    """render_sql, split into statements (no trailing semicolons, no comment-only pieces)."""
+    return [
+        statement.strip().rstrip(";")
+        for statement in sqlparse.split(render_sql(relative_path, **context))
+        if statement.strip()
+    ]

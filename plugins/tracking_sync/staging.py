@@ -89,12 +89,3 @@ def delete_stale_objects(s3_client: Any, bucket: str, prefix: str, keep: set[str
         batch = [{"Key": key} for key in stale[start : start + 1000]]
         s3_client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
     return len(stale)
-
-
-def upload_for_run(export_summary: dict, settings: Settings | None = None, s3_client: Any = None) -> dict:
-    """The upload task: the parts an export task described, to S3, with their manifest."""
-    if s3_client is None:
-        from tracking_sync.connections import s3_client as connect
-
-        s3_client = connect()
-    return upload_export(s3_client, settings or Settings.from_env(), export_summary)

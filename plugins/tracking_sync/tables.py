@@ -113,10 +113,6 @@ class Table:
         return out
 
     @property
-    def has_null_flags(self) -> bool:
-        return any(column.travels_with_null_flag for column in self.columns)
-
-    @property
     def publish_expressions(self) -> list[str]:
         """SELECT expressions over the staging table that give the table's columns."""
         return [

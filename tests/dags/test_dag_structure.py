@@ -162,29 +162,31 @@ def test_plan_run_is_the_only_root(dag):
 # --- SQL files --------------------------------------------------------------------------
 
 
-def test_template_searchpath_follows_the_dag_file(tmp_path):
-    """Deployed anywhere (here a copy in tmp), the DAG finds its SQL next to itself."""
+def test_the_sql_is_found_next_to_the_package_wherever_it_is_deployed(tmp_path):
+    """Deployed anywhere (here a copy in tmp, laid out as `astro dev init` does), the
+    pipeline renders its SQL from the include/ next to plugins/, not from this checkout."""
+    import subprocess
+    import sys
+
     deployed = tmp_path / "deployed"
-    (deployed / "dags").mkdir(parents=True)
-    shutil.copy(DAG_FILE, deployed / "dags" / DAG_FILE.name)
+    shutil.copytree(REPO_ROOT / "plugins", deployed / "plugins")
     shutil.copytree(REPO_ROOT / "include", deployed / "include")
-
-    dag = load_dag(deployed / "dags" / DAG_FILE.name)
-
-    assert dag.template_searchpath, "SQL is referenced by file name through template_searchpath"
-    for entry in dag.template_searchpath:
-        path = Path(entry)
-        assert path.resolve().is_relative_to(deployed.resolve()), (
-            f"template_searchpath {entry} does not follow the DAG file: derive it from "
-            "Path(__file__), not from a deployment's absolute path"
-        )
-        assert path.is_dir(), f"template_searchpath {entry} does not exist"
-    for task in dag.tasks:
-        sql = getattr(task, "sql", None)
-        if isinstance(sql, str) and sql.endswith(".sql"):
-            assert any((Path(p) / sql).is_file() for p in dag.template_searchpath), (
-                f"{task.task_id}: {sql} is not under template_searchpath"
-            )
+    probe = (
+        "from tracking_sync import config, schema; "
+        "print(config.SQL_DIR); print(len(schema.target_tables_statements('tracking')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "PYTHONPATH": str(deployed / "plugins")},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert Path(out[0]).resolve() == (deployed / "include" / "sql").resolve(), (
+        "derive the SQL folder from the package's own path, not a deployment's absolute path"
+    )
+    assert int(out[1]) == 3, "create schema + two tables"
 
 
 # --- trigger form -----------------------------------------------------------------------

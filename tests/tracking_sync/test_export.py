@@ -16,7 +16,7 @@ from tests.pipeline_helpers import (
     tricky_actions,
 )
 from tracking_sync.export import export_table
-from tracking_sync.params import RunSlice
+from tracking_sync.plan import RunSlice
 from tracking_sync.tables import ACTION, ACTION_TYPE
 
 FULL = RunSlice(full_refresh=True)

@@ -3,7 +3,8 @@ from datetime import UTC, datetime
 import pytest
 
 from tracking_sync.exceptions import InvalidParams
-from tracking_sync.params import RunParams, RunSlice, plan_run, plan_run_task, validate_params
+from tracking_sync.params import RunParams, validate_params
+from tracking_sync.plan import RunPlan, RunSlice, plan_run
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 END = datetime(2025, 3, 2, tzinfo=UTC)
@@ -58,9 +59,37 @@ def test_an_empty_interval_is_refused_with_the_reason():
 def test_an_incremental_run_without_a_data_interval_is_refused_and_says_how_to_trigger():
     # `airflow dags trigger` without --logical-date makes a run with no data interval.
     with pytest.raises(InvalidParams, match="--logical-date"):
-        plan_run({"mode": "incremental"}, None, None)
-    from airflow.sdk.exceptions import AirflowFailException
+        plan_run({"mode": "incremental"}, None, None, run_after=END)
+    assert plan_run({"mode": "full_refresh"}, None, None, run_after=END).full_refresh is True
 
-    with pytest.raises(AirflowFailException, match="needs a data interval"):  # no retry
-        plan_run_task({"mode": "incremental"}, None, None)
-    assert plan_run_task({"mode": "full_refresh"}, None, None)["full_refresh"] is True
+
+def test_a_misspelled_conf_key_is_refused_with_the_allowed_keys():
+    with pytest.raises(InvalidParams) as error:
+        plan_run({"validation": "scoped"}, START, END, conf={"validaton": "full"})
+    assert "unknown conf key(s) 'validaton'" in str(error.value)
+    assert "mode, target_schema, validation" in str(error.value)
+    assert plan_run({"validation": "full"}, START, END, conf={"validation": "full"}).scope == "full"
+
+
+def test_the_plan_is_the_one_description_of_the_run_and_survives_xcom():
+    import json
+
+    plan = plan_run({"target_schema": "analytics"}, START, END, conf={})
+    assert (plan.scope, plan.staging_table) == ("scoped", "action_staging_20250301t000000_20250302t000000")
+    assert (plan.window_start, plan.window_end) == (START, END)
+    data = json.loads(json.dumps(plan.to_xcom()))
+    assert RunPlan.from_xcom(data) == plan
+    assert data["target_schema"] == "analytics" and data["staging_table"] == plan.staging_table
+
+
+def test_a_full_refresh_validates_in_full_and_has_its_own_staging_table():
+    plan = plan_run({"mode": "full_refresh", "validation": "scoped"}, START, END)
+    assert plan.scope == "full" and plan.staging_table == "action_staging_full_refresh"
+
+
+def test_a_run_without_data_interval_is_validated_up_to_when_it_was_triggered():
+    triggered = datetime(2026, 1, 5, 7, 30, tzinfo=UTC)
+    plan = plan_run({"mode": "full_refresh"}, None, None, run_after=triggered)
+    assert (plan.window_start, plan.window_end) == (triggered, triggered)
+    plan = plan_run({}, START, END, run_after=triggered)
+    assert (plan.window_start, plan.window_end) == (START, END)

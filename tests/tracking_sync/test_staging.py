@@ -11,7 +11,7 @@ from tests.pipeline_helpers import insert_actions, tricky_actions
 from tracking_sync.exceptions import StagingPartMissing
 from tracking_sync.export import describe_export, export_table
 from tracking_sync.layout import staging_directory
-from tracking_sync.params import RunSlice
+from tracking_sync.plan import RunSlice
 from tracking_sync.staging import upload_export
 from tracking_sync.tables import ACTION
 

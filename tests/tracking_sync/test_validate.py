@@ -1,128 +1,30 @@
-"""Validation as query parity: check files, the sorted-stream comparison, the report.
+"""Validation as query parity on PostgreSQL: the real checks, the report, the scopes.
 
-The comparison tests run the real checks on the local PostgreSQL, with the "target" a
-copy of the source in a schema of its own (action_time as TIMESTAMPTZ, as on Redshift).
-Redshift's own semantics (the integer EXTRACT trap) are covered in tests/e2e against
-the stand-in.
+The tests run the real checks on the local PostgreSQL, with the "target" a copy of the
+source in a schema of its own (action_time as TIMESTAMPTZ, as on Redshift). Redshift's
+own semantics (the integer EXTRACT trap) are covered in tests/e2e against the stand-in.
+Check files are tested in test_parity.py, the comparison in test_compare.py.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import psycopg2
 import pytest
 
 from devstack import demo_data
+from devstack.side_by_side import format_side_by_side
 from devstack.stack import create_source_schema
-from tracking_sync import parity
-from tracking_sync.parity import ParityCheckError, load_checks, parse_check, timestamp_literal
-from tracking_sync.validate import (
-    compare_sorted,
-    format_side_by_side,
-    repair_steps,
-    run_check,
-    run_validation,
-)
+from tracking_sync.compare import merge_by_key
+from tracking_sync.parity import load_checks
+from tracking_sync.streams import CheckWindow, stream_check
+from tracking_sync.validate import run_validation
 
 DAY = datetime(2025, 3, 10, tzinfo=UTC)
 END_OF_DATA = datetime(2026, 1, 2, tzinfo=UTC)
-
-
-# ---------------------------------------------------------------- check files
-
-
-def test_every_shipped_check_declares_keys_and_justified_tolerances():
-    checks = {check.name: check for check in load_checks()}
-    assert {"per_user_session_totals", "table_row_counts", "action_rows_per_day"} <= set(checks)
-    totals = checks["per_user_session_totals"]
-    assert totals.keys == ("user_profile_id",)
-    assert [(v.name, v.tolerance) for v in totals.values] == [
-        ("total_time_spent", 0.001),
-        ("session_avg_duration", 0.001),
-    ]
-    assert all(len(v.why) > 20 for check in checks.values() for v in check.values)
-    assert checks["action_rows_per_day"].day_key == "day"
-
-
-def test_render_scopes_the_window_and_binds_only_checked_values():
-    check = parse_check(parity.PARITY_SQL_DIR / "per_user_session_totals.sql")
-    window = {"window_start": DAY, "window_end": DAY + timedelta(days=1)}
-    scoped = check.render(schema="tracking", scope="scoped", **window)
-    full = check.render(schema="tracking", scope="full", **window)
-    assert "from tracking.action" in scoped
-    assert "action_time < timestamp '2025-03-11 00:00:00.000000'" in scoped
-    assert "action_time >= timestamp '2025-03-10 00:00:00.000000'" in scoped
-    # scoped: the interval's users, with their whole history (no lower bound on it)
-    assert "user_profile_id in (select user_profile_id from interval_users)" in scoped
-    assert "action_time >= " not in full and "interval_users" not in full
-    # an aware bound is turned to UTC; text is never accepted as a bound
-    assert timestamp_literal(datetime(2025, 3, 10, 2, tzinfo=UTC).astimezone()) == (
-        "timestamp '2025-03-10 02:00:00.000000'"
-    )
-    with pytest.raises(ParityCheckError, match="not a datetime"):
-        timestamp_literal("2025-03-10'; drop table action; --")  # type: ignore[arg-type]
-    with pytest.raises(ParityCheckError, match="not a plain identifier"):
-        check.render(schema='tracking"; drop', scope="full", **window)
-    with pytest.raises(ParityCheckError, match="scope"):
-        check.render(schema="tracking", scope="everything", **window)
-
-
-def test_a_check_without_keys_or_justification_is_refused_with_the_fix(tmp_path):
-    no_key = tmp_path / "no_key.sql"
-    no_key.write_text("-- value: n tolerance 0 -- exact\nselect 1 as n\n")
-    with pytest.raises(ParityCheckError, match="needs a '-- key"):
-        parse_check(no_key)
-    unjustified = tmp_path / "unjustified.sql"
-    unjustified.write_text("-- key: k\n-- value: n tolerance 0\nselect 1 as k, 1 as n\n")
-    with pytest.raises(ParityCheckError, match="needs a justification"):
-        parse_check(unjustified)
-
-
-# ---------------------------------------------------------------- comparison
-
-
-def _check(tmp_path, day_key=False):
-    path = tmp_path / "c.sql"
-    days = "-- days: k\n" if day_key else ""
-    path.write_text(f"-- key: k\n{days}-- value: v tolerance 0.01 -- test\nselect 1\n")
-    return parse_check(path)
-
-
-def test_compare_counts_missing_differing_and_keeps_the_largest(tmp_path):
-    check = _check(tmp_path)
-    source = [(1, 1.0), (2, 2.0), (3, 3.0), (5, 5.0), (6, 6.0), (7, 7.0)]
-    target = [(1, 1.005), (2, 2.5), (4, 4.0), (5, 9.0), (6, None), (7, 7.2)]
-    result = compare_sorted(check, iter(source), iter(target), top=2)
-    assert (result.source_rows, result.target_rows) == (6, 6)
-    assert (result.matching, result.differing) == (1, 4)  # 1 within tolerance; 2, 5, 6, 7 differ
-    assert (result.missing_in_target, result.missing_in_source) == (1, 1)
-    assert result.missing_in_target_sample == [[3]] and result.missing_in_source_sample == [[4]]
-    # NULL against a value ranks first, then the largest delta
-    assert [(d.key, d.delta) for d in result.top_differences] == [([6], None), ([5], 4.0)]
-
-
-def test_compare_refuses_unordered_keys(tmp_path):
-    with pytest.raises(ParityCheckError, match="ascending order"):
-        compare_sorted(_check(tmp_path), iter([(2, 1), (1, 1)]), iter([]))
-
-
-def test_differing_days_become_backfill_ranges(tmp_path):
-    check = _check(tmp_path, day_key=True)
-    days = [date(2025, 3, d) for d in (1, 2, 3, 4, 9)]
-    source = [(d, 1) for d in days]
-    target = [(days[0], 1), (days[1], 2), (days[2], 2), (days[4], 1), (date(2025, 3, 12), 1)]
-    result = compare_sorted(check, iter(source), iter(target))
-    assert result.days == ["2025-03-02", "2025-03-03", "2025-03-04", "2025-03-12"]
-    steps = repair_steps(result.days)
-    assert (
-        "CLI: airflow backfill create --dag-id postgres_to_redshift --from-date 2025-03-02 "
-        "--to-date 2025-03-04 --reprocess-behavior completed --max-active-runs 1"
-    ) in steps
-    assert any("--from-date 2025-03-12 --to-date 2025-03-12" in step for step in steps)
-    assert any(step.startswith("UI: postgres_to_redshift > Trigger > Backfill") for step in steps)
 
 
 # ---------------------------------------------------------------- on PostgreSQL
@@ -322,23 +224,12 @@ def _interval_users(source, start=DAY, end=DAY + timedelta(days=1)):
 def _source_values(source, target, scope):
     """{user: (total_time_spent, session_avg_duration)} of the source, for DAY's window."""
     check = next(c for c in load_checks() if c.name == "per_user_session_totals")
-    values = {}
-
-    def keep(key, source_values, target_values):
-        values[key[0]] = tuple(float(v) for v in source_values)
-
-    run_check(
-        check,
-        source,
-        target,
-        source_schema="public",
-        target_schema="tracking",
-        window_start=DAY,
-        window_end=DAY + timedelta(days=1),
-        scope=scope,
-        on_pair=keep,
-    )
-    return values
+    window = CheckWindow("public", "tracking", DAY, DAY + timedelta(days=1), scope)
+    source_rows, target_rows = stream_check(check, source, target, window)
+    return {
+        key[0]: tuple(float(v) for v in source_values)
+        for key, source_values, _ in merge_by_key(check, source_rows, target_rows)
+    }
 
 
 def _last_action_of_an_old_session(user_in: str) -> str:

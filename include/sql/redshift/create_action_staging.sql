@@ -3,11 +3,10 @@
 -- A real table, not #temp: the COPY (S3ToRedshiftOperator) and the publish run on
 -- different connections. Named after the run's slice, so a rerun reuses it and
 -- concurrent runs of other intervals (backfills) never share one.
--- Params: params.target_schema; the macros tracking_tables and action_staging_table.
+-- Params: schema, staging (identifiers from the run plan); table (tables.ACTION).
 {% from "redshift/_columns.sql" import column_definitions %}
-{% set staging = action_staging_table(params, data_interval_start, data_interval_end) %}
-drop table if exists {{ params.target_schema }}.{{ staging }};
-create table {{ params.target_schema }}.{{ staging }} (
-{{- column_definitions(tracking_tables["action"].file_columns) }}
+drop table if exists {{ schema }}.{{ staging }};
+create table {{ schema }}.{{ staging }} (
+{{- column_definitions(table.file_columns) }}
 )
-{{ tracking_tables["action"].table_attributes }};
+{{ table.table_attributes }};

@@ -1,0 +1,111 @@
+"""Why a validation failed and what to run to repair it: the end of a failed report.
+
+    explain_failure(report, target_conn, target_schema)   # fills days_to_backfill, diagnosis, repair
+
+The cause is named when it can be (a TIMESTAMP action_time on the target); the repair is
+the command and the UI path that reload what differs: the differing days, or everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tracking_sync.parity import quote_identifier
+from tracking_sync.report import ValidationReport, day_ranges
+
+DAG_ID = "postgres_to_redshift"
+TIMESTAMP_HINT = (
+    "action_time must be TIMESTAMPTZ on Redshift: EXTRACT(EPOCH FROM timestamp) is an "
+    "integer there, so session durations lose their fractions"
+)
+
+
+def explain_failure(report: ValidationReport, target_conn: Any, target_schema: str) -> None:
+    """Add to a failed report the days that differ, the cause when known and the repair."""
+    report.days_to_backfill = sorted({day for check in report.checks for day in check.days})
+    wrong_type = _diagnose(report, target_conn, target_schema)
+    report.repair = repair_steps(
+        report.days_to_backfill, dag_id=report.dag_id, wrong_type=wrong_type, scope=report.scope
+    )
+
+
+def target_column_type(target_conn: Any, schema: str, table: str, column: str) -> str | None:
+    """The declared type of a target column (information_schema exists on both engines)."""
+    for name in (schema, table, column):
+        quote_identifier(name)
+    cursor = target_conn.cursor()
+    try:
+        cursor.execute(
+            "select data_type from information_schema.columns "
+            f"where table_schema = '{schema}' and table_name = '{table}' "
+            f"and column_name = '{column}'"
+        )
+        row = cursor.fetchone()
+        return None if row is None else str(row[0]).lower()
+    finally:
+        cursor.close()
+        target_conn.rollback()
+
+
+def repair_steps(
+    days: Sequence[str], *, dag_id: str = DAG_ID, wrong_type: bool = False, scope: str = "full"
+) -> list[str]:
+    """What to run to make the target right again, for the report."""
+    full_refresh_cli = f'airflow dags trigger {dag_id} --conf \'{{"mode": "full_refresh"}}\''
+    full_refresh_ui = f"UI: {dag_id} > Trigger > mode = full_refresh"
+    if wrong_type:
+        return [
+            "Fix the target DDL first (a reload into the same TIMESTAMP column fails again): "
+            "drop the target tables (or alter action_time to TIMESTAMPTZ), let create_schema "
+            "recreate them from include/sql/redshift, then reload everything:",
+            f"CLI: {full_refresh_cli}",
+            full_refresh_ui,
+        ]
+    if not days and scope == "scoped":
+        # A scoped run counts days only inside its interval: an old row of one of the
+        # interval's users differs. A full validation names its day.
+        return [
+            "Users differ outside this interval's days: find the days with a full validation "
+            "(its per-day check names them), then backfill those days:",
+            f'CLI: airflow dags trigger {dag_id} --conf \'{{"validation": "full"}}\'',
+            f"UI: {dag_id} > Trigger > validation = full",
+            f"or reload everything: {full_refresh_cli}",
+        ]
+    if not days:
+        return [
+            "No day is singled out: reload everything with a full refresh.",
+            f"CLI: {full_refresh_cli}",
+            full_refresh_ui,
+        ]
+    ranges = day_ranges(days)
+    if len(ranges) > 5:  # one backfill over the span beats a page of commands
+        ranges = [(ranges[0][0], ranges[-1][1])]
+    steps = ["Reload the differing days (each day is one daily interval; reruns are idempotent):"]
+    steps += [
+        f"CLI: airflow backfill create --dag-id {dag_id} --from-date {first} --to-date {last} "
+        "--reprocess-behavior completed --max-active-runs 1"
+        for first, last in ranges
+    ]
+    steps.append(
+        f"UI: {dag_id} > Trigger > Backfill, Date Range "
+        + ", ".join(f"{first} to {last}" for first, last in ranges)
+        + ", Reprocess Behaviour 'All Runs', Max Active Runs 1"
+    )
+    steps.append(f"or a full refresh: {full_refresh_cli}")
+    return steps
+
+
+def _diagnose(report: ValidationReport, target_conn: Any, target_schema: str) -> bool:
+    """Name the cause when it can be named; True when it is the TIMESTAMP column type."""
+    action_time_type = target_column_type(target_conn, target_schema, "action", "action_time")
+    whole = sum(check.whole_target_fraction_source for check in report.checks)
+    wrong_type = action_time_type in ("timestamp", "timestamp without time zone")
+    if wrong_type:
+        report.diagnosis.append(f"{TIMESTAMP_HINT} (the target's action_time is {action_time_type!r})")
+    elif whole:
+        report.diagnosis.append(
+            f"{whole} differing values are whole numbers on the target where the source has "
+            f"fractions: {TIMESTAMP_HINT}"
+        )
+    return wrong_type
