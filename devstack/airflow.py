@@ -191,15 +191,15 @@ class AirflowDeployment:
 
     # ------------------------------------------------------------- lifecycle
 
-    def start(self, dag_ids: tuple[str, ...] = ()) -> AirflowDeployment:
+    def start(self, dag_ids: tuple[str, ...] = (), *, import_errors_fail: bool = True) -> AirflowDeployment:
         """Create and migrate the metadata DB, start the components, wait until they are
-        healthy and the DAGs in `dag_ids` are parsed. On any failure everything started so
-        far is stopped before the error is raised."""
+        healthy and the DAGs in `dag_ids` are parsed (see wait_until_ready). On any failure
+        everything started so far is stopped before the error is raised."""
         try:
             self.create_metadata_database()
             self.migrate()
             self.launch()
-            self.wait_until_ready(dag_ids)
+            self.wait_until_ready(dag_ids, import_errors_fail=import_errors_fail)
         except BaseException:
             self.stop()
             raise
@@ -258,19 +258,22 @@ class AirflowDeployment:
             if name in HEALTH_KEYS and (health.get(HEALTH_KEYS[name]) or {}).get("status") != "healthy"
         ]
 
-    def wait_until_ready(self, dag_ids: tuple[str, ...] = ()) -> None:
+    def wait_until_ready(self, dag_ids: tuple[str, ...] = (), *, import_errors_fail: bool = True) -> None:
         """Every component healthy (the api-server answering, the others heartbeating) and,
-        with dag-processor, every DAG in `dag_ids` parsed; an import error fails at once."""
+        with dag-processor, every DAG in `dag_ids` parsed. A DAG file that fails to import
+        raises at once, or, with import_errors_fail=False, ends the wait (the UI shows the
+        error; see import_errors())."""
         deadline = time.monotonic() + self.startup_timeout
         while True:
             self.check_alive()
             waiting = self.unhealthy()
             if "dag-processor" in self.components and not waiting:
-                errors = self.query("select filename, stacktrace from import_error")
-                if errors:
+                errors = self.import_errors()
+                if errors and import_errors_fail:
                     raise AirflowDidNotStart(f"DAG import errors: {errors}")
                 parsed = {row[0] for row in self.query("select dag_id from serialized_dag")}
-                waiting += [f"DAG {dag_id} parsed" for dag_id in dag_ids if dag_id not in parsed]
+                if not errors:
+                    waiting += [f"DAG {dag_id} parsed" for dag_id in dag_ids if dag_id not in parsed]
             if not waiting:
                 if self._launched_at is not None:
                     self.timings.append(f"components ready: {time.monotonic() - self._launched_at:.1f}s")
@@ -395,6 +398,10 @@ class AirflowDeployment:
                 return cursor.fetchall()
         finally:
             connection.close()
+
+    def import_errors(self) -> dict[str, str]:
+        """{DAG file: traceback} of the files the dag-processor failed to import."""
+        return dict(self.query("select filename, stacktrace from import_error"))
 
     def task_states(self, run_ids: list[str]) -> dict[str, dict[str, str]]:
         """{run_id: {task_id: state}}."""
@@ -533,7 +540,11 @@ def serve_ui(state_dir: Path, port: int = 0, rows: int | None = None) -> int:
             api_port=port,
         )
         say(f"starting Airflow ({', '.join(deployment.components)}) in {_shown(home)}; about a minute ...")
-        deployment.start(dag_ids=(DAG_ID,))
+        deployment.start(dag_ids=(DAG_ID,), import_errors_fail=False)  # the UI shows them too
+        for filename, stacktrace in deployment.import_errors().items():
+            say(
+                f"\nWARNING: {filename} does not import; the UI lists it under DAG import errors:\n{stacktrace}"
+            )
         cli_env = {k: v for k, v in deployment.process_env().items() if k.startswith("AIRFLOW")}
         _write_exports(airflow_env_file, cli_env)
         say(

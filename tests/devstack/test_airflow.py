@@ -160,6 +160,7 @@ def test_make_airflow_serves_the_ui_on_the_stack_and_ctrl_c_stops_everything(tmp
         assert url == f"http://127.0.0.1:{port}"
         assert "full_refresh" in printed and "paused" in printed, "it tells how to get a run going"
 
+        assert "does not import" not in printed, f"the DAG file fails to import:\n{printed[-4000:]}"
         token = access_token(url, user, password)
         request = urllib.request.Request(
             f"{url}/api/v2/dags/{DAG_ID}", headers={"Authorization": f"Bearer {token}"}
