@@ -67,6 +67,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag
 
 from tracking_sync import tasks
 from tracking_sync.connections import redact_task_logs_callback
+from tracking_sync.failures import RETRY_POLICY, on_retry_callback
 from tracking_sync.names import DAG_ID, IDENTIFIER_PATTERN, MAX_IDENTIFIER_BYTES
 from tracking_sync.notifications import on_failure_callback
 from tracking_sync.params import DEFAULT_PARAMS, MODES, VALIDATIONS
@@ -87,6 +88,9 @@ from tracking_sync.params import DEFAULT_PARAMS, MODES, VALIDATIONS
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
         "execution_timeout": timedelta(hours=2),
+        # Data and configuration errors fail at once; transient ones retry, one line each.
+        "retry_policy": RETRY_POLICY,
+        "on_retry_callback": on_retry_callback,
         # One line for on-call, and the notifier named in TRACKING_SYNC_NOTIFIER if any.
         "on_failure_callback": on_failure_callback,
         # Secrets registered with the masker are redacted in every task's own log lines.
@@ -131,6 +135,7 @@ def postgres_to_redshift():
         "load_action_type",
         schema=plan["target_schema"],
         table="action_type",
+        source_table="action_type",
         uploaded=action_type_uploaded,
         max_active_tis_per_dag=1,
     )
@@ -143,6 +148,7 @@ def postgres_to_redshift():
         "load_action_staging",
         schema=plan["target_schema"],
         table=plan["staging_table"],
+        source_table="action",
         uploaded=action_uploaded,
     )
     chain(action_staging, action_staged)

@@ -22,8 +22,6 @@ from datetime import UTC, datetime
 
 from devstack.stack import REPO_ROOT
 
-DAG_ID = "postgres_to_redshift"
-
 
 def _configure_airflow(home: str) -> None:
     """Airflow reads its settings on first import: these must be set before that."""
@@ -67,15 +65,12 @@ def _print_run(dag_run) -> bool:
 
 
 def _side_by_side(window_end: datetime) -> str:
-    from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
     from devstack.side_by_side import format_side_by_side
-    from tracking_sync import config
+    from tracking_sync.connections import redshift_connection, source_streaming_connection
     from tracking_sync.params import DEFAULT_TARGET_SCHEMA
 
-    source = PostgresHook(postgres_conn_id=config.SOURCE_CONN_ID).get_conn()
-    target = RedshiftSQLHook(redshift_conn_id=config.REDSHIFT_CONN_ID).get_conn()
+    source = source_streaming_connection()
+    target = redshift_connection()
     try:
         return format_side_by_side(
             source, target, target_schema=DEFAULT_TARGET_SCHEMA, window_end=window_end, first=5, last=5
@@ -105,6 +100,8 @@ def run(rows: int) -> int:
 
         logging.getLogger("alembic").setLevel(logging.WARNING)
         db.resetdb()
+        from tracking_sync.names import DAG_ID
+
         dag = DagBag(dag_folder=str(REPO_ROOT / "dags")).get_dag(DAG_ID)
         runs = [
             (

@@ -9,6 +9,19 @@ project README ("Local Redshift") for what it reproduces and what it does not.
 
 runs the proxy in a subprocess of its own (``python -m devstack.redshift serve``)
 so that it does not share the caller's GIL.
+
+The package, by layer (protocol at the top, PostgreSQL below):
+
+    server.py       listening server and startup handshake (SSL refused, cancel, parameters)
+    session.py      one client session: a handle_<message>/on_<message> per message type
+    protocol.py     message codes, the Framer (both directions), message builders
+    rewrite.py      Redshift SQL -> PostgreSQL SQL at token level (tokens.py: the lexer;
+                    psql_compat.py: psql's catalog queries for an 8.0.2 server)
+    errors.py       Redshift's wording: load failures, VARCHAR length, error 1023
+    catalog.py      what the proxy asks the backend itself (SQL in sql/*.sql)
+    copy_in.py      one COPY FROM 's3://...' fed to the backend's COPY FROM STDIN
+    copy/           the COPY itself: statement, files, convert, datetimes, fastpath, stream
+    compat/*.sql    the Redshift system objects and semantics installed in the backend
 """
 
 from __future__ import annotations
@@ -22,12 +35,21 @@ from pathlib import Path
 
 from devstack.net import free_port, port_is_open, stop_process, wait_for_port
 
-COMPAT_SQL = Path(__file__).with_name("compat.sql")
+# The compatibility catalog, installed in this order (a later file uses an earlier one's objects)
+COMPAT_SQL_FILES = tuple(
+    Path(__file__).with_name("compat") / f"{name}.sql"
+    for name in ("system_tables", "datetime_functions", "functions", "table_definitions")
+)
 BACKEND_DSN_ENV = "DEVSTACK_REDSHIFT_BACKEND_DSN"
 
 
 # pg_advisory_xact_lock key: one compat install at a time per backend cluster
 COMPAT_INSTALL_LOCK = 0x5244_5348_4946_5431  # "RDSHIFT1"
+
+
+def compat_sql() -> str:
+    """The whole compatibility catalog, as one script."""
+    return "\n".join(path.read_text() for path in COMPAT_SQL_FILES)
 
 
 def install_compat_catalog(dsn: str) -> None:
@@ -41,13 +63,13 @@ def install_compat_catalog(dsn: str) -> None:
     """
     import psycopg2
 
-    sql = COMPAT_SQL.read_text()
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur:
             cur.execute("set client_min_messages = warning")
+            cur.execute("set allow_system_table_mods = on")  # its objects live in pg_catalog
             cur.execute("select pg_catalog.pg_advisory_xact_lock(%s)", (COMPAT_INSTALL_LOCK,))
-            cur.execute(sql)
+            cur.execute(compat_sql())
         conn.commit()
     finally:
         conn.close()
@@ -157,4 +179,4 @@ class LocalRedshift:
         return port_is_open(self.host, self.port)
 
 
-__all__ = ["LocalRedshift", "install_compat_catalog"]
+__all__ = ["LocalRedshift", "compat_sql", "install_compat_catalog"]

@@ -38,7 +38,7 @@ class _DsnBackend(PostgresServer):
 
 
 def serve(host: str, port: int, s3_endpoint_url: str) -> None:
-    from devstack.redshift.proxy import BackendConfig, RedshiftProxy
+    from devstack.redshift.server import BackendConfig, RedshiftProxy
 
     dsn = os.environ[BACKEND_DSN_ENV]
     url = urlparse(dsn)

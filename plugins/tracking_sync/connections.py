@@ -37,6 +37,15 @@ def source_connection(conn_id: str = SOURCE_CONN_ID) -> Any:
     )
 
 
+def source_streaming_connection(conn_id: str = SOURCE_CONN_ID) -> Any:
+    """A connection to the source through PostgresHook (psycopg 3 here), for validation:
+    its server-side cursor streams a check's result as the server sends it."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    redact_task_logs()
+    return PostgresHook(postgres_conn_id=conn_id).get_conn()
+
+
 def s3_client(conn_id: str = AWS_CONN_ID) -> Any:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 

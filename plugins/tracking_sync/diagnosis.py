@@ -9,24 +9,31 @@ the command and the UI path that reload what differs: the differing days, or eve
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+from tracking_sync.names import DAG_ID
 from tracking_sync.parity import quote_identifier
 from tracking_sync.report import ValidationReport, day_ranges
 
-DAG_ID = "postgres_to_redshift"
 TIMESTAMP_HINT = (
     "action_time must be TIMESTAMPTZ on Redshift: EXTRACT(EPOCH FROM timestamp) is an "
     "integer there, so session durations lose their fractions"
 )
 
 
-def explain_failure(report: ValidationReport, target_conn: Any, target_schema: str) -> None:
+def explain_failure(
+    report: ValidationReport, target_conn: Any, target_schema: str, rerun_logical_date: datetime | None = None
+) -> None:
     """Add to a failed report the days that differ, the cause when known and the repair."""
     report.days_to_backfill = sorted({day for check in report.checks for day in check.days})
     wrong_type = _diagnose(report, target_conn, target_schema)
     report.repair = repair_steps(
-        report.days_to_backfill, dag_id=report.dag_id, wrong_type=wrong_type, scope=report.scope
+        report.days_to_backfill,
+        dag_id=report.dag_id,
+        wrong_type=wrong_type,
+        scope=report.scope,
+        rerun_logical_date=rerun_logical_date or datetime.fromisoformat(report.window_end),
     )
 
 
@@ -49,9 +56,15 @@ def target_column_type(target_conn: Any, schema: str, table: str, column: str) -
 
 
 def repair_steps(
-    days: Sequence[str], *, dag_id: str = DAG_ID, wrong_type: bool = False, scope: str = "full"
+    days: Sequence[str],
+    *,
+    dag_id: str = DAG_ID,
+    wrong_type: bool = False,
+    scope: str = "full",
+    rerun_logical_date: datetime | None = None,
 ) -> list[str]:
-    """What to run to make the target right again, for the report."""
+    """What to run to make the target right again, for the report: each CLI line runs as
+    printed (tests/faults/test_repair_commands.py runs every kind)."""
     full_refresh_cli = f'airflow dags trigger {dag_id} --conf \'{{"mode": "full_refresh"}}\''
     full_refresh_ui = f"UI: {dag_id} > Trigger > mode = full_refresh"
     if wrong_type:
@@ -62,14 +75,17 @@ def repair_steps(
             f"CLI: {full_refresh_cli}",
             full_refresh_ui,
         ]
-    if not days and scope == "scoped":
+    if not days and scope == "scoped" and rerun_logical_date is not None:
         # A scoped run counts days only inside its interval: an old row of one of the
-        # interval's users differs. A full validation names its day.
+        # interval's users differs. A full validation names its day. A manual run needs
+        # the logical date of the interval (it moves the day before it) to have one.
+        logical_date = rerun_logical_date.astimezone(UTC).isoformat()
         return [
             "Users differ outside this interval's days: find the days with a full validation "
             "(its per-day check names them), then backfill those days:",
-            f'CLI: airflow dags trigger {dag_id} --conf \'{{"validation": "full"}}\'',
-            f"UI: {dag_id} > Trigger > validation = full",
+            f"CLI: airflow dags trigger {dag_id} --logical-date {logical_date} "
+            f'--conf \'{{"validation": "full"}}\'',
+            f"UI: {dag_id} > Trigger, Logical Date {logical_date}, validation = full",
             f"or reload everything: {full_refresh_cli}",
         ]
     if not days:

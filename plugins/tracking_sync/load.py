@@ -188,25 +188,46 @@ def load_errors(connection: Any, s3_prefix: str) -> list[dict[str, Any]]:
         connection.rollback()
 
 
-def format_load_errors(errors: list[dict[str, Any]]) -> str:
+PREVIEW_CHARACTERS = 60
+
+
+def describe_load_error(error: dict[str, Any], table: str) -> str:
+    """One rejected row as on-call needs it: the source row's id, the column, the limit,
+    Redshift's reason and a preview of the value cut on a character boundary."""
+    row_id = _first_csv_field(error.get("raw_line") or "")
+    where = f"{table} row id {row_id}" if row_id else f"{table} row at line {error.get('line_number')}"
+    limit = f" (limit {error['col_length']} bytes)" if str(error.get("col_length") or "").strip() else ""
+    return (
+        f"{where}, column {error.get('colname')}{limit}: {error.get('err_reason')} "
+        f"[code {error.get('err_code')}]; value {preview(error.get('raw_field_value'))}; "
+        f"file {error.get('filename')} line {error.get('line_number')}"
+    )
+
+
+def preview(value: Any, characters: int = PREVIEW_CHARACTERS) -> str:
+    """A value shortened for a log line, never cut inside a character: stl_load_errors keeps
+    the first bytes of a value, which may end in the middle of a multi-byte character."""
+    if value is None:
+        return "NULL"
+    text = str(value).rstrip("\ufffd")  # a character cut in half decodes to U+FFFD
+    if len(text) <= characters:
+        return repr(text)
+    return f"{text[:characters]!r}... ({len(text.encode())} bytes shown of a longer value)"
+
+
+def format_load_errors(errors: list[dict[str, Any]], table: str = "action") -> str:
     if not errors:
         return "stl_load_errors has no rows for these files"
-    lines = ["file | line | column | code | reason | value"]
-    for error in errors:
-        lines.append(
-            " | ".join(
-                str(error[name])
-                for name in (
-                    "filename",
-                    "line_number",
-                    "colname",
-                    "err_code",
-                    "err_reason",
-                    "raw_field_value",
-                )
-            )
-        )
-    return "\n".join(lines)
+    return "\n".join(describe_load_error(error, table) for error in errors)
+
+
+def _first_csv_field(line: str) -> str:
+    import csv
+
+    try:
+        return next(csv.reader([line.split("\n", 1)[0]]))[0].strip()
+    except (StopIteration, IndexError, csv.Error):
+        return ""
 
 
 def _bounds(run_slice: RunSlice) -> dict[str, datetime]:

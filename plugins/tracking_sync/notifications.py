@@ -31,16 +31,16 @@ import os
 from typing import Any
 
 from tracking_sync.exceptions import NotifierMisconfigured
+from tracking_sync.names import REPORT_XCOM_KEY
 
 log = logging.getLogger(__name__)
 
 NOTIFIER_ENV = "TRACKING_SYNC_NOTIFIER"
 NOTIFIER_KWARGS_ENV = "TRACKING_SYNC_NOTIFIER_KWARGS"
 CONFIG_SECTION = "tracking_sync"
-REPORT_XCOM_KEY = "validation_report"  # the validate task's report (tracking_sync.validate)
 
 
-def _first_line(error: BaseException | str | None) -> str:
+def first_line(error: BaseException | str | None) -> str:
     if error is None:
         return "unknown error (no exception in the context)"
     text = str(error).strip().splitlines()
@@ -50,8 +50,8 @@ def _first_line(error: BaseException | str | None) -> str:
     return message
 
 
-def failure_summary(context: dict[str, Any]) -> str:
-    """The one line on-call reads first: DAG, task, interval, what failed, where the report is."""
+def run_label(context: dict[str, Any]) -> str:
+    """dag=... task=... interval=... run=...: which task of which run, for on-call lines."""
     ti = context.get("ti") or context.get("task_instance")
     dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
     task_id = getattr(ti, "task_id", "?")
@@ -59,6 +59,14 @@ def failure_summary(context: dict[str, Any]) -> str:
     start = context.get("data_interval_start")
     end = context.get("data_interval_end")
     interval = f"{start.isoformat() if start else '?'} -> {end.isoformat() if end else '?'}"
+    return f"dag={dag_id} task={task_id} interval={interval} run={run_id}"
+
+
+def failure_summary(context: dict[str, Any]) -> str:
+    """The one line on-call reads first: DAG, task, interval, what failed, where the report is."""
+    ti = context.get("ti") or context.get("task_instance")
+    task_id = getattr(ti, "task_id", "?")
+    run_id = getattr(ti, "run_id", None) or context.get("run_id", "?")
     try:
         log_url = ti.log_url
     except Exception:  # outside a worker (no [api] base_url): the line still says where
@@ -67,8 +75,8 @@ def failure_summary(context: dict[str, Any]) -> str:
     if task_id == "validate":
         where = f"XCom '{REPORT_XCOM_KEY}' of task validate + {where}"
     return (
-        f"TRACKING_SYNC FAILED dag={dag_id} task={task_id} interval={interval} run={run_id} "
-        f"what={_first_line(context.get('exception'))} report={where}"
+        f"TRACKING_SYNC FAILED {run_label(context)} "
+        f"what={first_line(context.get('exception'))} report={where}"
     )
 
 

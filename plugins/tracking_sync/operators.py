@@ -1,30 +1,45 @@
 """The provider's S3ToRedshiftOperator, plus what on-call needs around it.
 
-Not a re-implementation: execute() still builds and runs the provider's COPY. It adds
-two things:
+Not a re-implementation: execute() still builds and runs the provider's COPY. It adds:
 - the aws connection's secret key (and token) go to the Task SDK's secrets masker
   before the COPY statement, which carries them unless the connection has a role_arn,
   is logged, and connections.redact_task_logs() makes the task process's own log
   chain apply that masker (without it the statement was printed in clear under
   dag.test() and on a LocalExecutor worker's stdout);
-- when the COPY fails, the rows of stl_load_errors for the run's files (file, line,
-  column, reason) are logged and put in the error, instead of Redshift's bare
-  "Check 'stl_load_errors' system table for details".
+- when the COPY fails, the rows of stl_load_errors for the run's files are logged and
+  put in the error, each naming the source row's id, the column, the limit and a
+  preview of the value, instead of Redshift's bare "Check 'stl_load_errors' system
+  table for details";
+- a COPY that rejected rows or found no manifest or part raises LoadRejected (a retry
+  would meet the same files: it fails at once); anything else (a dropped connection, a
+  serializable isolation conflict) is raised as it is, and retried.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
 
 from tracking_sync.connections import mask_aws_credentials, redshift_connection
-from tracking_sync.exceptions import LoadFailed
+from tracking_sync.exceptions import LoadRejected
 from tracking_sync.load import format_load_errors, load_errors
+
+# Redshift's words for a COPY that cannot succeed on the same files (no stl_load_errors row
+# when the manifest or a part is missing).
+_FILES_MISSING = re.compile(r"manifest|does not exist|NoSuchKey|no files found", re.IGNORECASE)
 
 
 class ReportingS3ToRedshiftOperator(S3ToRedshiftOperator):
+    """`source_table`: the table whose rows the files hold, named in a rejected row's error
+    (the COPY may load a staging table)."""
+
     ui_color = "#99e699"
+
+    def __init__(self, *, source_table: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.source_table = source_table
 
     def execute(self, context: Any) -> None:
         mask_aws_credentials(self.aws_conn_id)
@@ -32,21 +47,34 @@ class ReportingS3ToRedshiftOperator(S3ToRedshiftOperator):
             super().execute(context)
         except Exception as error:
             prefix = f"s3://{self.s3_bucket}/{self.s3_key.rsplit('/', 1)[0]}/"
-            report = self._load_error_report(prefix)
-            self.log.error("COPY into %s.%s failed; stl_load_errors:\n%s", self.schema, self.table, report)
-            raise LoadFailed(
-                f"COPY into {self.schema}.{self.table} from s3://{self.s3_bucket}/{self.s3_key} "
-                f"failed ({error}); the target is unchanged (the COPY's transaction rolled "
-                f"back).\n{report}\nFix the source rows or the export, then clear the export "
-                "task of this run (upload and load follow)."
+            errors = self._load_errors(prefix)
+            if not errors and not _FILES_MISSING.search(str(error)):
+                raise  # not the data: a connection, a conflict, a timeout -- retried
+            report = (
+                format_load_errors(errors, self.source_table or self.table) if errors else str(error).strip()
+            )
+            self.log.error("COPY into %s.%s failed:\n%s", self.schema, self.table, report)
+            raise LoadRejected(
+                load_rejected_message(self.schema, self.table, self.s3_bucket, self.s3_key, report)
             ) from error
 
-    def _load_error_report(self, prefix: str) -> str:
+    def _load_errors(self, prefix: str) -> list[dict[str, Any]]:
         try:
             connection = redshift_connection(self.redshift_conn_id)
             try:
-                return format_load_errors(load_errors(connection, prefix))
+                return load_errors(connection, prefix)
             finally:
                 connection.close()
         except Exception as error:  # the report is a courtesy; the COPY error is what counts
-            return f"(could not read stl_load_errors: {error})"
+            self.log.warning("could not read stl_load_errors: %s", error)
+            return []
+
+
+def load_rejected_message(schema: str, table: str, bucket: str, key: str, report: str) -> str:
+    first, _, rest = report.partition("\n")
+    return (
+        f"COPY into {schema}.{table} failed: {first} -- the target is unchanged (the COPY's "
+        f"transaction rolled back); files s3://{bucket}/{key}.\n{rest + chr(10) if rest else ''}"
+        "Fix the source row (or the column's type in include/sql and tracking_sync.tables), then "
+        "clear the export task of this run (upload and load follow)."
+    )

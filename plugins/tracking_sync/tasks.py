@@ -19,23 +19,17 @@ from tracking_sync.operators import ReportingS3ToRedshiftOperator
 
 @task(multiple_outputs=True)
 def plan_run(params=None, dag_run=None, data_interval_start=None, data_interval_end=None) -> dict[str, Any]:
-    """Check the params, the conf keys and the interval; bad ones fail here, at once, without
-    retries (a retry would meet the same params), before any data moves."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from tracking_sync.exceptions import InvalidParams
+    """Check the params, the conf keys and the interval; bad ones fail here, before any data
+    moves, at once (InvalidParams needs a fix, see tracking_sync.failures)."""
     from tracking_sync.plan import plan_run as make_plan
 
-    try:
-        plan = make_plan(
-            params,
-            data_interval_start,
-            data_interval_end,
-            conf=getattr(dag_run, "conf", None),
-            run_after=getattr(dag_run, "run_after", None),
-        )
-    except InvalidParams as error:
-        raise AirflowFailException(str(error)) from error
+    plan = make_plan(
+        params,
+        data_interval_start,
+        data_interval_end,
+        conf=getattr(dag_run, "conf", None),
+        run_after=getattr(dag_run, "run_after", None),
+    )
     return plan.to_xcom()
 
 
@@ -87,7 +81,7 @@ def upload(export_summary: dict) -> dict[str, Any]:
 
 
 def load(
-    task_id: str, *, schema: Any, table: Any, uploaded: Any, **kwargs: Any
+    task_id: str, *, schema: Any, table: Any, source_table: str, uploaded: Any, **kwargs: Any
 ) -> ReportingS3ToRedshiftOperator:
     """COPY the parts of one upload (its manifest) into `schema.table`, REPLACE: delete and
     COPY in one transaction (the provider's S3ToRedshiftOperator)."""
@@ -99,6 +93,7 @@ def load(
         aws_conn_id=AWS_CONN_ID,
         schema=schema,
         table=table,
+        source_table=source_table,
         s3_bucket=uploaded["bucket"],
         s3_key=uploaded["manifest_key"],
         column_list=None,
@@ -121,7 +116,8 @@ def replace_action_rows(plan: dict) -> dict[str, Any]:
 
 
 @task
-def validate(plan: dict, **context: Any) -> None:
+def validate(plan: dict, ti=None) -> None:
+    from tracking_sync.plan import RunPlan
     from tracking_sync.validate import validate_task
 
-    validate_task(**context)
+    validate_task(RunPlan.from_xcom(plan), ti)

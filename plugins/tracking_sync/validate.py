@@ -19,21 +19,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tracking_sync.compare import TOP_DIFFERENCES, CheckResult, compare_sorted
-from tracking_sync.diagnosis import DAG_ID, explain_failure
+from tracking_sync.diagnosis import explain_failure
 from tracking_sync.exceptions import ParityCheckError
-from tracking_sync.parity import SCOPES, ParityCheck, load_checks
+from tracking_sync.names import DAG_ID, REDSHIFT_CONN_ID, REPORT_XCOM_KEY, SOURCE_CONN_ID
+from tracking_sync.parity import SCOPES, ParityCheck, load_checks, quote_identifier
+from tracking_sync.plan import RunPlan
 from tracking_sync.report import ValidationReport
+from tracking_sync.sql_templates import render_sql
 from tracking_sync.streams import CheckWindow, stream_check
 
 log = logging.getLogger(__name__)
 
 SOURCE_SCHEMA = "public"
-REPORT_XCOM_KEY = "validation_report"
 
 
 def run_check(
@@ -59,16 +61,23 @@ def run_validation(
     checks: Sequence[ParityCheck] | None = None,
     dag_id: str = DAG_ID,
     run_id: str | None = None,
-    source_name: str = "postgres_source",
-    target_name: str = "redshift_default",
+    source_name: str = SOURCE_CONN_ID,
+    target_name: str = REDSHIFT_CONN_ID,
     top: int = TOP_DIFFERENCES,
+    interval_end: datetime | None = None,
+    rerun_logical_date: datetime | None = None,
 ) -> ValidationReport:
-    """Run every parity check on both engines and build the report (never raises on a mismatch)."""
+    """Run every parity check on both engines and build the report (never raises on a mismatch).
+
+    Everything before `window_end` is compared; a scoped run picks the users and days of
+    [window_start, interval_end) (interval_end defaults to window_end). The repair of a
+    scoped failure that names no day reruns the interval whose logical date is
+    `rerun_logical_date` with a full validation."""
     if scope not in SCOPES:
         raise ParityCheckError(f"validation scope {scope!r} is not one of {list(SCOPES)}")
     started = time.perf_counter()
     checks = load_checks() if checks is None else list(checks)
-    window = CheckWindow(source_schema, target_schema, window_start, window_end, scope)
+    window = CheckWindow(source_schema, target_schema, window_start, window_end, scope, interval_end)
     results = [run_check(check, source_conn, target_conn, window, top=top) for check in checks]
     report = ValidationReport(
         dag_id=dag_id,
@@ -81,7 +90,7 @@ def run_validation(
         checks=results,
     )
     if not report.passed:
-        explain_failure(report, target_conn, target_schema)
+        explain_failure(report, target_conn, target_schema, rerun_logical_date=rerun_logical_date)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
@@ -89,62 +98,67 @@ def run_validation(
 # ---------------------------------------------------------------- the Airflow task
 
 
-def validation_scope(run_params: Any) -> str:
-    """`full` when asked for, and after a full refresh (it reloaded everything);
-    `scoped` otherwise: the users active in the interval, each with their whole history
-    before its end, so the cost grows with the interval's users, not the table."""
-    return "full" if run_params.validation == "full" or run_params.is_full_refresh else "scoped"
+def validation_end(plan_end: datetime, high_water_mark: datetime | None) -> datetime:
+    """Compare everything before the run's window end, or up to the target's high-water
+    mark when the target holds later rows (a rerun or backfill of an old interval): a row
+    of the interval's users lost or moved after the interval's end is then seen."""
+    if high_water_mark is None:
+        return plan_end
+    if high_water_mark.tzinfo is None:
+        high_water_mark = high_water_mark.replace(tzinfo=UTC)
+    return max(plan_end, high_water_mark + timedelta(microseconds=1))
 
 
-def validation_window(context: Mapping[str, Any]) -> tuple[datetime, datetime]:
-    """The run's [start, end) for the checks: its data interval.
+def target_high_water_mark(target_conn: Any, schema: str) -> datetime | None:
+    cursor = target_conn.cursor()
+    try:
+        cursor.execute(render_sql("redshift/select_high_water_mark.sql", schema=quote_identifier(schema)))
+        (value,) = cursor.fetchone()
+        return value
+    finally:
+        cursor.close()
+        target_conn.rollback()
 
-    A manual run triggered without a logical date has no data interval (only a full
-    refresh gets as far as validate, see params.RunSlice): it is checked up to the moment
-    it was triggered, which is fixed for the run (not the clock).
-    """
-    end = context.get("data_interval_end") or context["dag_run"].run_after
-    return context.get("data_interval_start") or end, end
+
+def validate_for_run(
+    plan: RunPlan, source_conn: Any, target_conn: Any, *, run_id: str | None
+) -> ValidationReport:
+    """The run plan's validation. A scoped one compares the interval's users up to the
+    target's high-water mark, not only up to the interval's end."""
+    window_end = plan.window_end
+    if plan.scope == "scoped":  # full: everything before the interval's end, as documented
+        window_end = validation_end(window_end, target_high_water_mark(target_conn, plan.target_schema))
+    return run_validation(
+        source_conn,
+        target_conn,
+        target_schema=plan.target_schema,
+        window_start=plan.window_start,
+        window_end=window_end,
+        interval_end=plan.window_end,
+        scope=plan.scope,
+        run_id=run_id,
+        source_name=SOURCE_CONN_ID,
+        target_name=REDSHIFT_CONN_ID,
+        rerun_logical_date=plan.window_end,
+    )
 
 
-def validate_task(**context: Any) -> None:
-    """The `validate` task: run the parity checks for this run's interval.
+def validate_task(plan: RunPlan, ti: Any) -> None:
+    """The `validate` task: run the parity checks of the run plan.
 
     Pushes the report to XCom (key `validation_report`) and logs it as a table. A data
     mismatch raises AirflowFailException, which fails the task without retrying (a
-    retry would find the same data); connection errors and the like raise as they are
-    and are retried.
+    retry would find the same data); a malformed check is a NeedsFix error (no retry
+    either); connection errors and the like raise as they are and are retried.
     """
     from contextlib import closing
 
-    from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
     from airflow.sdk.exceptions import AirflowFailException
 
-    from tracking_sync.names import REDSHIFT_CONN_ID, SOURCE_CONN_ID
-    from tracking_sync.params import validate_params
+    from tracking_sync.connections import redshift_connection, source_streaming_connection
 
-    run_params = validate_params(context["params"])
-    ti = context["ti"]
-    window_start, window_end = validation_window(context)
-    source_hook = PostgresHook(postgres_conn_id=SOURCE_CONN_ID)
-    target_hook = RedshiftSQLHook(redshift_conn_id=REDSHIFT_CONN_ID)
-    try:
-        with closing(source_hook.get_conn()) as source_conn, closing(target_hook.get_conn()) as target_conn:
-            report = run_validation(
-                source_conn,
-                target_conn,
-                target_schema=run_params.target_schema,
-                window_start=window_start,
-                window_end=window_end,
-                scope=validation_scope(run_params),
-                dag_id=ti.dag_id,
-                run_id=ti.run_id,
-                source_name=SOURCE_CONN_ID,
-                target_name=REDSHIFT_CONN_ID,
-            )
-    except ParityCheckError as error:  # a broken check file: retrying will not mend it
-        raise AirflowFailException(str(error)) from error
+    with closing(source_streaming_connection()) as source_conn, closing(redshift_connection()) as target_conn:
+        report = validate_for_run(plan, source_conn, target_conn, run_id=ti.run_id)
     ti.xcom_push(key=REPORT_XCOM_KEY, value=report.to_dict())
     log.info("%s\n%s", report.summary(), report.format_table())
     if not report.passed:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tracking_sync.names import DAG_ID
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO_ROOT / "dags" / "postgres_to_redshift.py"
-DAG_ID = "postgres_to_redshift"
 STAGES = ("export", "upload", "load")
 
 

@@ -92,9 +92,14 @@ def test_a_failed_copy_leaves_the_target_unchanged_and_names_file_and_line(
     run_dag(pipeline_dag, logical_date=day(2), expect="failed")
     log = capfd.readouterr().out
     assert target_rows(target) == before
-    assert "stl_load_errors" in log
-    assert re.search(r"s3://\S+/action/\w+/part-0000\.csv\.zst \| \d+ \| query \| 1204", log)
-    assert "String length exceeds DDL length" in log
+    # What on-call reads: the source row's id, the column, the limit, Redshift's reason and
+    # code, a short preview, and the file and line it came from.
+    assert re.search(
+        r"action row id 900, column query \(limit 65535 bytes\): String length exceeds DDL "
+        r"length.*\[code 1204\]; value 'x{60}'\.\.\. .*file s3://\S+/action/\w+/part-0000\.csv\.zst line \d+",
+        log,
+    ), log[-3000:]
+    assert "the target is unchanged" in log
     with source.cursor() as cursor:
         cursor.execute("delete from action where id = 900")
     source.commit()

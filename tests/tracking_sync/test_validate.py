@@ -359,19 +359,3 @@ def test_print_a_failure_report(source, target, capsys):
     assert summary.startswith("parity FAILED (full): action_rows_per_day: ")
     assert "per_user_session_totals: 1 user_profile_id differ, 1 missing in target" in summary
     assert "repair:" in report.format_table()
-
-
-def test_a_run_without_data_interval_is_validated_up_to_when_it_was_triggered():
-    from types import SimpleNamespace
-
-    from tracking_sync.validate import validation_window
-
-    triggered = datetime(2026, 1, 5, 7, 30, tzinfo=UTC)
-    assert validation_window({"dag_run": SimpleNamespace(run_after=triggered)}) == (triggered, triggered)
-    start, end = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
-    context = {
-        "data_interval_start": start,
-        "data_interval_end": end,
-        "dag_run": SimpleNamespace(run_after=triggered),
-    }
-    assert validation_window(context) == (start, end)

@@ -1,9 +1,10 @@
 """Fixtures of the Redshift fidelity suite: clients of the stand-in and a schema per test.
 
-Every test drives the stand-in through the real clients (redshift_connector as
-the provider uses it, psycopg2 where the simple protocol matters) and names the
-Redshift documentation page (docs.aws.amazon.com/redshift/latest/dg/<page>) whose
-behaviour it reproduces.
+Every test here drives the stand-in through the real clients (redshift_connector
+as the provider uses it, psycopg2 where the simple protocol matters, psql) and
+names the Redshift documentation page (docs.aws.amazon.com/redshift/latest/dg/<page>)
+whose behaviour it reproduces. unit/ tests the same pieces below the socket (no
+server, no stack): the framer, the COPY parser, converters, rewrites, error wording.
 """
 
 from __future__ import annotations

@@ -229,7 +229,7 @@ def test_compat_function_parameters_are_not_reserved_words(stack):
 
     import psycopg2
 
-    from devstack.redshift import COMPAT_SQL
+    from devstack.redshift import compat_sql
 
     conn = psycopg2.connect(stack.postgres.dsn())
     try:
@@ -240,7 +240,7 @@ def test_compat_function_parameters_are_not_reserved_words(stack):
     finally:
         conn.close()
     headers = re.findall(
-        r"create or replace function\s+[\w.]+\s*\(([^)]*)\)", COMPAT_SQL.read_text(), flags=re.IGNORECASE
+        r"create or replace function\s+[\w.]+\s*\(([^)]*)\)", compat_sql(), flags=re.IGNORECASE
     )
     names = {arg.split()[0].lower() for header in headers for arg in header.split(",") if arg.strip()}
     assert names and "part" in names

@@ -273,7 +273,25 @@ def test_system_tables_and_driver_metadata(rs_conn, schema):
         ("id", "integer"),
         ("name", "character varying(12)"),
     ]
-    assert query(rs_conn, "select count(*) >= 0 from stl_load_errors")[0] == [(True,)]
+    _, description = query(rs_conn, "select * from stl_load_errors limit 0")
+    assert [d[0] for d in description][:16] == [
+        "userid",
+        "slice",
+        "tbl",
+        "starttime",
+        "session",
+        "query",
+        "filename",
+        "line_number",
+        "colname",
+        "type",
+        "col_length",
+        "position",
+        "raw_line",
+        "raw_field_value",
+        "err_code",
+        "err_reason",
+    ]
 
 
 # docs: r_EXTRACT_function etc. via psycopg2 — the simple protocol is rewritten too

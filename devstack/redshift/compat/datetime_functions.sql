@@ -1,78 +1,9 @@
--- The Redshift compatibility catalog, installed by the stand-in into its backend
--- database as superuser. Objects live in pg_catalog so that they resolve whatever
--- search_path a client sets, as Redshift's own system objects do.
--- Idempotent: run on every start.
-
-set allow_system_table_mods = on;
-
--- STL_LOAD_ERRORS (docs: r_STL_LOAD_ERRORS). Written by the proxy on a separate
--- autocommit connection, so the rows outlive the failed COPY's rollback.
-create table if not exists pg_catalog.stl_load_errors (
-    userid integer,
-    slice integer,
-    tbl integer,
-    starttime timestamp,
-    session integer,
-    query integer,
-    filename text,
-    line_number bigint,
-    colname text,
-    type text,
-    col_length text,
-    position integer,
-    raw_line text,
-    raw_field_value text,
-    err_code integer,
-    err_reason text,
-    is_partial integer,
-    start_offset bigint
-);
-grant select on pg_catalog.stl_load_errors to public;
-create sequence if not exists pg_catalog.rs_query_id_seq;
-grant usage, select on pg_catalog.rs_query_id_seq to public;
-
--- SVV_EXTERNAL_SCHEMAS (docs: r_SVV_EXTERNAL_SCHEMAS): redshift_connector's
--- get_tables()/get_columns() query it. No Spectrum here, so it is empty.
-create or replace view pg_catalog.svv_external_schemas as
-select 0::oid as esoid, 0::smallint as eskind, ''::name as schemaname,
-       0 as esowner, ''::text as databasename, ''::text as esoptions
-where false;
-grant select on pg_catalog.svv_external_schemas to public;
-
--- SVV_TABLE_INFO (docs: r_SVV_TABLE_INFO): the columns a load check reads.
-create or replace view pg_catalog.svv_table_info as
-select current_database()::text as database,
-       n.nspname::text as schema,
-       c.oid::integer as table_id,
-       c.relname::text as "table",
-       'N'::text as encoded,
-       'AUTO(EVEN)'::text as diststyle,
-       null::text as sortkey1,
-       (pg_catalog.pg_total_relation_size(c.oid) / 1048576)::bigint as size,
-       c.reltuples::numeric(38, 0) as tbl_rows,
-       c.reltuples::numeric(38, 0) as estimated_visible_rows
-from pg_catalog.pg_class c
-join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-where c.relkind in ('r', 'p')
-  and n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast');
-grant select on pg_catalog.svv_table_info to public;
-
--- PG_TABLE_DEF (docs: r_PG_TABLE_DEF): only schemas on the search_path, as in Redshift.
-create or replace view pg_catalog.pg_table_def as
-select n.nspname as schemaname,
-       c.relname as tablename,
-       a.attname as "column",
-       pg_catalog.format_type(a.atttypid, a.atttypmod) as type,
-       'none'::text as encoding,
-       false as distkey,
-       0 as sortkey,
-       a.attnotnull as notnull
-from pg_catalog.pg_attribute a
-join pg_catalog.pg_class c on c.oid = a.attrelid
-join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-where c.relkind in ('r', 'p') and a.attnum > 0 and not a.attisdropped
-  and n.nspname = any (pg_catalog.current_schemas(false));
-grant select on pg_catalog.pg_table_def to public;
+-- Redshift's date and time functions: date parts, EXTRACT, SYSDATE, GETDATE,
+-- DATEDIFF, DATEADD, CONVERT_TIMEZONE.
+-- Installed with the rest of devstack/redshift/compat/*.sql by
+-- devstack.redshift.install_compat_catalog, in one transaction, as superuser. Objects
+-- live in pg_catalog so that they resolve whatever search_path a client sets, as
+-- Redshift's own system objects do. Idempotent: run on every start.
 
 -- Date parts: Redshift's names and abbreviations (docs: r_Dateparts_for_datetime_functions)
 create or replace function pg_catalog.rs_datepart(part text) returns text
@@ -302,19 +233,6 @@ select (pg_catalog.dateadd(part, n, value at time zone pg_catalog.current_settin
        at time zone pg_catalog.current_setting('TimeZone')
 $$;
 
--- LEN (docs: r_LEN): characters; trailing blanks of a CHAR are not counted.
-create or replace function pg_catalog.len(value text) returns integer
-language sql immutable strict parallel safe as $$ select pg_catalog.length(value) $$;
-create or replace function pg_catalog.len(value bpchar) returns integer
-language sql immutable strict parallel safe as $$ select pg_catalog.length(value) $$;
-
--- NVL2 (docs: r_NVL2): NVL itself is rewritten to COALESCE by the proxy.
-create or replace function pg_catalog.nvl2(expression anyelement, not_null_value anycompatible,
-                                           null_value anycompatible)
-returns anycompatible language sql immutable parallel safe as $$
-select case when expression is not null then not_null_value else null_value end
-$$;
-
 -- CONVERT_TIMEZONE (docs: CONVERT_TIMEZONE): the source zone defaults to UTC.
 create or replace function pg_catalog.convert_timezone(target text, value timestamp)
 returns timestamp language sql stable strict parallel safe as $$
@@ -325,105 +243,6 @@ returns timestamp language sql stable strict parallel safe as $$
 select (value at time zone source) at time zone target
 $$;
 
--- Type and constraint semantics after every CREATE/ALTER TABLE
--- (docs: r_Character_types, t_Defining_constraints):
---   TEXT and VARCHAR without a length become VARCHAR(256), BPCHAR becomes CHAR(256);
---   VARCHAR(n)/CHAR(n) count BYTES: a CHECK on octet_length keeps an over-long
---   multibyte value out (the proxy reports it with Redshift's wording);
---   VARCHAR longer than 65535 is refused;
---   PRIMARY KEY and UNIQUE stay in the catalog (the provider's UPSERT reads them
---   from information_schema) but their indexes no longer enforce uniqueness.
-create or replace function pg_catalog.rs_fix_table_definition() returns event_trigger
-language plpgsql as $$
-declare
-    cmd record;
-    col record;
-    max_bytes integer;
-    kind text;
-    check_name text;
-begin
-    if pg_catalog.current_setting('rs.fixing_table', true) = 'on' then
-        return;
-    end if;
-    perform pg_catalog.set_config('rs.fixing_table', 'on', true);
-    for cmd in
-        select distinct d.objid
-        from pg_catalog.pg_event_trigger_ddl_commands() d
-        where d.object_type = 'table'
-          and d.command_tag in ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')
-          and d.schema_name not in ('pg_catalog', 'information_schema', 'pg_toast')
-    loop
-        if not exists (select 1 from pg_catalog.pg_class where oid = cmd.objid) then
-            continue;
-        end if;
-        for col in
-            select a.attnum, a.attname, a.atttypid, a.atttypmod
-            from pg_catalog.pg_attribute a
-            where a.attrelid = cmd.objid and a.attnum > 0 and not a.attisdropped
-            order by a.attnum
-        loop
-            max_bytes := null;
-            kind := null;
-            if col.atttypid = 'text'::regtype
-               or (col.atttypid = 'varchar'::regtype and col.atttypmod < 0) then
-                execute pg_catalog.format('alter table %s alter column %I type varchar(256)',
-                                          cmd.objid::regclass, col.attname);
-                max_bytes := 256;
-                kind := 'varchar';
-            elsif col.atttypid = 'bpchar'::regtype and col.atttypmod < 0 then
-                execute pg_catalog.format('alter table %s alter column %I type char(256)',
-                                          cmd.objid::regclass, col.attname);
-                max_bytes := 256;
-                kind := 'char';
-            elsif col.atttypid = 'varchar'::regtype then
-                max_bytes := col.atttypmod - 4;
-                kind := 'varchar';
-                if max_bytes > 65535 then
-                    raise exception 'length for type varchar cannot exceed 65535'
-                        using errcode = '22023';
-                end if;
-            elsif col.atttypid = 'bpchar'::regtype then
-                max_bytes := col.atttypmod - 4;
-                kind := 'char';
-                if max_bytes > 4096 then
-                    raise exception 'length for type bpchar cannot exceed 4096'
-                        using errcode = '22023';
-                end if;
-            end if;
-            check_name := pg_catalog.format('rs_%s_%s_%s', col.attnum, kind, max_bytes);
-            -- drop checks left by an earlier type of this column
-            for kind in
-                select c.conname from pg_catalog.pg_constraint c
-                where c.conrelid = cmd.objid and c.contype = 'c'
-                  and c.conname like pg_catalog.format('rs\_%s\_%%', col.attnum)
-                  and c.conname <> coalesce(check_name, '')
-            loop
-                execute pg_catalog.format('alter table %s drop constraint %I',
-                                          cmd.objid::regclass, kind);
-            end loop;
-            if max_bytes is not null and not exists (
-                select 1 from pg_catalog.pg_constraint c
-                where c.conrelid = cmd.objid and c.conname = check_name
-            ) then
-                execute pg_catalog.format(
-                    'alter table %s add constraint %I check (pg_catalog.octet_length(%I) <= %s)',
-                    cmd.objid::regclass, check_name, col.attname, max_bytes);
-            end if;
-        end loop;
-        update pg_catalog.pg_index i set indisunique = false
-        where i.indrelid = cmd.objid and i.indisunique
-          and exists (select 1 from pg_catalog.pg_constraint c
-                      where c.conindid = i.indexrelid and c.contype in ('p', 'u'));
-    end loop;
-    perform pg_catalog.set_config('rs.fixing_table', 'off', true);
-end
-$$;
-
-drop event trigger if exists rs_fix_table_definition;
-create event trigger rs_fix_table_definition on ddl_command_end
-    when tag in ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')
-    execute function pg_catalog.rs_fix_table_definition();
-
 -- A string literal has no type yet: treat it as a TIMESTAMP, as Redshift does.
 create or replace function pg_catalog.rs_extract(part text, value text)
 returns integer language sql stable parallel safe as $$
@@ -433,26 +252,3 @@ create or replace function pg_catalog.datediff(part text, a text, b text)
 returns bigint language sql stable parallel safe as $$
 select pg_catalog.datediff(part, a::timestamp, b::timestamp)
 $$;
-create or replace function pg_catalog.nvl2(expression text, not_null_value anycompatible,
-                                           null_value anycompatible)
-returns anycompatible language sql immutable parallel safe as $$
-select case when expression is not null then not_null_value else null_value end
-$$;
-
--- PG_GET_LATE_BINDING_VIEW_COLS (docs: PG_GET_LATE_BINDING_VIEW_COLS): the driver's
--- get_columns() unions it in. No late-binding views here, so no rows.
-create or replace function pg_catalog.pg_get_late_binding_view_cols() returns setof record
-language sql stable as $$
-select null::name, null::name, null::name, null::text, null::integer where false
-$$;
-
--- REGEXP_REPLACE(source, pattern): the replacement defaults to '' (docs: REGEXP_REPLACE),
--- every occurrence replaced.
-create or replace function pg_catalog.regexp_replace(source text, pattern text) returns text
-language sql immutable strict parallel safe as $$
-select pg_catalog.regexp_replace(source, pattern, '', 'g')
-$$;
-
--- CHARINDEX(substring, string) (docs: r_CHARINDEX): 1-based position, 0 when absent.
-create or replace function pg_catalog.charindex(needle text, haystack text) returns integer
-language sql immutable strict parallel safe as $$ select pg_catalog.strpos(haystack, needle) $$;
