@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.e2e.conftest import run_dag
+from tests.dag_helpers import run_dag
 from tests.e2e.test_validation import _report as validation_report
 from tests.pipeline_helpers import assert_same_rows, fetch_rows, source_rows, target_rows
 
