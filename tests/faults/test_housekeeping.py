@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.e2e.conftest import run_dag
+from tests.dag_helpers import run_dag
 from tests.pipeline_helpers import fetch_rows
 
 pytestmark = pytest.mark.integration
