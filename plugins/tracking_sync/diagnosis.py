@@ -8,11 +8,14 @@ the command and the UI path that reload what differs: the differing days, or eve
 
 from __future__ import annotations
 
+import json
+import shlex
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from tracking_sync.names import DAG_ID
+from tracking_sync.params import DEFAULT_TARGET_SCHEMA
 from tracking_sync.parity import quote_identifier
 from tracking_sync.report import ValidationReport, day_ranges
 
@@ -37,6 +40,7 @@ def explain_failure(
         wrong_type=wrong_type,
         scope=report.scope,
         rerun_interval_start=rerun_interval_start or datetime.fromisoformat(report.window_start),
+        target_schema=target_schema,
     )
 
 
@@ -65,11 +69,15 @@ def repair_steps(
     wrong_type: bool = False,
     scope: str = "full",
     rerun_interval_start: datetime | None = None,
+    target_schema: str = DEFAULT_TARGET_SCHEMA,
 ) -> list[str]:
     """What to run to make the target right again, for the report: each CLI line runs as
-    printed (tests/faults/test_repair_commands.py runs every kind)."""
-    full_refresh_cli = f'airflow dags trigger {dag_id} --conf \'{{"mode": "full_refresh"}}\''
-    full_refresh_ui = f"UI: {dag_id} > Trigger > mode = full_refresh"
+    printed (tests/faults/test_repair_commands.py runs every kind), into the same schema."""
+    schema = {} if target_schema == DEFAULT_TARGET_SCHEMA else {"target_schema": target_schema}
+    full_refresh_cli = f"airflow dags trigger {dag_id} --conf {_conf({'mode': 'full_refresh', **schema})}"
+    full_refresh_ui = f"UI: {dag_id} > Trigger > mode = full_refresh" + (
+        f", target_schema = {target_schema}" if schema else ""
+    )
     if wrong_type:
         return [
             "Fix the target DDL first (a reload into the same TIMESTAMP column fails again): "
@@ -84,15 +92,13 @@ def repair_steps(
         # interval reruns its existing run with the new conf (a manual trigger with the
         # same logical date would collide with the scheduled run that has it).
         day = rerun_interval_start.astimezone(UTC).date().isoformat()
+        conf = {"validation": "full", **schema}
         return [
             "Users differ outside this interval's days: find the days with a full validation "
             "(its per-day check names them), then backfill those days:",
-            f"CLI: airflow backfill create --dag-id {dag_id} --from-date {day} --to-date {day} "
-            "--reprocess-behavior completed --max-active-runs 1 "
-            '--dag-run-conf \'{"validation": "full"}\'',
+            f"CLI: {_backfill_cli(dag_id, day, day, conf)}",
             f"UI: {dag_id} > Trigger > Backfill, Date Range {day} to {day}, Reprocess Behaviour "
-            "'All Runs', Max Active Runs 1, Advanced Options > Configuration JSON "
-            '{"validation": "full"}',
+            f"'All Runs', Max Active Runs 1, Advanced Options > Configuration JSON {json.dumps(conf)}",
             f"or reload everything: {full_refresh_cli}",
         ]
     if not days:
@@ -105,18 +111,28 @@ def repair_steps(
     if len(ranges) > 5:  # one backfill over the span beats a page of commands
         ranges = [(ranges[0][0], ranges[-1][1])]
     steps = ["Reload the differing days (each day is one daily interval; reruns are idempotent):"]
-    steps += [
-        f"CLI: airflow backfill create --dag-id {dag_id} --from-date {first} --to-date {last} "
-        "--reprocess-behavior completed --max-active-runs 1"
-        for first, last in ranges
-    ]
+    steps += [f"CLI: {_backfill_cli(dag_id, first, last, schema)}" for first, last in ranges]
     steps.append(
         f"UI: {dag_id} > Trigger > Backfill, Date Range "
         + ", ".join(f"{first} to {last}" for first, last in ranges)
         + ", Reprocess Behaviour 'All Runs', Max Active Runs 1"
+        + (f", Configuration JSON {json.dumps(schema)}" if schema else "")
     )
     steps.append(f"or a full refresh: {full_refresh_cli}")
     return steps
+
+
+def _backfill_cli(dag_id: str, first: str, last: str, conf: dict) -> str:
+    command = (
+        f"airflow backfill create --dag-id {dag_id} --from-date {first} --to-date {last} "
+        "--reprocess-behavior completed --max-active-runs 1"
+    )
+    return f"{command} --dag-run-conf {_conf(conf)}" if conf else command
+
+
+def _conf(conf: dict) -> str:
+    """A JSON conf as one shell word."""
+    return shlex.quote(json.dumps(conf))
 
 
 def _diagnose(report: ValidationReport, target_conn: Any, target_schema: str) -> bool:

@@ -28,6 +28,7 @@ import pytest
 
 from devstack import demo_data
 from devstack.airflow import AirflowDeployment
+from tests.dag_helpers import COMPONENTS, RUN_TIMEOUT, backfill_create, wait_for_backfill
 from tests.pipeline_helpers import (
     assert_same_rows,
     change_source_within,
@@ -35,11 +36,10 @@ from tests.pipeline_helpers import (
     source_rows,
     target_rows,
 )
+from tracking_sync.names import DAG_ID
 
 pytestmark = pytest.mark.integration
 
-DAG_ID = "postgres_to_redshift"
-COMPONENTS = ("api-server", "dag-processor", "scheduler")  # no deferrable task: no triggerer
 
 # Demo data over 2025-03-01 .. 2025-03-07; the backfill moves 03-03, 03-04 and 03-05.
 DATA_START, DATA_DAYS = "2025-03-01", 7
@@ -49,17 +49,11 @@ DAYS = [D1 + timedelta(days=n) for n in range(3)]
 END = D1 + timedelta(days=3)  # the backfill covers [D1, END)
 FULL_REFRESH_AT = datetime(2025, 3, 10, tzinfo=UTC)  # after every row of the demo data
 
-STARTUP_TIMEOUT = 180  # components healthy and the DAG parsed; ~35 s here
-RUN_TIMEOUT = 240  # per wait; here a full refresh takes ~15 s, a 3-day backfill ~25 s
-STOP_TIMEOUT = 30  # SIGINT to SIGKILL
-
 
 def _backfill(deployment: AirflowDeployment, *extra: str) -> int:
     """`airflow backfill create` for [D1, END); returns the backfill's id."""
-    before = {row[0] for row in deployment.query("select id from backfill")}
-    deployment.cli(
-        "backfill",
-        "create",
+    return backfill_create(
+        deployment,
         "--dag-id",
         DAG_ID,
         "--from-date",
@@ -68,89 +62,24 @@ def _backfill(deployment: AirflowDeployment, *extra: str) -> int:
         DAYS[-1].date().isoformat(),
         *extra,
     )
-    (backfill_id,) = {row[0] for row in deployment.query("select id from backfill")} - before
-    return backfill_id
 
 
 def _wait_for_backfill(
     deployment: AirflowDeployment, backfill_id: int, *, until_completed: bool
 ) -> list[tuple]:
-    """Wait for the backfill's runs; with until_completed, also until the scheduler marks
-    the backfill completed (it checks every 30 s), as another backfill of the DAG can be
-    created only then."""
-    runs = deployment.wait_for_runs(
-        "dag_run.backfill_id = %s", (backfill_id,), len(DAYS), timeout=RUN_TIMEOUT
+    return wait_for_backfill(
+        deployment, backfill_id, len(DAYS), until_completed=until_completed, timeout=RUN_TIMEOUT
     )
-    started = time.monotonic()
-    deadline = started + RUN_TIMEOUT
-    while until_completed and not deployment.query(
-        "select 1 from backfill where id = %s and completed_at is not null", (backfill_id,)
-    ):
-        assert time.monotonic() < deadline, f"backfill {backfill_id} not marked completed"
-        deployment.check_alive()
-        time.sleep(0.5)
-    if until_completed:
-        deployment.timings.append(
-            f"backfill {backfill_id} marked completed: {time.monotonic() - started:.1f}s"
-        )
-    return runs
 
 
 @pytest.fixture
-def deployment(stack, tmp_path):
-    """A running Airflow (api-server, dag-processor, scheduler) on its own AIRFLOW_HOME and
-    metadata database; every process stopped and the database dropped afterwards."""
-    staging = tmp_path / "staging"
-    staging.mkdir()
-    deployed = AirflowDeployment(
-        tmp_path / "airflow-home",
-        postgres=stack.postgres,
-        components=COMPONENTS,
-        startup_timeout=STARTUP_TIMEOUT,
-        stop_timeout=STOP_TIMEOUT,
-        env={
-            **stack.env(),
-            "TRACKING_SYNC_STAGING_DIR": str(staging),
-            "TRACKING_SYNC_PREFIX": f"real-backfill-{uuid.uuid4().hex[:8]}",
-            "TRACKING_SYNC_PART_MB": "1",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            # No scheduled runs: unpaused, the DAG would get its latest nightly run into the
-            # default schema. Manual runs and backfills still run.
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-        },
-    )
-    try:
-        deployed.start(dag_ids=(DAG_ID,))
-        yield deployed
-    finally:
-        hard_killed = deployed.stop()
-        print("\n".join(deployed.timings))
-        left = deployed.leftover_pids()
-        open_ports = deployed.open_ports()
-        server = psycopg2.connect(stack.postgres.dsn())
-        try:
-            with server.cursor() as cursor:
-                cursor.execute("select 1 from pg_database where datname = %s", (deployed.database,))
-                assert cursor.fetchall() == [], f"metadata database {deployed.database} not dropped"
-        finally:
-            server.close()
-        assert not left and not open_ports, f"left behind: pids {left}, ports {open_ports}"
-        if hard_killed:
-            # Not a failure of the pipeline, but worth seeing in the report.
-            print(f"killed with SIGKILL: {hard_killed}")
+def deployment(airflow_deployment):
+    return airflow_deployment
 
 
 @pytest.fixture
-def target_schema(stack):
-    schema = f"real_backfill_{uuid.uuid4().hex[:8]}"
-    yield schema
-    backend = psycopg2.connect(stack.postgres.dsn(stack.redshift.database))
-    backend.autocommit = True
-    try:
-        with backend.cursor() as cursor:
-            cursor.execute(f"drop schema if exists {schema} cascade")
-    finally:
-        backend.close()
+def target_schema(target_schema_of_test):
+    return target_schema_of_test
 
 
 def _in_range(timestamp_type: str) -> str:
