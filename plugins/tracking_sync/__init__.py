@@ -2,13 +2,24 @@
 
 One module per stage, in the order data flows:
 
-    tables   the column list and Redshift types of each table (the one source of truth)
-    config   settings read at run time (bucket, prefix, staging dir, part size)
-    params   validation of the DAG's trigger params
-    export   source rows -> compressed CSV parts on the staging dir
-    staging  parts -> S3 under a run-scoped prefix, plus the COPY manifest
-    load     COPY options, staging table names, and the one-transaction publish
+    names        the names everything shares (DAG id, connection ids, XCom key, identifiers)
+    tables       the column list and Redshift types of each table (the one source of truth)
+    config       settings read at run time (bucket, prefix, staging dir, part size, retention)
+    params       the trigger params and their checks
+    plan         the run plan: what one run moves and checks, the input of every task
+    tasks        the Airflow tasks: thin wrappers that open connections and call a stage
+    connections  connections to the three systems, from Airflow connections
+    export       source rows -> compressed CSV parts on the staging dir
+    layout       where a run's parts live, locally and in S3
+    staging      parts -> S3 under a run-scoped prefix, plus the COPY manifest; retention
+    schema       the target schema, tables and the run's staging table (DDL from include/sql)
+    operators    the provider's S3ToRedshiftOperator with the load's error report
+    load         COPY options and the one-transaction publish (lock, carry moved rows)
+    validate     the parity checks on both engines (parity, streams, compare, report,
+                 diagnosis, placed_rows)
+    failures     which failures retry; notifications: the on-call line and notifier
+    exceptions   every error the pipeline raises on purpose
 
-Every function here runs without Airflow (plain values in, plain values out);
-the DAG's tasks are thin wrappers around them.
+Every stage function runs without Airflow (plain values and open connections in, plain
+values out); the DAG's tasks are thin wrappers around them.
 """
