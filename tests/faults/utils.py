@@ -1,0 +1,170 @@
+"""Assertion and process helpers of the fault suite: a DAG run in a killable subprocess,
+bounded waits on what the databases show (pg_stat_activity, pg_locks), never on sleeps."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# The subprocess: the DAG as the DAG processor sees it, retries off, one dag.test() run.
+DAG_RUN_SCRIPT = """
+import json, os, sys
+from datetime import datetime
+from airflow.dag_processing.dagbag import DagBag
+
+bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+assert not bag.import_errors, bag.import_errors
+dag = bag.get_dag("postgres_to_redshift")
+for task in dag.tasks:
+    task.retries = 0
+run = dag.test(logical_date=datetime.fromisoformat(sys.argv[1]), run_conf=json.loads(sys.argv[2]))
+print("DAG RUN STATE", run.state, flush=True)
+"""
+
+WAIT_SECONDS = 90  # generous: the machine is shared; a wait that times out names what it waited for
+
+
+def wait_until(
+    condition: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS, on_timeout=None
+) -> Any:
+    """Poll `condition` until it returns something truthy; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            detail = on_timeout() if on_timeout else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
+        time.sleep(0.1)
+
+
+def lock_waiters(dsn: str, query_like: str) -> list[tuple[int, str]]:
+    """(pid, query) of the sessions of the database of `dsn` waiting on a lock while running
+    a statement that matches `query_like` (SQL LIKE, case-insensitive)."""
+    connection = psycopg2.connect(dsn)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "select pid, query from pg_stat_activity "
+                "where datname = current_database() and pid <> pg_backend_pid() "
+                "and wait_event_type = 'Lock' and query ilike %s",
+                (query_like,),
+            )
+            return cursor.fetchall()
+    finally:
+        connection.close()
+
+
+def sessions_holding(dsn: str, relation: str) -> list[int]:
+    """Pids of other sessions holding or waiting for a lock on `relation` (schema.table)."""
+    connection = psycopg2.connect(dsn)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "select distinct pid from pg_locks where locktype = 'relation' "
+                "and relation = to_regclass(%s) and pid <> pg_backend_pid()",
+                (relation,),
+            )
+            return [row[0] for row in cursor.fetchall()]
+    finally:
+        connection.close()
+
+
+def activity(dsn: str) -> str:
+    """pg_stat_activity of the database, for a timeout's message."""
+    connection = psycopg2.connect(dsn)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "select pid, state, wait_event_type, wait_event, left(query, 120) from pg_stat_activity "
+                "where datname = current_database() and pid <> pg_backend_pid()"
+            )
+            return "\n  ".join(["", "pg_stat_activity:", *map(str, cursor.fetchall())])
+    finally:
+        connection.close()
+
+
+def copy_airflow_home(parent_home: str, home: Path) -> Path:
+    """A fresh AIRFLOW_HOME whose SQLite metadata database is a copy of the (migrated) parent's:
+    a migration of its own costs ~13 s here, a copy milliseconds. dag.test() clears and reuses
+    a run of the same logical date, so the runs the copy carries do not matter."""
+    home.mkdir(parents=True, exist_ok=True)
+    source = sqlite3.connect(Path(parent_home) / "airflow.db")
+    copy = sqlite3.connect(home / "airflow.db")
+    try:
+        source.backup(copy)
+    finally:
+        source.close()
+        copy.close()
+    return home
+
+
+class DagRunProcess:
+    """One dag.test() run of postgres_to_redshift in a subprocess, in a process group of its
+    own (so SIGKILL reaches everything it started), with its own AIRFLOW_HOME."""
+
+    def __init__(self, home: Path, logical_date: datetime, conf: dict) -> None:
+        self.log_path = home / "dag_run.log"
+        env = {
+            **os.environ,  # the stack's connections and TRACKING_SYNC_* (stack_env, pipeline_env)
+            "AIRFLOW_HOME": str(home),
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "plugins")]),
+        }
+        env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", DAG_RUN_SCRIPT, logical_date.isoformat(), json.dumps(conf)],
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own session and process group: pgid == pid
+            )
+        self.pgid = self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self) -> str:
+        return "\n  subprocess log (tail):\n" + self.log()[-3000:]
+
+    def assert_running(self) -> bool:
+        """For waits: still running (a run that ended early fails the wait with its log)."""
+        if self.process.poll() is not None:
+            raise AssertionError(f"the DAG run exited with {self.process.returncode}{self.log_tail()}")
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group, then reap the child."""
+        try:
+            os.killpg(self.pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=30)
+
+    def group_members(self) -> list[int]:
+        """Pids still in the run's process group (zombies included)."""
+        members = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == self.pgid:  # fields after the name: state, ppid, pgrp
+                members.append(int(stat.parent.name))
+        return members
