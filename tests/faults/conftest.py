@@ -27,19 +27,30 @@ def synced(pipeline_dag, stack):  # noqa: F811 - the fixture imported above
     return pipeline_dag
 
 
+@pytest.fixture(scope="module")
+def dag_run_processes(request, airflow_db, pipeline_env, tmp_path_factory):  # noqa: F811
+    """Warm DAG-run subprocesses for the module, `DAG_RUN_PROCESSES` of them (a module
+    constant), started at once: their ~15-30 s warm-up each overlaps the module's setup.
+    Take one with dag_run_process(); whatever is left is killed at teardown."""
+    count = getattr(request.module, "DAG_RUN_PROCESSES", 1)
+    homes = tmp_path_factory.mktemp("dag-runs")
+    processes = [
+        DagRunProcess(copy_airflow_home(airflow_db, homes / f"airflow-home-{i}")) for i in range(count)
+    ]
+    try:
+        yield list(processes)
+    finally:
+        for process in processes:
+            process.kill()
+
+
 @pytest.fixture
-def dag_run_process(airflow_db, pipeline_env, tmp_path):  # noqa: F811
-    """Start a dag.test() run in a subprocess of its own; whatever is left is killed at teardown."""
-    started: list[DagRunProcess] = []
+def dag_run_process(dag_run_processes):
+    """Run the DAG in one of the module's warm subprocesses: start(logical_date, conf)."""
+    from tracking_sync.params import DEFAULT_PARAMS
 
     def start(logical_date: datetime, conf: dict | None = None) -> DagRunProcess:
-        from tracking_sync.params import DEFAULT_PARAMS
+        assert dag_run_processes, "raise the module's DAG_RUN_PROCESSES"
+        return dag_run_processes.pop(0).run(logical_date, DEFAULT_PARAMS | (conf or {}))
 
-        home = copy_airflow_home(airflow_db, tmp_path / f"airflow-home-{len(started)}")
-        run = DagRunProcess(home, logical_date, DEFAULT_PARAMS | (conf or {}))
-        started.append(run)
-        return run
-
-    yield start
-    for run in started:
-        run.kill()
+    return start

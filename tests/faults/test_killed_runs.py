@@ -16,7 +16,7 @@ import psycopg2
 import pytest
 
 from tests.e2e.conftest import run_dag
-from tests.faults.utils import activity, lock_waiters, sessions_holding, wait_until
+from tests.faults.utils import activity, lock_waiters, sessions_locking, wait_until, watch
 from tests.pipeline_helpers import (
     assert_same_rows,
     change_source_within,
@@ -26,6 +26,8 @@ from tests.pipeline_helpers import (
 )
 
 pytestmark = pytest.mark.integration
+
+DAG_RUN_PROCESSES = 3  # one warm subprocess per test (conftest.dag_run_processes)
 
 # pg_advisory_lock key the COPY gate waits on (test-only, in the stand-in's backend)
 COPY_GATE_KEY = 0x4641_554C_5453  # "FAULTS"
@@ -55,23 +57,23 @@ def rerun_repairs(pipeline_dag, source, target, n: int) -> None:
     assert_same_rows(source_rows(source), target_rows(target), f"after rerunning 03-0{n}")
 
 
-def test_kill_during_the_export_then_a_rerun(synced, dag_run_process, stack, source, target):
+def test_kill_during_the_export_then_a_rerun(dag_run_process, synced, stack, source, target):
     change_source_within(source, day(3))
     before = target_rows(target)
-    with closing(psycopg2.connect(stack.source_dsn)) as locker:
+    with closing(psycopg2.connect(stack.source_dsn)) as locker, closing(watch(stack.source_dsn)) as seen:
         with locker.cursor() as cursor:  # held until rollback: the export's COPY waits
             cursor.execute("lock table action in access exclusive mode")
         try:
             run = dag_run_process(day(4))
             wait_until(
-                lambda: run.assert_running() and lock_waiters(stack.source_dsn, "copy (%"),
+                lambda: run.assert_running() and lock_waiters(seen, "copy (%"),
                 "the export's COPY (SELECT ...) to wait on the source's lock",
-                on_timeout=lambda: activity(stack.source_dsn) + run.log_tail(),
+                on_timeout=lambda: activity(seen) + run.log_tail(),
             )
             killed_and_reaped(run)
         finally:
             locker.rollback()
-    assert "export_action" in run.log()
+    assert "task_id=export_action " in run.log()
     assert target_rows(target) == before, "a run killed in its export changed the target"
     rerun_repairs(synced, source, target, 3)
 
@@ -102,38 +104,37 @@ drop function if exists faults_gate_new_staging();
 """
 
 
-def test_kill_during_the_copy_then_a_rerun(synced, dag_run_process, backend_dsn, source, target):
+def test_kill_during_the_copy_then_a_rerun(dag_run_process, synced, backend_dsn, source, target):
     """The staging table is created by the run itself, so the test cannot lock it beforehand:
     an event trigger in the stand-in's backend gives each new staging table a BEFORE INSERT
     trigger that waits on an advisory lock the test holds. The COPY (after the REPLACE's
     DELETE, in the same transaction) waits there."""
     change_source_within(source, day(4))
     before = target_rows(target)
-    with closing(psycopg2.connect(backend_dsn)) as gate:
-        gate.autocommit = True
+    with closing(watch(backend_dsn)) as gate:
         with gate.cursor() as cursor:
             cursor.execute("select pg_advisory_lock(%s)", (COPY_GATE_KEY,))
             cursor.execute(GATE_SQL)
         try:
             run = dag_run_process(day(5))
             (pid, query), *_ = wait_until(
-                lambda: run.assert_running() and lock_waiters(backend_dsn, "%copy%"),
+                lambda: run.assert_running() and lock_waiters(gate, "%copy%"),
                 "the COPY into the staging table to wait at the gate",
-                on_timeout=lambda: activity(backend_dsn) + run.log_tail(),
+                on_timeout=lambda: activity(gate) + run.log_tail(),
             )
             killed_and_reaped(run)
         finally:
             with gate.cursor() as cursor:
                 cursor.execute(UNGATE_SQL)
                 cursor.execute("select pg_advisory_unlock_all()")
-    assert staging_table(4).split(".")[1] in query
-    assert "load_action_staging" in run.log()
-    wait_until(lambda: not sessions_holding(backend_dsn, staging_table(4)), "the killed COPY to roll back")
+        assert staging_table(4).split(".")[1] in query.lower()
+        assert "task_id=load_action_staging " in run.log()
+        wait_until(lambda: not sessions_locking(gate, staging_table(4)), "the killed COPY to roll back")
     assert target_rows(target) == before, "a run killed in its COPY changed the target"
     rerun_repairs(synced, source, target, 4)
 
 
-def test_kill_during_the_publish_then_a_rerun(synced, dag_run_process, backend_dsn, source, target):
+def test_kill_during_the_publish_then_a_rerun(dag_run_process, synced, backend_dsn, source, target):
     """The publish waits, its DELETE and INSERT done and uncommitted, on the DROP of the staging
     table (the test reads staging); killed there, its transaction rolls back whole."""
     change_source_within(source, day(5))
@@ -142,38 +143,36 @@ def test_kill_during_the_publish_then_a_rerun(synced, dag_run_process, backend_d
     with (
         closing(psycopg2.connect(backend_dsn)) as target_lock,
         closing(psycopg2.connect(backend_dsn)) as reader,
+        closing(watch(backend_dsn)) as seen,
     ):
         with target_lock.cursor() as cursor:  # first gate: the publish's LOCK of the target waits
             cursor.execute("lock table tracking.action in access exclusive mode")
         try:
             run = dag_run_process(day(6))
             wait_until(
-                lambda: run.assert_running() and lock_waiters(backend_dsn, "lock%action%"),
+                lambda: run.assert_running() and lock_waiters(seen, "lock%action%"),
                 "the publish to wait on its LOCK of the target",
-                on_timeout=lambda: activity(backend_dsn) + run.log_tail(),
+                on_timeout=lambda: activity(seen) + run.log_tail(),
             )
             with reader.cursor() as cursor:  # second gate, held from now on: DROP staging waits
                 cursor.execute(f"lock table {staging} in access share mode")
             target_lock.rollback()
             (pid, query), *_ = wait_until(
-                lambda: run.assert_running() and lock_waiters(backend_dsn, "drop table%"),
+                lambda: run.assert_running() and lock_waiters(seen, "drop table%"),
                 "the publish to reach the DROP of the staging table",
-                on_timeout=lambda: activity(backend_dsn) + run.log_tail(),
+                on_timeout=lambda: activity(seen) + run.log_tail(),
             )
             (wrote,) = fetch_rows(
-                target_lock, "select backend_xid is not null from pg_stat_activity where pid = %s", (pid,)
+                seen, "select backend_xid is not null from pg_stat_activity where pid = %s", (pid,)
             )[0]
             assert wrote, "the waiting publish has deleted and inserted in its open transaction"
             killed_and_reaped(run)
         finally:
             target_lock.rollback()
             reader.rollback()
-    assert "replace_action_rows" in run.log()
-    wait_until(
-        lambda: not sessions_holding(backend_dsn, "tracking.action"), "the killed publish to roll back"
-    )
+        assert "task_id=replace_action_rows " in run.log()
+        wait_until(lambda: not sessions_locking(seen, "tracking.action"), "the killed publish to roll back")
+        (kept,) = fetch_rows(seen, "select to_regclass(%s) is not null", (staging,))[0]
+        assert kept, "the DROP of the staging table rolled back with the rest"
     assert target_rows(target) == before, "a run killed in its publish left part of it applied"
-    with closing(psycopg2.connect(backend_dsn)) as backend:
-        (kept,) = fetch_rows(backend, "select to_regclass(%s) is not null", (staging,))[0]
-    assert kept, "the DROP of the staging table rolled back with the rest"
     rerun_repairs(synced, source, target, 5)

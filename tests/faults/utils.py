@@ -19,18 +19,29 @@ import psycopg2
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# The subprocess: the DAG as the DAG processor sees it, retries off, one dag.test() run.
+# The subprocess: the DAG as the DAG processor sees it, retries off, then one dag.test() run.
+# It warms up first (imports, the DagBag, the in-process execution API that dag.test() builds
+# on its first task: ~15-30 s here) and waits for its logical date and conf on stdin, so a
+# test can start it ahead, while other work runs, and give it the run when the stage's lock
+# is in place.
 DAG_RUN_SCRIPT = """
 import json, os, sys
 from datetime import datetime
 from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.execution_time.supervisor import in_process_api_server
 
 bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
 assert not bag.import_errors, bag.import_errors
 dag = bag.get_dag("postgres_to_redshift")
 for task in dag.tasks:
     task.retries = 0
-run = dag.test(logical_date=datetime.fromisoformat(sys.argv[1]), run_conf=json.loads(sys.argv[2]))
+in_process_api_server().app
+print("READY", flush=True)
+line = sys.stdin.readline()
+if not line:
+    sys.exit(0)
+logical_date, conf = json.loads(line)
+run = dag.test(logical_date=datetime.fromisoformat(logical_date), run_conf=conf)
 print("DAG RUN STATE", run.state, flush=True)
 """
 
@@ -49,53 +60,56 @@ def wait_until(
         if time.monotonic() > deadline:
             detail = on_timeout() if on_timeout else ""
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
-        time.sleep(0.1)
+        time.sleep(0.2)
 
 
-def lock_waiters(dsn: str, query_like: str) -> list[tuple[int, str]]:
-    """(pid, query) of the sessions of the database of `dsn` waiting on a lock while running
-    a statement that matches `query_like` (SQL LIKE, case-insensitive)."""
+def watch(dsn: str) -> Any:
+    """An autocommit connection to watch a database from (one for a whole wait, not one a poll:
+    a connection a poll would fork a backend ten times a second on a shared machine)."""
     connection = psycopg2.connect(dsn)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "select pid, query from pg_stat_activity "
-                "where datname = current_database() and pid <> pg_backend_pid() "
-                "and wait_event_type = 'Lock' and query ilike %s",
-                (query_like,),
-            )
-            return cursor.fetchall()
-    finally:
-        connection.close()
+    connection.autocommit = True
+    return connection
 
 
-def sessions_holding(dsn: str, relation: str) -> list[int]:
-    """Pids of other sessions holding or waiting for a lock on `relation` (schema.table)."""
-    connection = psycopg2.connect(dsn)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "select distinct pid from pg_locks where locktype = 'relation' "
-                "and relation = to_regclass(%s) and pid <> pg_backend_pid()",
-                (relation,),
-            )
-            return [row[0] for row in cursor.fetchall()]
-    finally:
-        connection.close()
+def _rows(connection: Any, sql: str, params: Any = None) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
-def activity(dsn: str) -> str:
-    """pg_stat_activity of the database, for a timeout's message."""
-    connection = psycopg2.connect(dsn)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "select pid, state, wait_event_type, wait_event, left(query, 120) from pg_stat_activity "
-                "where datname = current_database() and pid <> pg_backend_pid()"
-            )
-            return "\n  ".join(["", "pg_stat_activity:", *map(str, cursor.fetchall())])
-    finally:
-        connection.close()
+def lock_waiters(connection: Any, query_like: str) -> list[tuple[int, str]]:
+    """(pid, query) of the other sessions of the connection's database waiting on a lock while
+    running a statement that matches `query_like` (SQL LIKE, case-insensitive)."""
+    return _rows(
+        connection,
+        "select pid, query from pg_stat_activity "
+        "where datname = current_database() and pid <> pg_backend_pid() "
+        "and wait_event_type = 'Lock' and query ilike %s",
+        (query_like,),
+    )
+
+
+def sessions_locking(connection: Any, relation: str) -> list[int]:
+    """Pids of the other sessions holding or waiting for a lock on `relation` (schema.table)."""
+    return [
+        pid
+        for (pid,) in _rows(
+            connection,
+            "select distinct pid from pg_locks where locktype = 'relation' "
+            "and relation = to_regclass(%s) and pid <> pg_backend_pid()",
+            (relation,),
+        )
+    ]
+
+
+def activity(connection: Any) -> str:
+    """pg_stat_activity of the connection's database, for a timeout's message."""
+    rows = _rows(
+        connection,
+        "select pid, state, wait_event_type, wait_event, left(query, 120) from pg_stat_activity "
+        "where datname = current_database() and pid <> pg_backend_pid()",
+    )
+    return "\n  ".join(["", "pg_stat_activity:", *map(str, rows)])
 
 
 def copy_airflow_home(parent_home: str, home: Path) -> Path:
@@ -115,9 +129,10 @@ def copy_airflow_home(parent_home: str, home: Path) -> Path:
 
 class DagRunProcess:
     """One dag.test() run of postgres_to_redshift in a subprocess, in a process group of its
-    own (so SIGKILL reaches everything it started), with its own AIRFLOW_HOME."""
+    own (so SIGKILL reaches everything it started), with its own AIRFLOW_HOME. Started warm
+    and idle; `run()` gives it its logical date and conf."""
 
-    def __init__(self, home: Path, logical_date: datetime, conf: dict) -> None:
+    def __init__(self, home: Path) -> None:
         self.log_path = home / "dag_run.log"
         env = {
             **os.environ,  # the stack's connections and TRACKING_SYNC_* (stack_env, pipeline_env)
@@ -127,15 +142,27 @@ class DagRunProcess:
         env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", DAG_RUN_SCRIPT, logical_date.isoformat(), json.dumps(conf)],
+                [sys.executable, "-c", DAG_RUN_SCRIPT],
                 cwd=REPO_ROOT,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own session and process group: pgid == pid
             )
         self.pgid = self.process.pid
+
+    def run(self, logical_date: datetime, conf: dict) -> DagRunProcess:
+        wait_until(
+            lambda: self.assert_running() and "READY" in self.log(),
+            "the DAG run's subprocess to warm up",
+            timeout=180,
+            on_timeout=self.log_tail,
+        )
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps([logical_date.isoformat(), conf]).encode() + b"\n")
+        self.process.stdin.close()
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -156,6 +183,8 @@ class DagRunProcess:
         except ProcessLookupError:
             pass
         self.process.wait(timeout=30)
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
 
     def group_members(self) -> list[int]:
         """Pids still in the run's process group (zombies included)."""
