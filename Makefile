@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
-.PHONY: demo test stack-up stack-down bench clean postgres-binaries
+.PHONY: demo test stack-up stack-down airflow bench clean postgres-binaries
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ stack-up: $(STAMP) postgres-binaries
 
 stack-down:
 	$(PY) -m devstack down
+
+# The stack, demo data and Airflow (api-server, scheduler, dag-processor, triggerer) in the
+# foreground; prints the UI's URL, user and password; Ctrl-C stops everything it started.
+airflow: $(STAMP) postgres-binaries
+	$(PY) -m devstack airflow
 
 bench: $(STAMP) postgres-binaries
 	$(PY) bench/bench_export_upload.py

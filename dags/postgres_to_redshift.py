@@ -10,15 +10,15 @@ of `action` (rows with `action_time` in the run's data interval) and all of
 ## Tasks, in order
 | task | what it does | when it fails |
 |---|---|---|
-| `plan_run` | checks the params (mode, target schema, validation) and the data interval; nothing has moved yet | the error lists what is allowed: trigger again with valid params |
+| `plan_run` | checks the params (mode, target schema, validation), the conf keys and the data interval; its result, the run plan, is what every later task follows; nothing has moved yet | at once, no retries: the error lists what is allowed (and any unknown conf key): trigger again with valid params |
 | `create_schema` | creates the target schema and tables if missing (`create_target_tables.sql`) | permissions on Redshift, or the cluster is down: retries; then check `redshift_default` |
-| `create_action_staging` | (re)creates the empty staging table of this interval, `action_staging_<interval>` (`create_action_staging.sql`) | as above |
-| `export_action`, `export_action_type` | stream `COPY (SELECT ...) TO STDOUT` of the run's slice into zstd CSV parts on `TRACKING_SYNC_STAGING_DIR`; XCom: rows, bytes, part URIs | source unreachable or a statement timeout: retries; check `postgres_source` |
-| `upload_action`, `upload_action_type` | uploads the parts under `s3://<bucket>/<prefix>/<table>/<interval>/` with a `manifest.json`; removes parts of earlier attempts | "staging part ... is not at ...": export and upload ran on workers that do not share `TRACKING_SYNC_STAGING_DIR`: point it at shared storage, then clear `export_*` |
-| `load_action_type` | COPY with REPLACE into `action_type` (delete + COPY in one transaction) | the log shows the `stl_load_errors` rows (file, line, column, reason); the target is unchanged |
+| `create_action_staging` | (re)creates the empty staging table of this interval, `action_staging_<interval>` (`create_action_staging.sql`); when no other run is running, drops staging tables killed runs left | as above |
+| `export_action`, `export_action_type` | stream `COPY (SELECT ...) TO STDOUT` of the run's slice into zstd CSV parts on `TRACKING_SYNC_STAGING_DIR`; XCom: rows, bytes, part URIs | source unreachable or a statement timeout: retries; check `postgres_source`. A full staging disk fails at once, naming the folder and `TRACKING_SYNC_STAGING_DIR` |
+| `upload_action`, `upload_action_type` | uploads the parts under `s3://<bucket>/<prefix>/<table>/<interval>/` with a `manifest.json`; removes parts of earlier attempts, and intervals past `TRACKING_SYNC_RETENTION_DAYS` | "staging part ... is not at ...": export and upload ran on workers that do not share `TRACKING_SYNC_STAGING_DIR`: point it at shared storage, then clear `export_*` |
+| `load_action_type` | COPY with REPLACE into `action_type` (delete + COPY in one transaction) | a rejected row fails at once, naming the source row's id, the column, the limit and the value; a missing manifest or part too; the target is unchanged. Connection errors retry |
 | `load_action_staging` | COPY of the parts into the interval's staging table | as above; only the staging table was touched |
-| `replace_action_rows` | in ONE transaction: delete the target's `action` rows of the interval (all rows for a full refresh), insert the staged rows, drop the staging table | nothing is half-applied: clear `create_action_staging` and what follows |
-| `validate` | runs every parity check (`include/sql/parity/*.sql`) on PostgreSQL and on Redshift over `action_time < data_interval_end` and compares the results by key; report in XCom `validation_report` and in the log as a table | a data mismatch fails at once, without retries: read the report (see below). Connection errors retry |
+| `replace_action_rows` | in ONE transaction: lock the target table (a concurrent publish waits), carry rows that moved out of the interval in the source to their new place, delete the target's `action` rows of the interval and the staged ids (all rows for a full refresh), insert the staged rows, drop the staging table | nothing is half-applied: clear `create_action_staging` and what follows. Over 10,000 moved rows: rerun the days they moved to first, or a full refresh |
+| `validate` | runs every parity check (`include/sql/parity/*.sql`) on PostgreSQL and on Redshift over `action_time < data_interval_end`, and the rows the publish placed outside the interval by id, and compares the results by key; report in XCom `validation_report` and in the log as a table | a data mismatch fails at once, without retries: read the report (see below). Connection errors retry |
 
 ## When `validate` fails
 The log line `TRACKING_SYNC FAILED ... what=... report=...` (and the configured notifier,
@@ -31,9 +31,10 @@ days whose counts differ, and the repair command.
 - **"action_time must be TIMESTAMPTZ on Redshift"**: the target column is TIMESTAMP, so
   Redshift's EXTRACT(EPOCH) returns whole seconds and every session total is off. Reloading
   does not help: drop the target tables (or alter the column), then trigger `mode=full_refresh`.
-- **users differ but no day does**: a scoped run saw an old row of a user active in the
-  interval; trigger a run with `validation=full` (same interval) to name the days, then
-  backfill them. Differences everywhere: trigger a run with `mode=full_refresh`.
+- **users differ but no day does**: a scoped run saw another row of a user active in the
+  interval; rerun that interval with `validation=full` (the report prints the backfill
+  command with `--dag-run-conf`) to name the days, then backfill them. Differences
+  everywhere: trigger a run with `mode=full_refresh`.
 - **the source changed after the load** (late rows inside the interval): rerun the interval.
 - A check file that is malformed fails without retries too; the error names the file and the fix.
 
@@ -46,8 +47,12 @@ the source included. Backfill a range from the UI (Trigger → Backfill) or
 once, and a day's scoped validation reads the days before it).
 A manual run needs a logical date for `mode=incremental` (the CLI's `airflow dags trigger`
 without `--logical-date` makes a run with no data interval; `plan_run` refuses it and says so).
-If a run failed after `create_schema`, a staging table `action_staging_<interval>` stays in the
-target schema until that interval runs again; it is safe to drop.
+A manual run with logical date D moves the day before D. Conf keys other than the params are
+refused. A staging table `action_staging_<interval>` left by a killed run is dropped by the
+next run that runs alone (or by that interval's rerun). A rerun carries rows that a late
+correction moved out of its interval to their new place, so no row is lost between days.
+Failures that need a fix (bad params, rejected rows, missing files, a full disk) fail at once
+without retries; transient ones retry, each retry logging `TRACKING_SYNC RETRY ...` with when.
 
 ## Params
 - `mode`: `incremental` (the run's data interval) or `full_refresh` (both tables, everything).
@@ -130,7 +135,7 @@ def postgres_to_redshift():
     # action_type: the small dictionary, always whole, replaced by one COPY transaction.
     # Runs of different intervals (a backfill) never reload it at once.
     action_type_exported = tasks.export.override(task_id="export_action_type")("action_type", plan)
-    action_type_uploaded = tasks.upload.override(task_id="upload_action_type")(action_type_exported)
+    action_type_uploaded = tasks.upload.override(task_id="upload_action_type")(plan, action_type_exported)
     action_type_loaded = tasks.load(
         "load_action_type",
         schema=plan["target_schema"],
@@ -143,7 +148,7 @@ def postgres_to_redshift():
 
     # action: the run's slice, COPied into its staging table, then published in one transaction.
     action_exported = tasks.export.override(task_id="export_action")("action", plan)
-    action_uploaded = tasks.upload.override(task_id="upload_action")(action_exported)
+    action_uploaded = tasks.upload.override(task_id="upload_action")(plan, action_exported)
     action_staged = tasks.load(
         "load_action_staging",
         schema=plan["target_schema"],
@@ -155,7 +160,7 @@ def postgres_to_redshift():
     action_published = tasks.replace_action_rows(plan)
     chain(action_staged, action_published)
 
-    chain([action_type_loaded, action_published], tasks.validate(plan))
+    chain(action_type_loaded, tasks.validate(plan, action_published))
 
 
 dag = postgres_to_redshift()

@@ -3,8 +3,10 @@
     python -m devstack up      start PostgreSQL, S3 and the Redshift stand-in; write .devstack/env
     python -m devstack down    stop them and remove what they left
     python -m devstack status  say whether it is running
+    python -m devstack airflow [--port N]
+                               the stack, demo data and Airflow's UI in the foreground; Ctrl-C stops all
 
-`make stack-up` / `make stack-down` call these. Source `.devstack/env` to get the
+`make stack-up` / `make stack-down` / `make airflow` call these. Source `.devstack/env` to get the
 AIRFLOW_CONN_* variables that point Airflow (or psql, boto3) at the stack.
 """
 
@@ -121,8 +123,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["up", "down", "status", "serve"])
-    command = parser.parse_args().command
+    parser.add_argument("command", choices=["up", "down", "status", "serve", "airflow"])
+    parser.add_argument("--port", type=int, default=0, help="airflow: the UI's port (8080 when free)")
+    args = parser.parse_args()
+    command = args.command
+    if command == "airflow":
+        if _running_pid():
+            print(
+                f"the local stack is running already (pid {PID_FILE.read_text().strip()}): `make stack-down` first"
+            )
+            return 1
+        from devstack.airflow import serve_ui
+
+        rows = int(os.environ["DEMO_ROWS"]) if os.environ.get("DEMO_ROWS") else None
+        return serve_ui(STATE_DIR, port=args.port, rows=rows)
     if command == "up":
         return up()
     if command == "down":

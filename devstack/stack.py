@@ -89,6 +89,7 @@ class Stack:
         }
         if self.redshift is not None:
             env.update(self.redshift.env())
+            env["REDSHIFT_DSN"] = self.redshift.dsn()  # for psql "$REDSHIFT_DSN"
         return env
 
     def write_env_file(self, path: Path) -> None:

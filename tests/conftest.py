@@ -60,3 +60,73 @@ def stack_env(stack):
         for name, value in stack.env().items():
             patch.setenv(name, value)
         yield stack.env()
+
+
+@pytest.fixture
+def airflow_deployment(stack, tmp_path):
+    """A running Airflow (api-server, dag-processor, scheduler) on its own AIRFLOW_HOME and
+    metadata database, unpaused DAGs, no scheduled runs (manual runs and backfills only);
+    every process stopped, no port left open and the database dropped afterwards."""
+    import uuid
+
+    import psycopg2
+
+    from devstack.airflow import AirflowDeployment
+    from tests.dag_helpers import COMPONENTS, DAG_ID, STARTUP_TIMEOUT, STOP_TIMEOUT
+
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    deployed = AirflowDeployment(
+        tmp_path / "airflow-home",
+        postgres=stack.postgres,
+        components=COMPONENTS,
+        startup_timeout=STARTUP_TIMEOUT,
+        stop_timeout=STOP_TIMEOUT,
+        env={
+            **stack.env(),
+            "TRACKING_SYNC_STAGING_DIR": str(staging),
+            "TRACKING_SYNC_PREFIX": f"deployment-{uuid.uuid4().hex[:8]}",
+            "TRACKING_SYNC_PART_MB": "1",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            # No scheduled runs: unpaused, the DAG would get its latest nightly run into the
+            # default schema. Manual runs and backfills still run.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        },
+    )
+    try:
+        deployed.start(dag_ids=(DAG_ID,))
+        yield deployed
+    finally:
+        hard_killed = deployed.stop()
+        print("\n".join(deployed.timings))
+        left = deployed.leftover_pids()
+        open_ports = deployed.open_ports()
+        server = psycopg2.connect(stack.postgres.dsn())
+        try:
+            with server.cursor() as cursor:
+                cursor.execute("select 1 from pg_database where datname = %s", (deployed.database,))
+                assert cursor.fetchall() == [], f"metadata database {deployed.database} not dropped"
+        finally:
+            server.close()
+        assert not left and not open_ports, f"left behind: pids {left}, ports {open_ports}"
+        if hard_killed:
+            # Not a failure of the pipeline, but worth seeing in the report.
+            print(f"killed with SIGKILL: {hard_killed}")
+
+
+@pytest.fixture
+def target_schema_of_test(stack):
+    """A Redshift schema of the test's own, dropped afterwards."""
+    import uuid
+
+    import psycopg2
+
+    schema = f"test_{uuid.uuid4().hex[:8]}"
+    yield schema
+    backend = psycopg2.connect(stack.postgres.dsn(stack.redshift.database))
+    backend.autocommit = True
+    try:
+        with backend.cursor() as cursor:
+            cursor.execute(f"drop schema if exists {schema} cascade")
+    finally:
+        backend.close()

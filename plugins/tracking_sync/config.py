@@ -10,6 +10,8 @@ deployments comes from the environment:
                                 and upload can run on different machines
                                 (default: <tmp>/tracking_sync)
     TRACKING_SYNC_PART_MB       uncompressed size at which a part is closed (default 512)
+    TRACKING_SYNC_RETENTION_DAYS  days an interval's files stay in S3 after the interval
+                                (default 14); the upload of a later interval removes older ones
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ MIB = 1024 * 1024
 # and a nightly slice of a few million rows still splits into several parts to load in
 # parallel across slices.
 DEFAULT_PART_MB = 512
+# Staged files of an interval stay this long after the interval (to reload or inspect a
+# recent day without a new export), then the upload of a later interval removes them.
+DEFAULT_RETENTION_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class Settings:
     prefix: str = "tracking"
     staging_dir: Path = Path(tempfile.gettempdir()) / "tracking_sync"
     part_bytes: int = DEFAULT_PART_MB * MIB
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -56,9 +62,16 @@ class Settings:
             ) from None
         if part_bytes <= 0:
             raise MissingSetting(f"TRACKING_SYNC_PART_MB={part_mb!r} must be positive")
+        retention = env.get("TRACKING_SYNC_RETENTION_DAYS", str(DEFAULT_RETENTION_DAYS)).strip()
+        if not retention.isdigit() or int(retention) < 1:
+            raise MissingSetting(
+                f"TRACKING_SYNC_RETENTION_DAYS={retention!r} is not a whole number of days >= 1 "
+                f"(default {DEFAULT_RETENTION_DAYS}): how long an interval's files stay in S3"
+            )
         return cls(
             bucket=bucket,
             prefix=env.get("TRACKING_SYNC_PREFIX", cls.prefix).strip("/") or cls.prefix,
             staging_dir=Path(env.get("TRACKING_SYNC_STAGING_DIR") or cls.staging_dir),
             part_bytes=part_bytes,
+            retention_days=int(retention),
         )

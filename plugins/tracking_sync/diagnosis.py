@@ -8,11 +8,14 @@ the command and the UI path that reload what differs: the differing days, or eve
 
 from __future__ import annotations
 
+import json
+import shlex
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from tracking_sync.names import DAG_ID
+from tracking_sync.params import DEFAULT_TARGET_SCHEMA
 from tracking_sync.parity import quote_identifier
 from tracking_sync.report import ValidationReport, day_ranges
 
@@ -23,7 +26,10 @@ TIMESTAMP_HINT = (
 
 
 def explain_failure(
-    report: ValidationReport, target_conn: Any, target_schema: str, rerun_logical_date: datetime | None = None
+    report: ValidationReport,
+    target_conn: Any,
+    target_schema: str,
+    rerun_interval_start: datetime | None = None,
 ) -> None:
     """Add to a failed report the days that differ, the cause when known and the repair."""
     report.days_to_backfill = sorted({day for check in report.checks for day in check.days})
@@ -33,7 +39,8 @@ def explain_failure(
         dag_id=report.dag_id,
         wrong_type=wrong_type,
         scope=report.scope,
-        rerun_logical_date=rerun_logical_date or datetime.fromisoformat(report.window_end),
+        rerun_interval_start=rerun_interval_start or datetime.fromisoformat(report.window_start),
+        target_schema=target_schema,
     )
 
 
@@ -61,12 +68,16 @@ def repair_steps(
     dag_id: str = DAG_ID,
     wrong_type: bool = False,
     scope: str = "full",
-    rerun_logical_date: datetime | None = None,
+    rerun_interval_start: datetime | None = None,
+    target_schema: str = DEFAULT_TARGET_SCHEMA,
 ) -> list[str]:
     """What to run to make the target right again, for the report: each CLI line runs as
-    printed (tests/faults/test_repair_commands.py runs every kind)."""
-    full_refresh_cli = f'airflow dags trigger {dag_id} --conf \'{{"mode": "full_refresh"}}\''
-    full_refresh_ui = f"UI: {dag_id} > Trigger > mode = full_refresh"
+    printed (tests/faults/test_repair_commands.py runs every kind), into the same schema."""
+    schema = {} if target_schema == DEFAULT_TARGET_SCHEMA else {"target_schema": target_schema}
+    full_refresh_cli = f"airflow dags trigger {dag_id} --conf {_conf({'mode': 'full_refresh', **schema})}"
+    full_refresh_ui = f"UI: {dag_id} > Trigger > mode = full_refresh" + (
+        f", target_schema = {target_schema}" if schema else ""
+    )
     if wrong_type:
         return [
             "Fix the target DDL first (a reload into the same TIMESTAMP column fails again): "
@@ -75,17 +86,19 @@ def repair_steps(
             f"CLI: {full_refresh_cli}",
             full_refresh_ui,
         ]
-    if not days and scope == "scoped" and rerun_logical_date is not None:
-        # A scoped run counts days only inside its interval: an old row of one of the
-        # interval's users differs. A full validation names its day. A manual run needs
-        # the logical date of the interval (it moves the day before it) to have one.
-        logical_date = rerun_logical_date.astimezone(UTC).isoformat()
+    if not days and scope == "scoped" and rerun_interval_start is not None:
+        # A scoped run counts days only inside its interval: another row of one of the
+        # interval's users differs. A full validation names its day. A backfill of the
+        # interval reruns its existing run with the new conf (a manual trigger with the
+        # same logical date would collide with the scheduled run that has it).
+        day = rerun_interval_start.astimezone(UTC).date().isoformat()
+        conf = {"validation": "full", **schema}
         return [
             "Users differ outside this interval's days: find the days with a full validation "
             "(its per-day check names them), then backfill those days:",
-            f"CLI: airflow dags trigger {dag_id} --logical-date {logical_date} "
-            f'--conf \'{{"validation": "full"}}\'',
-            f"UI: {dag_id} > Trigger, Logical Date {logical_date}, validation = full",
+            f"CLI: {_backfill_cli(dag_id, day, day, conf)}",
+            f"UI: {dag_id} > Trigger > Backfill, Date Range {day} to {day}, Reprocess Behaviour "
+            f"'All Runs', Max Active Runs 1, Advanced Options > Configuration JSON {json.dumps(conf)}",
             f"or reload everything: {full_refresh_cli}",
         ]
     if not days:
@@ -98,18 +111,28 @@ def repair_steps(
     if len(ranges) > 5:  # one backfill over the span beats a page of commands
         ranges = [(ranges[0][0], ranges[-1][1])]
     steps = ["Reload the differing days (each day is one daily interval; reruns are idempotent):"]
-    steps += [
-        f"CLI: airflow backfill create --dag-id {dag_id} --from-date {first} --to-date {last} "
-        "--reprocess-behavior completed --max-active-runs 1"
-        for first, last in ranges
-    ]
+    steps += [f"CLI: {_backfill_cli(dag_id, first, last, schema)}" for first, last in ranges]
     steps.append(
         f"UI: {dag_id} > Trigger > Backfill, Date Range "
         + ", ".join(f"{first} to {last}" for first, last in ranges)
         + ", Reprocess Behaviour 'All Runs', Max Active Runs 1"
+        + (f", Configuration JSON {json.dumps(schema)}" if schema else "")
     )
     steps.append(f"or a full refresh: {full_refresh_cli}")
     return steps
+
+
+def _backfill_cli(dag_id: str, first: str, last: str, conf: dict) -> str:
+    command = (
+        f"airflow backfill create --dag-id {dag_id} --from-date {first} --to-date {last} "
+        "--reprocess-behavior completed --max-active-runs 1"
+    )
+    return f"{command} --dag-run-conf {_conf(conf)}" if conf else command
+
+
+def _conf(conf: dict) -> str:
+    """A JSON conf as one shell word."""
+    return shlex.quote(json.dumps(conf))
 
 
 def _diagnose(report: ValidationReport, target_conn: Any, target_schema: str) -> bool:

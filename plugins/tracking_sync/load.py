@@ -62,14 +62,21 @@ def publish_statements(schema: str, staging: str, run_slice: RunSlice) -> list[s
 class PublishResult:
     inserted: int = 0
     carried: list[int] = field(default_factory=list)  # ids moved out of the interval, re-placed
+    moved_in: list[int] = field(default_factory=list)  # staged ids the target had elsewhere
     deleted_in_source: list[int] = field(default_factory=list)  # ids gone from the source
+
+    @property
+    def placed_outside(self) -> list[int]:
+        """Ids this publish wrote or removed outside its interval: validate checks them."""
+        return sorted(set(self.carried) | set(self.moved_in))
 
     def summary(self) -> dict[str, Any]:
         return {
             "inserted": self.inserted,
             "carried": len(self.carried),
-            "carried_ids": self.carried[:100],
+            "moved_in": len(self.moved_in),
             "deleted_in_source": len(self.deleted_in_source),
+            "placed_outside_ids": self.placed_outside,
         }
 
 
@@ -95,8 +102,13 @@ def publish_action(
     try:
         for statement in render_statements("redshift/lock_action.sql", schema=schema):
             cursor.execute(statement)
-        if not run_slice.full_refresh and read_source_rows is not None:
-            _carry_moved_rows(cursor, schema, staging, bounds, read_source_rows, result)
+        if not run_slice.full_refresh:
+            cursor.execute(
+                render_sql("redshift/select_moved_in_action_ids.sql", schema=schema, staging=staging), bounds
+            )
+            result.moved_in = [row[0] for row in cursor.fetchall()]
+            if read_source_rows is not None:
+                _carry_moved_rows(cursor, schema, staging, bounds, read_source_rows, result)
         for statement in publish_statements(schema, staging, run_slice):
             cursor.execute(statement, bounds if "%(start)s" in statement else None)
             if statement.lower().startswith("insert"):

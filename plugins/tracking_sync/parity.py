@@ -18,9 +18,7 @@ rendered with:
 
     schema        the schema holding `action` and `action_type` (a validated identifier)
     window_start  start of the run's data interval, as a SQL timestamp literal (UTC)
-    window_end    the end of what is compared, as a SQL timestamp literal (UTC): the end
-                  of the run's data interval, or the target's high-water mark when later
-    interval_end  end of the run's data interval (the scoped users and days)
+    window_end    end of the run's data interval, as a SQL timestamp literal (UTC)
     scope         "scoped" or "full". full: everything before window_end. scoped: what
                   the interval touched, each check saying how in its header (the
                   interval's users with their whole history before window_end; the
@@ -67,15 +65,7 @@ class ParityCheck:
     def columns(self) -> tuple[str, ...]:
         return self.keys + tuple(value.name for value in self.values)
 
-    def render(
-        self,
-        *,
-        schema: str,
-        window_start: datetime,
-        window_end: datetime,
-        scope: str,
-        interval_end: datetime | None = None,
-    ) -> str:
+    def render(self, *, schema: str, window_start: datetime, window_end: datetime, scope: str) -> str:
         """The query for one engine: identifiers validated, timestamps as checked literals."""
         import jinja2
 
@@ -88,7 +78,6 @@ class ParityCheck:
             schema=quote_identifier(schema),
             window_start=timestamp_literal(window_start),
             window_end=timestamp_literal(window_end),
-            interval_end=timestamp_literal(interval_end or window_end),
             scope=scope,
         )
         return sql.strip().rstrip(";")

@@ -7,11 +7,18 @@ each statement is idempotent (`if not exists`, drop-and-create of the staging ta
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 from tracking_sync.plan import RunPlan
-from tracking_sync.sql_templates import render_statements
+from tracking_sync.sql_templates import render_sql, render_statements
 from tracking_sync.tables import ACTION, TABLES
+
+log = logging.getLogger(__name__)
+
+# The names RunPlan.staging_table gives: nothing else in the schema is ever dropped.
+_STAGING = re.compile(r"action_staging_(full_refresh|\d{8}t\d{6}_\d{8}t\d{6})")
 
 
 def target_tables_statements(schema: str) -> list[str]:
@@ -41,3 +48,22 @@ def create_target_tables(plan: RunPlan, connection: Any) -> None:
 
 def create_action_staging(plan: RunPlan, connection: Any) -> None:
     run_ddl(connection, action_staging_statements(plan.target_schema, plan.staging_table))
+
+
+def drop_leftover_staging_tables(plan: RunPlan, connection: Any) -> list[str]:
+    """Drop the staging tables of `plan.target_schema` other than the run's own; call only
+    when no other run is active (their tables are then leftovers of killed runs)."""
+    connection.autocommit = True
+    cursor = connection.cursor()
+    try:
+        cursor.execute(render_sql("redshift/select_staging_tables.sql", schema=plan.target_schema))
+        leftovers = [
+            name for (name,) in cursor.fetchall() if _STAGING.fullmatch(name) and name != plan.staging_table
+        ]
+        for name in leftovers:
+            cursor.execute(f"drop table if exists {plan.target_schema}.{name}")
+    finally:
+        cursor.close()
+    if leftovers:
+        log.info("dropped %s staging tables left by earlier runs: %s", len(leftovers), ", ".join(leftovers))
+    return leftovers

@@ -8,8 +8,10 @@ left behind, and rewrites the manifest, which lists exactly this attempt's parts
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tracking_sync.config import MIB, Settings
@@ -18,6 +20,7 @@ from tracking_sync.layout import MANIFEST_NAME, local_path, s3_uri, split_s3_uri
 
 # Measured against S3 here: 16 MiB parts on 4 threads beat single-part and 64 MiB parts.
 MULTIPART_CHUNK_BYTES = 16 * MIB
+_INTERVAL_LABEL = re.compile(r"\d{8}t\d{6}_(\d{8}t\d{6})")
 UPLOAD_THREADS = 4
 
 
@@ -111,3 +114,31 @@ def delete_stale_objects(s3_client: Any, bucket: str, prefix: str, keep: set[str
         batch = [{"Key": key} for key in stale[start : start + 1000]]
         s3_client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
     return len(stale)
+
+
+def expire_old_intervals(s3_client: Any, settings: Settings, table: str, before: datetime) -> list[str]:
+    """Remove the S3 prefixes of `table`'s intervals that ended before `before` minus the
+    retention; return the labels removed. Keyed on the intervals' own dates (the labels),
+    not on the clock, so a rerun removes the same; a full refresh's prefix is reused by
+    the next one and stays."""
+    horizon = before - timedelta(days=settings.retention_days)
+    root = f"{settings.prefix}/{table}/"
+    expired = []
+    for page in s3_client.get_paginator("list_objects_v2").paginate(
+        Bucket=settings.bucket, Prefix=root, Delimiter="/"
+    ):
+        for common in page.get("CommonPrefixes", []):
+            label = common["Prefix"][len(root) :].rstrip("/")
+            end = interval_end_of(label)
+            if end is not None and end <= horizon:
+                delete_stale_objects(s3_client, settings.bucket, common["Prefix"], keep=set())
+                expired.append(label)
+    return expired
+
+
+def interval_end_of(label: str) -> datetime | None:
+    """The end of the interval a prefix label names (20250301t000000_20250302t000000), or None."""
+    matched = _INTERVAL_LABEL.fullmatch(label)
+    if not matched:
+        return None
+    return datetime.strptime(matched.group(1), "%Y%m%dt%H%M%S").replace(tzinfo=UTC)

@@ -32,7 +32,6 @@ class CheckWindow:
     window_start: datetime
     window_end: datetime
     scope: str
-    interval_end: datetime | None = None  # scoped users and days; window_end when None
 
 
 def stream_rows(conn: Any, sql: str, batch_rows: int = FETCH_ROWS) -> Iterator[list[tuple]]:
@@ -78,12 +77,7 @@ def stream_check(
 ) -> tuple[Iterator[tuple], Iterator[tuple]]:
     """Run one check on both engines at once; its rows on each, in the order the query
     sorts them. Refuses a result whose columns are not the ones its header declares."""
-    bounds = {
-        "window_start": window.window_start,
-        "window_end": window.window_end,
-        "interval_end": window.interval_end,
-        "scope": window.scope,
-    }
+    bounds = {"window_start": window.window_start, "window_end": window.window_end, "scope": window.scope}
     sql_source = check.render(schema=window.source_schema, **bounds)
     sql_target = check.render(schema=window.target_schema, **bounds)
     source_columns, source_batches, target_columns, target_batches = _open_both(

@@ -46,15 +46,22 @@ def create_schema(plan: dict) -> None:
 
 
 @task
-def create_action_staging(plan: dict) -> None:
+def create_action_staging(plan: dict, ti=None) -> list[str]:
+    """(Re)create this interval's staging table. When no other run of the DAG is running,
+    every other staging table is a leftover of a killed or failed run: dropped (returned)."""
     from contextlib import closing
 
     from tracking_sync.connections import redshift_connection
+    from tracking_sync.names import DAG_ID
     from tracking_sync.plan import RunPlan
     from tracking_sync.schema import create_action_staging as create
+    from tracking_sync.schema import drop_leftover_staging_tables
 
+    run_plan = RunPlan.from_xcom(plan)
+    alone = ti.get_dr_count(dag_id=DAG_ID, states=["running"]) <= 1
     with closing(redshift_connection()) as connection:
-        create(RunPlan.from_xcom(plan), connection)
+        create(run_plan, connection)
+        return drop_leftover_staging_tables(run_plan, connection) if alone else []
 
 
 @task
@@ -72,12 +79,21 @@ def export(table_name: str, plan: dict) -> dict[str, Any]:
 
 
 @task(multiple_outputs=True)
-def upload(export_summary: dict) -> dict[str, Any]:
+def upload(plan: dict, export_summary: dict) -> dict[str, Any]:
+    """Put the parts in S3 with their manifest; then remove the files of this table's
+    intervals that are past the retention."""
     from tracking_sync.config import Settings
     from tracking_sync.connections import s3_client
-    from tracking_sync.staging import upload_export
+    from tracking_sync.plan import RunPlan
+    from tracking_sync.staging import expire_old_intervals, upload_export
 
-    return upload_export(s3_client(), Settings.from_env(), export_summary)
+    settings, client = Settings.from_env(), s3_client()
+    uploaded = upload_export(client, settings, export_summary)
+    window_end = RunPlan.from_xcom(plan).window_end
+    uploaded["expired_intervals"] = expire_old_intervals(
+        client, settings, export_summary["table"], window_end
+    )
+    return uploaded
 
 
 def load(
@@ -116,8 +132,9 @@ def replace_action_rows(plan: dict) -> dict[str, Any]:
 
 
 @task
-def validate(plan: dict, ti=None) -> None:
+def validate(plan: dict, published: dict, ti=None) -> None:
+    """The parity checks of the plan, and the rows the publish placed outside its interval."""
     from tracking_sync.plan import RunPlan
     from tracking_sync.validate import validate_task
 
-    validate_task(RunPlan.from_xcom(plan), ti)
+    validate_task(RunPlan.from_xcom(plan), ti, published)

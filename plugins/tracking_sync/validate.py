@@ -20,17 +20,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from tracking_sync.compare import TOP_DIFFERENCES, CheckResult, compare_sorted
 from tracking_sync.diagnosis import explain_failure
 from tracking_sync.exceptions import ParityCheckError
 from tracking_sync.names import DAG_ID, REDSHIFT_CONN_ID, REPORT_XCOM_KEY, SOURCE_CONN_ID
-from tracking_sync.parity import SCOPES, ParityCheck, load_checks, quote_identifier
+from tracking_sync.parity import SCOPES, ParityCheck, load_checks
+from tracking_sync.placed_rows import compare_rows_by_id
 from tracking_sync.plan import RunPlan
 from tracking_sync.report import ValidationReport
-from tracking_sync.sql_templates import render_sql
 from tracking_sync.streams import CheckWindow, stream_check
 
 log = logging.getLogger(__name__)
@@ -64,21 +64,21 @@ def run_validation(
     source_name: str = SOURCE_CONN_ID,
     target_name: str = REDSHIFT_CONN_ID,
     top: int = TOP_DIFFERENCES,
-    interval_end: datetime | None = None,
-    rerun_logical_date: datetime | None = None,
+    rerun_interval_start: datetime | None = None,
+    extra_results: Sequence[CheckResult] = (),
 ) -> ValidationReport:
     """Run every parity check on both engines and build the report (never raises on a mismatch).
 
-    Everything before `window_end` is compared; a scoped run picks the users and days of
-    [window_start, interval_end) (interval_end defaults to window_end). The repair of a
-    scoped failure that names no day reruns the interval whose logical date is
-    `rerun_logical_date` with a full validation."""
+    `extra_results` (already compared, e.g. the rows a publish placed outside its interval)
+    join the report. The repair of a scoped failure that names no day reruns the interval
+    that starts at `rerun_interval_start` with a full validation."""
     if scope not in SCOPES:
         raise ParityCheckError(f"validation scope {scope!r} is not one of {list(SCOPES)}")
     started = time.perf_counter()
     checks = load_checks() if checks is None else list(checks)
-    window = CheckWindow(source_schema, target_schema, window_start, window_end, scope, interval_end)
+    window = CheckWindow(source_schema, target_schema, window_start, window_end, scope)
     results = [run_check(check, source_conn, target_conn, window, top=top) for check in checks]
+    results += list(extra_results)
     report = ValidationReport(
         dag_id=dag_id,
         run_id=run_id,
@@ -90,7 +90,7 @@ def run_validation(
         checks=results,
     )
     if not report.passed:
-        explain_failure(report, target_conn, target_schema, rerun_logical_date=rerun_logical_date)
+        explain_failure(report, target_conn, target_schema, rerun_interval_start=rerun_interval_start)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
@@ -98,52 +98,33 @@ def run_validation(
 # ---------------------------------------------------------------- the Airflow task
 
 
-def validation_end(plan_end: datetime, high_water_mark: datetime | None) -> datetime:
-    """Compare everything before the run's window end, or up to the target's high-water
-    mark when the target holds later rows (a rerun or backfill of an old interval): a row
-    of the interval's users lost or moved after the interval's end is then seen."""
-    if high_water_mark is None:
-        return plan_end
-    if high_water_mark.tzinfo is None:
-        high_water_mark = high_water_mark.replace(tzinfo=UTC)
-    return max(plan_end, high_water_mark + timedelta(microseconds=1))
-
-
-def target_high_water_mark(target_conn: Any, schema: str) -> datetime | None:
-    cursor = target_conn.cursor()
-    try:
-        cursor.execute(render_sql("redshift/select_high_water_mark.sql", schema=quote_identifier(schema)))
-        (value,) = cursor.fetchone()
-        return value
-    finally:
-        cursor.close()
-        target_conn.rollback()
-
-
 def validate_for_run(
-    plan: RunPlan, source_conn: Any, target_conn: Any, *, run_id: str | None
+    plan: RunPlan,
+    source_conn: Any,
+    target_conn: Any,
+    *,
+    run_id: str | None,
+    placed_outside_ids: Sequence[int] = (),
 ) -> ValidationReport:
-    """The run plan's validation. A scoped one compares the interval's users up to the
-    target's high-water mark, not only up to the interval's end."""
-    window_end = plan.window_end
-    if plan.scope == "scoped":  # full: everything before the interval's end, as documented
-        window_end = validation_end(window_end, target_high_water_mark(target_conn, plan.target_schema))
+    """The run plan's validation: its parity checks over everything before the interval's
+    end in its scope, plus the rows the publish placed outside the interval, by id."""
+    extra = []
+    if placed_outside_ids:
+        extra.append(compare_rows_by_id(source_conn, target_conn, plan.target_schema, placed_outside_ids))
     return run_validation(
         source_conn,
         target_conn,
         target_schema=plan.target_schema,
         window_start=plan.window_start,
-        window_end=window_end,
-        interval_end=plan.window_end,
+        window_end=plan.window_end,
         scope=plan.scope,
         run_id=run_id,
-        source_name=SOURCE_CONN_ID,
-        target_name=REDSHIFT_CONN_ID,
-        rerun_logical_date=plan.window_end,
+        rerun_interval_start=plan.window_start,
+        extra_results=extra,
     )
 
 
-def validate_task(plan: RunPlan, ti: Any) -> None:
+def validate_task(plan: RunPlan, ti: Any, published: dict | None = None) -> None:
     """The `validate` task: run the parity checks of the run plan.
 
     Pushes the report to XCom (key `validation_report`) and logs it as a table. A data
@@ -158,7 +139,13 @@ def validate_task(plan: RunPlan, ti: Any) -> None:
     from tracking_sync.connections import redshift_connection, source_streaming_connection
 
     with closing(source_streaming_connection()) as source_conn, closing(redshift_connection()) as target_conn:
-        report = validate_for_run(plan, source_conn, target_conn, run_id=ti.run_id)
+        report = validate_for_run(
+            plan,
+            source_conn,
+            target_conn,
+            run_id=ti.run_id,
+            placed_outside_ids=(published or {}).get("placed_outside_ids", []),
+        )
     ti.xcom_push(key=REPORT_XCOM_KEY, value=report.to_dict())
     log.info("%s\n%s", report.summary(), report.format_table())
     if not report.passed:

@@ -137,7 +137,7 @@ def test_the_expected_tasks_and_no_others(dag):
     [("action_type", "load_action_type"), ("action", "load_action_staging")],
 )
 def test_each_table_moves_export_upload_load(dag, table, load_task):
-    assert dag.get_task(f"upload_{table}").upstream_task_ids == {f"export_{table}"}
+    assert dag.get_task(f"upload_{table}").upstream_task_ids == {f"export_{table}", "plan_run"}
     assert f"upload_{table}" in dag.get_task(load_task).upstream_task_ids
     assert "plan_run" in upstream(dag, f"export_{table}"), "params are checked before export"
 

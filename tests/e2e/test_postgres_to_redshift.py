@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.e2e.conftest import run_dag
+from tests.dag_helpers import run_dag
 from tests.pipeline_helpers import (
     LONG_MULTIBYTE_QUERY,
     assert_same_rows,

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import psycopg2
 import pytest
 
-from tests.e2e.conftest import pipeline_dag, pipeline_env, run_dag, source, target  # noqa: F401
+from tests.dag_helpers import run_dag
+from tests.e2e.conftest import pipeline_dag, pipeline_env, source, target  # noqa: F401
 from tests.faults.utils import DagRunProcess, copy_airflow_home
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from airflow.sdk import RetryAction
 
-from tests.e2e.conftest import run_dag
+from tests.dag_helpers import run_dag
 from tests.pipeline_helpers import assert_same_rows, change_source_within, source_rows, target_rows
 from tracking_sync.failures import RETRY_POLICY
 

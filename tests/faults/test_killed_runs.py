@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import psycopg2
 import pytest
 
-from tests.e2e.conftest import run_dag
+from tests.dag_helpers import run_dag
 from tests.faults.utils import activity, lock_waiters, sessions_locking, wait_until, watch
 from tests.pipeline_helpers import (
     assert_same_rows,

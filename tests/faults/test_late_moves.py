@@ -2,9 +2,8 @@
 
 Days A and B are loaded; in the source a row's action_time moves from A to B (or from B
 into A); only A is rerun. The rerun carries the row to its new place (or removes its old
-copy), and the target equals the source row for row. Scoped validation compares the
-interval's users up to the target's high-water mark, so a row lost after the interval's
-end is seen by the next scoped run.
+copy), and the target equals the source row for row. Validate compares the rows a rerun
+placed outside its interval by id, so a row lost there fails the run, naming it.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.e2e.conftest import run_dag
+from tests.dag_helpers import run_dag
 from tests.e2e.test_validation import _report as validation_report
 from tests.pipeline_helpers import assert_same_rows, fetch_rows, source_rows, target_rows
 
@@ -84,24 +83,31 @@ def test_a_row_deleted_in_the_source_goes_and_is_not_mistaken_for_a_move(
     assert_same_rows(source_rows(source), target_rows(target), "after rerunning the day")
 
 
-def test_scoped_validation_sees_a_row_lost_after_the_interval_end(loaded, source, target):
-    """Validate up to the target's high-water mark: a user of A whose row in B is missing
-    from the target fails A's scoped run, naming that user."""
-    (user, lost) = fetch_rows(
-        source,
-        "select a.user_profile_id, b.id from action a join action b using (user_profile_id) "
-        "where a.action_time >= '2025-03-02' and a.action_time < '2025-03-03' "
-        "and b.action_time >= '2025-03-05' and b.action_time < '2025-03-06' order by b.id limit 1",
-    )[0]
+def test_validate_checks_the_rows_a_rerun_placed_outside_its_interval(loaded, source, target):
+    moved_out = _one_id(source, day(2), day(3))
+    _shift(source, moved_out, +2)  # A = 03-02 -> 03-04
+
+    run = run_dag(loaded, logical_date=day(3))
+
+    report = validation_report(run)
+    placed = next(c for c in report["checks"] if c["name"] == "rows_placed_outside_interval")
+    assert (placed["source_rows"], placed["matching"], placed["passed"]) == (1, 1, True)
+
+
+def test_a_row_the_rerun_lost_outside_its_interval_fails_validation_naming_it(loaded, source, target):
+    """The check itself: had the publish lost the carried row, validate names it and its day."""
+    from tracking_sync.plan import plan_run
+    from tracking_sync.validate import validate_for_run
+
+    lost = _one_id(source, day(4), day(5))
     with target.cursor() as cursor:
         cursor.execute("delete from tracking.action where id = %s", (lost,))
     target.commit()
+    plan = plan_run({}, day(2), day(3))
 
-    run = run_dag(loaded, logical_date=day(3), expect="failed")
+    report = validate_for_run(plan, source, target, run_id="test", placed_outside_ids=[lost])
 
-    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
-    assert states["validate"] == "failed" and states["replace_action_rows"] == "success"
-    report = validation_report(run)
-    per_user = next(c for c in report["checks"] if c["name"] == "per_user_session_totals")
-    assert [d["key"] for d in per_user["top_differences"]][:1] == [[user]]
-    assert report["window_end"] > "2025-03-07", "validated up to the target's high-water mark"
+    assert not report.passed
+    assert "rows_placed_outside_interval: 1 missing in target" in report.summary()
+    assert "2025-03-04" in report.days_to_backfill
+    assert any("--from-date 2025-03-04" in step for step in report.repair)

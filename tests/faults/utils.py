@@ -25,16 +25,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # test can start it ahead, while other work runs, and give it the run when the stage's lock
 # is in place.
 DAG_RUN_SCRIPT = """
-import json, os, sys
+import json, sys
 from datetime import datetime
-from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk.execution_time.supervisor import in_process_api_server
+from tests.dag_helpers import load_dag
 
-bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-assert not bag.import_errors, bag.import_errors
-dag = bag.get_dag("postgres_to_redshift")
-for task in dag.tasks:
-    task.retries = 0
+dag = load_dag(retries=0)
 in_process_api_server().app
 print("READY", flush=True)
 line = sys.stdin.readline()

@@ -26,3 +26,14 @@ def test_a_missing_bucket_says_which_variable_to_set():
 def test_a_bad_part_size_is_explained():
     with pytest.raises(MissingSetting, match="TRACKING_SYNC_PART_MB='big'"):
         Settings.from_env({"TRACKING_SYNC_BUCKET": "b", "TRACKING_SYNC_PART_MB": "big"})
+
+
+def test_retention_is_whole_days_and_a_bad_value_says_what_it_is():
+    assert Settings.from_env({"TRACKING_SYNC_BUCKET": "b"}).retention_days == 14
+    assert (
+        Settings.from_env({"TRACKING_SYNC_BUCKET": "b", "TRACKING_SYNC_RETENTION_DAYS": "3"}).retention_days
+        == 3
+    )
+    for bad in ("0", "-1", "two", "1.5"):
+        with pytest.raises(MissingSetting, match="how long an interval's files stay in S3"):
+            Settings.from_env({"TRACKING_SYNC_BUCKET": "b", "TRACKING_SYNC_RETENTION_DAYS": bad})

@@ -10,9 +10,9 @@
 -- value: seconds_into_day_sum tolerance 0.5 -- both engines sum doubles
 --   (values < 86400, ~2.4e-7 s rounding each): < 0.03 s at 100k rows a day.
 --   Half a second is above that and below the smallest change to catch (1 s).
--- params: schema, window_start, interval_end, window_end, scope
+-- params: schema, window_start, window_end, scope
 --   full: every day before window_end.
---   scoped: the days of [window_start, interval_end), every user's rows: the
+--   scoped: the days of [window_start, window_end), every user's rows: the
 --   days this run loaded. Not "every day the interval's users were active":
 --   on the demo data a day's users were active on every earlier day (182 of
 --   182 days before 2025-07-02 at 2M rows), so that is a scan of the whole
@@ -24,11 +24,9 @@
 with actions as (
     select action_time
     from {{ schema }}.action
-{%- if scope == "scoped" %}
-    where action_time >= {{ window_start }}
-      and action_time < {{ interval_end }}
-{%- else %}
     where action_time < {{ window_end }}
+{%- if scope == "scoped" %}
+      and action_time >= {{ window_start }}
 {%- endif %}
 )
 

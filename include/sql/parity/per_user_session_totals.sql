@@ -13,9 +13,9 @@
 --   a second; the integer EXTRACT drops up to 1 s per session).
 -- value: session_avg_duration tolerance 0.001 -- an average of the durations
 --   above, so at most the same rounding.
--- params: schema, window_start, interval_end, window_end, scope
+-- params: schema, window_start, window_end, scope
 --   full: every user, every action before window_end.
---   scoped: the users active in [window_start, interval_end), each with the
+--   scoped: the users active in [window_start, window_end), each with the
 --   WHOLE history before window_end: their real totals (a session across
 --   midnight counts whole; an old row changed in the target shows). Each
 --   engine picks its own active users, so a user whose interval rows exist on
@@ -30,7 +30,7 @@ interval_users as (
     select distinct user_profile_id
     from {{ schema }}.action
     where action_time >= {{ window_start }}
-      and action_time < {{ interval_end }}
+      and action_time < {{ window_end }}
 ),
 {% endif %}
 actions as (
