@@ -11,7 +11,7 @@ import pytest
 
 from tests.dag_helpers import run_dag
 from tests.e2e.conftest import pipeline_dag, pipeline_env, source, target  # noqa: F401
-from tests.faults.utils import DagRunProcess, copy_airflow_home
+from tests.faults.utils import DagRunPool, DagRunProcess, copy_airflow_home
 
 
 @pytest.fixture
@@ -44,19 +44,17 @@ def synced(pipeline_dag, stack):  # noqa: F811 - the fixture imported above
 
 @pytest.fixture(scope="module")
 def dag_run_processes(request, airflow_db, pipeline_env, tmp_path_factory):  # noqa: F811
-    """Warm DAG-run subprocesses for the module, `DAG_RUN_PROCESSES` of them (a module
-    constant), started at once: their ~15-30 s warm-up each overlaps the module's setup.
-    Take one with dag_run_process(); whatever is left is killed at teardown."""
-    count = getattr(request.module, "DAG_RUN_PROCESSES", 1)
+    """Warm DAG-run subprocesses for the module's tests, `DAG_RUN_PROCESSES` of them (a module
+    constant), one ahead: the first starts with the module, the next when one is taken, so
+    each ~15-30 s warm-up overlaps the module's setup or the test before instead of a wait.
+    Whatever is left is killed at teardown."""
     homes = tmp_path_factory.mktemp("dag-runs")
-    processes = [
-        DagRunProcess(copy_airflow_home(airflow_db, homes / f"airflow-home-{i}")) for i in range(count)
-    ]
+    pool = DagRunPool(lambda i: DagRunProcess(copy_airflow_home(airflow_db, homes / f"airflow-home-{i}")))
+    pool.fill(getattr(request.module, "DAG_RUN_PROCESSES", 1))
     try:
-        yield list(processes)
+        yield pool
     finally:
-        for process in processes:
-            process.kill()
+        pool.kill_all()
 
 
 @pytest.fixture
@@ -65,7 +63,6 @@ def dag_run_process(dag_run_processes):
     from tracking_sync.params import DEFAULT_PARAMS
 
     def start(logical_date: datetime, conf: dict | None = None) -> DagRunProcess:
-        assert dag_run_processes, "raise the module's DAG_RUN_PROCESSES"
-        return dag_run_processes.pop(0).run(logical_date, DEFAULT_PARAMS | (conf or {}))
+        return dag_run_processes.take().run(logical_date, DEFAULT_PARAMS | (conf or {}))
 
     return start

@@ -147,6 +147,7 @@ class DagRunProcess:
                 start_new_session=True,  # its own session and process group: pgid == pid
             )
         self.pgid = self.process.pid
+        self.taken = False
 
     def run(self, logical_date: datetime, conf: dict) -> DagRunProcess:
         wait_until(
@@ -193,3 +194,32 @@ class DagRunProcess:
             if int(fields[2]) == self.pgid:  # fields after the name: state, ppid, pgrp
                 members.append(int(stat.parent.name))
         return members
+
+
+class DagRunPool:
+    """DagRunProcesses started one ahead of use: one warms up while the one before runs."""
+
+    def __init__(self, start: Callable[[int], DagRunProcess]) -> None:
+        self._start = start
+        self.started: list[DagRunProcess] = []
+        self._budget = 0
+
+    def fill(self, count: int) -> None:
+        self._budget = count
+        self._start_next()
+
+    def _start_next(self) -> None:
+        if len(self.started) < self._budget:
+            self.started.append(self._start(len(self.started)))
+
+    def take(self) -> DagRunProcess:
+        taken = sum(1 for process in self.started if process.taken)
+        assert taken < self._budget, "raise the module's DAG_RUN_PROCESSES"
+        process = self.started[taken]
+        process.taken = True
+        self._start_next()
+        return process
+
+    def kill_all(self) -> None:
+        for process in self.started:
+            process.kill()
