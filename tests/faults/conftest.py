@@ -11,7 +11,7 @@ import pytest
 
 from tests.dag_helpers import run_dag
 from tests.e2e.conftest import pipeline_dag, pipeline_env, source, target  # noqa: F401
-from tests.faults.utils import DagRunPool, DagRunProcess, copy_airflow_home
+from tests.faults.utils import DagRunParent, DagRunProcess, copy_airflow_home
 
 
 @pytest.fixture
@@ -43,26 +43,22 @@ def synced(pipeline_dag, stack):  # noqa: F811 - the fixture imported above
 
 
 @pytest.fixture(scope="module")
-def dag_run_processes(request, airflow_db, pipeline_env, tmp_path_factory):  # noqa: F811
-    """Warm DAG-run subprocesses for the module's tests, `DAG_RUN_PROCESSES` of them (a module
-    constant), one ahead: the first starts with the module, the next when one is taken, so
-    each ~15-30 s warm-up overlaps the module's setup or the test before instead of a wait.
-    Whatever is left is killed at teardown."""
-    homes = tmp_path_factory.mktemp("dag-runs")
-    pool = DagRunPool(lambda i: DagRunProcess(copy_airflow_home(airflow_db, homes / f"airflow-home-{i}")))
-    pool.fill(getattr(request.module, "DAG_RUN_PROCESSES", 1))
+def dag_run_parent(airflow_db, pipeline_env, tmp_path_factory):  # noqa: F811
+    """The warm parent process that forks the module's killable DAG runs; its ~15-30 s warm-up
+    starts with the module. Every run it forked, and itself, are killed at teardown."""
+    parent = DagRunParent(copy_airflow_home(airflow_db, tmp_path_factory.mktemp("dag-runs")))
     try:
-        yield pool
+        yield parent
     finally:
-        pool.kill_all()
+        parent.stop()
 
 
 @pytest.fixture
-def dag_run_process(dag_run_processes):
-    """Run the DAG in one of the module's warm subprocesses: start(logical_date, conf)."""
+def dag_run_process(dag_run_parent):
+    """start(logical_date, conf): one dag.test() run in a subprocess (a child of the warm parent)."""
     from tracking_sync.params import DEFAULT_PARAMS
 
     def start(logical_date: datetime, conf: dict | None = None) -> DagRunProcess:
-        return dag_run_processes.take().run(logical_date, DEFAULT_PARAMS | (conf or {}))
+        return dag_run_parent.start(logical_date, DEFAULT_PARAMS | (conf or {}))
 
     return start
