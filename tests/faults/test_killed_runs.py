@@ -1,10 +1,13 @@
 """A run killed with SIGKILL in the middle of a stage leaves the target as it was, and a
 rerun of the same interval makes it equal to the source, row for row.
 
-The run is a dag.test() in a subprocess (its own process group and AIRFLOW_HOME). Each
-test first makes the stage block on a lock the test holds, waits until the database shows
-the stage waiting (pg_stat_activity), and only then kills the whole process group: the
-kill lands inside the stage every time, with no sleep and no race.
+The run is a dag.test() in a subprocess: a child forked by a warm parent process with an
+AIRFLOW_HOME of its own (tests.faults.utils.DagRunParent), in a session and process group
+of its own. Each test first makes the stage block on a lock the test holds, waits until the
+database shows the stage waiting (pg_stat_activity), and only then sends SIGKILL to the
+whole process group: the kill lands inside the stage every time, with no sleep and no race.
+Afterwards no process of the group is left, the target is as it was, and the rerun (the
+operator's repair: the same logical date, in this process) makes it equal to the source.
 """
 
 from __future__ import annotations
