@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,20 +56,20 @@ def upload_export(s3_client: Any, settings: Settings, export_summary: dict) -> d
         multipart_chunksize=MULTIPART_CHUNK_BYTES,
         max_concurrency=UPLOAD_THREADS,
     )
-    for local, bucket, key in local_files:
-        s3_client.upload_file(str(local), bucket, key, Config=transfer)
-
     bucket = local_files[0][1]
     prefix = local_files[0][2].rsplit("/", 1)[0] + "/"
     manifest_key = prefix + MANIFEST_NAME
-    s3_client.put_object(
-        Bucket=bucket,
-        Key=manifest_key,
-        Body=json.dumps(manifest_document(uris), indent=1).encode(),
-        ContentType="application/json",
-    )
-    keep = {key for _, _, key in local_files} | {manifest_key}
-    stale = delete_stale_objects(s3_client, bucket, prefix, keep)
+    with s3_unreachable_named(s3_client, bucket, prefix, export_summary["table"]):
+        for local, part_bucket, key in local_files:
+            s3_client.upload_file(str(local), part_bucket, key, Config=transfer)
+        s3_client.put_object(
+            Bucket=bucket,
+            Key=manifest_key,
+            Body=json.dumps(manifest_document(uris), indent=1).encode(),
+            ContentType="application/json",
+        )
+        keep = {key for _, _, key in local_files} | {manifest_key}
+        stale = delete_stale_objects(s3_client, bucket, prefix, keep)
 
     for local, _, _ in local_files:  # only once everything is in S3
         local.unlink()
@@ -81,6 +83,26 @@ def upload_export(s3_client: Any, settings: Settings, export_summary: dict) -> d
         "bytes": export_summary["bytes"],
         "stale_objects_deleted": stale,
     }
+
+
+@contextmanager
+def s3_unreachable_named(s3_client: Any, bucket: str, prefix: str, table: str) -> Iterator[None]:
+    """botocore says "Could not connect to the endpoint URL: <url>" and no more: say which
+    endpoint and bucket were unreachable and what to check. Still a ConnectionError, so the
+    retry policy keeps treating it as transient (tracking_sync.failures)."""
+    from botocore.exceptions import ConnectionError as BotocoreConnectionError
+
+    try:
+        yield
+    except BotocoreConnectionError as error:
+        endpoint = getattr(s3_client.meta, "endpoint_url", None) or "the default AWS endpoint"
+        raise ConnectionError(
+            f"S3 is unreachable at {endpoint} (bucket {bucket}) while uploading {table} to "
+            f"s3://{bucket}/{prefix}: {error}. Check that the endpoint answers from the worker "
+            "(network, proxy, VPC endpoint) and that the aws_default connection's endpoint_url "
+            "and region point at it; transient: the task retries, and the export's parts stay "
+            "on TRACKING_SYNC_STAGING_DIR until an upload succeeds."
+        ) from error
 
 
 def delete_stale_objects(s3_client: Any, bucket: str, prefix: str, keep: set[str]) -> int:
