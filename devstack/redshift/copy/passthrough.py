@@ -53,9 +53,11 @@ def _field_pattern(col: TargetColumn, spec: CopySpec, sep: bytes, single_line: b
             return None
         limit = col.typmod - 4
         least = 1 if spec.emptyasnull else 0
-        # a byte of a quoted value: on one line, or over lines ending \n or \r\n (a lone \r
-        # ends a line for csv.reader, not for PostgreSQL)
-        plain = rb"[^\"\r\n\x00]" if single_line else rb"(?:[^\"\r\x00]|\r(?=\n))"
+        # a byte of a quoted value: a line break in it only as \r\n in runs (so that their
+        # rows are their \n less their \r\n), also as \n in a row alone; never a lone \r
+        # (it ends a line for csv.reader, not for PostgreSQL)
+        plain = rb"[^\"\r\n\x00]"
+        any_byte = rb"(?:[^\"\r\n\x00]|\"\"|\r(?=\n)|(?<=\r)\n)" if single_line else rb"(?:[^\"\r\x00]|\"\"|\r(?=\n))"
         # unquoted: no quote (PostgreSQL would start quoting there), no separator;
         # in a NOT NULL column not the NULL marker (PostgreSQL would read NULL)
         unquoted = rb"[^\",\r\n\x00]{%d,%d}+" % (least, limit) + sep
@@ -73,9 +75,8 @@ def _field_pattern(col: TargetColumn, spec: CopySpec, sep: bytes, single_line: b
             + sep
             + rb"|"
             + quoted
-            + rb"(?:"
-            + plain
-            + rb"|\"\"){%d,%d}+\"" % (least, limit)
+            + any_byte
+            + rb"{%d,%d}+\"" % (least, limit)
             + sep
             + rb")"
         )
@@ -132,7 +133,8 @@ def passthrough_allowed(columns: list[TargetColumn], spec: CopySpec) -> bool:
 
 
 def line_runs_pattern(columns: list[TargetColumn], spec: CopySpec) -> re.Pattern[bytes] | None:
-    """Any number of one-line rows that can go to PostgreSQL as they are (None: not for this COPY)."""
+    """Any number of rows that can go to PostgreSQL as they are, with no line break in a
+    value but \r\n (None: not for this COPY)."""
     if not passthrough_allowed(columns, spec):
         return None
     row = _rows_pattern(columns, spec, single_line=True)
@@ -140,7 +142,7 @@ def line_runs_pattern(columns: list[TargetColumn], spec: CopySpec) -> re.Pattern
 
 
 def multiline_row_pattern(columns: list[TargetColumn], spec: CopySpec) -> re.Pattern[bytes] | None:
-    """One row whose quoted values may span lines, that can go to PostgreSQL as it is."""
+    """One row that can go to PostgreSQL as it is, a quoted value of which may hold \n."""
     if not passthrough_allowed(columns, spec):
         return None
     row = _rows_pattern(columns, spec, single_line=False)
@@ -166,9 +168,11 @@ def passthrough_items(stream, spec: CopySpec, line_runs: re.Pattern[bytes], mult
     pos = 0  # the next unread byte of buf: always at the start of a record
     eof = False
     line = 0  # lines before pos, as csv.reader counts them
+    marker: int | None = None  # where buf has "\n\\." at or after pos; -1: nowhere; None: not known
 
     def read_more() -> bool:
-        nonlocal buf, pos, eof
+        nonlocal buf, pos, eof, marker
+        marker = None
         block = stream.read(BLOCK_BYTES)
         if not block:
             eof = True
@@ -212,14 +216,15 @@ def passthrough_items(stream, spec: CopySpec, line_runs: re.Pattern[bytes], mult
             return
     while True:
         # PostgreSQL's end-of-data marker: no run goes past a line that starts with it
-        marker = buf.find(b"\n" + END_OF_DATA, pos)
+        if marker is None or 0 <= marker < pos:  # searched once per block and marker
+            marker = buf.find(b"\n" + END_OF_DATA, pos)
         limit = len(buf) if marker < 0 else marker + 1
         end = line_runs.match(buf, pos, limit).end()
         valid_end = _utf8_end(buf, pos, end, line_runs) if end > pos else pos
         if valid_end > pos:
-            rows = buf.count(b"\n", pos, valid_end)
-            yield RUN, buf[pos:valid_end], rows
-            line += rows
+            lines = buf.count(b"\n", pos, valid_end)
+            yield RUN, buf[pos:valid_end], lines - buf.count(b"\r\n", pos, valid_end)
+            line += lines
             pos = valid_end
         if valid_end == end:  # not stopped by bytes that are not UTF-8: by what, then?
             if pos == len(buf):
