@@ -42,6 +42,9 @@ _TIMESTAMP = (
 _BOOL = rb"(?i:t|true|y|yes|1|f|false|n|no|0)"
 _FLOAT = rb"[+-]?\d{1,15}(?:\.\d{1,15})?"
 END_OF_DATA = b"\\."  # PostgreSQL's end-of-data marker, at the start of a line
+# a quoted value with doubled quotes or line breaks in a VARCHAR this long is matched by pieces
+_LONG_VARCHAR = 4096
+_PIECE = 64
 
 
 def _field_pattern(col: TargetColumn, spec: CopySpec, sep: bytes, single_line: bool) -> bytes | None:
@@ -57,7 +60,13 @@ def _field_pattern(col: TargetColumn, spec: CopySpec, sep: bytes, single_line: b
         # rows are their \n less their \r\n), also as \n in a row alone; never a lone \r
         # (it ends a line for csv.reader, not for PostgreSQL)
         plain = rb"[^\"\r\n\x00]"
-        any_byte = rb"(?:[^\"\r\n\x00]|\"\"|\r(?=\n)|(?<=\r)\n)" if single_line else rb"(?:[^\"\r\x00]|\"\"|\r(?=\n))"
+        line_byte = rb"[^\"\r\n\x00]" if single_line else rb"[^\"\r\x00]"
+        if limit < _LONG_VARCHAR:  # each byte counted: a doubled quote counts once
+            general = rb"(?:%s|\"\"|\r(?=\n)|(?<=\r)\n){%d,%d}+" % (line_byte, least, limit)
+        else:  # counted by pieces of up to _PIECE bytes, 45 ns a byte is too slow for long text:
+            # at most limit // _PIECE pieces hold at most `limit` bytes (a longer value, or one
+            # in many short pieces, takes the per-field path)
+            general = rb"(?:%s{1,%d}+|\"\"|\r\n){%d,%d}+" % (line_byte, _PIECE, least, limit // _PIECE)
         # unquoted: no quote (PostgreSQL would start quoting there), no separator;
         # in a NOT NULL column not the NULL marker (PostgreSQL would read NULL)
         unquoted = rb"[^\",\r\n\x00]{%d,%d}+" % (least, limit) + sep
@@ -75,8 +84,8 @@ def _field_pattern(col: TargetColumn, spec: CopySpec, sep: bytes, single_line: b
             + sep
             + rb"|"
             + quoted
-            + any_byte
-            + rb"{%d,%d}+\"" % (least, limit)
+            + general
+            + rb"\""
             + sep
             + rb")"
         )
