@@ -3,8 +3,9 @@
 When a file's bytes are already CSV that PostgreSQL's own COPY (FORMAT csv, NULL
 AS as its NULL marker) parses into the values Redshift's rules give, the stand-in
 need not parse them at all: it sends the decompressed bytes on as they are, in
-large runs, and PostgreSQL does the parsing in C. row_runs_pattern() is the
-bytes regex of such lines, a SUBSET of what copy.convert passes unchanged:
+large runs, and PostgreSQL does the parsing in C. line_runs_pattern() and
+multiline_row_pattern() are bytes regexes of such rows, a SUBSET of what the
+per-field path (copy.convert) would have PostgreSQL load to the same values:
 
 - the file dialect is the stand-in's own (delimiter ',', quote '"') and NULL AS
   is PostgreSQL's marker too (CopySpec.pg_null);

@@ -1,9 +1,11 @@
 """The load stream: every accepted row of every source file, as PostgreSQL CSV.
 
-generate_copy_data() reads the files a CopySpec names (copy.files), passes rows
-that need no conversion through whole (copy.fastpath), converts the others field
-by field (copy.convert), and sends every row Redshift would reject down one
-path: a RejectedRow in LoadResult.rejected, with stl_load_errors' fields, and
+generate_copy_data() reads the files a CopySpec names (copy.files), sends runs of
+lines PostgreSQL reads as Redshift would on as they are (copy.passthrough: the
+common case, parsed by PostgreSQL in C), parses the other rows with csv.reader,
+passes those that need no conversion through whole (copy.fastpath), converts the
+rest field by field (copy.convert), and sends every row Redshift would reject
+down one path: a RejectedRow in LoadResult.rejected, with stl_load_errors' fields, and
 the load stops once more than MAXERROR rows are rejected (docs: r_COPY,
 copy-parameters-data-load, r_STL_LOAD_ERRORS).
 """
@@ -245,7 +247,9 @@ def generate_copy_data(
                                 continue
                             out.add_line(encode_row(fields, encoders, spec))
                     except RowRejected as rejection:
-                        if result.reject(rejection.rejected_row(url, line_number, columns, spec), spec.maxerror):
+                        if result.reject(
+                            rejection.rejected_row(url, line_number, columns, spec), spec.maxerror
+                        ):
                             return
                         continue
                     rows += 1

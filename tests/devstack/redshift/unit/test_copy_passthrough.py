@@ -13,8 +13,14 @@ import random
 
 import pytest
 
-from devstack.redshift.copy import LoadResult, TargetColumn, generate_copy_data, parse_copy
-from devstack.redshift.copy import passthrough, stream
+from devstack.redshift.copy import (
+    LoadResult,
+    TargetColumn,
+    generate_copy_data,
+    parse_copy,
+    passthrough,
+    stream,
+)
 from tests.devstack.redshift.unit.fake_s3 import FakeS3Client
 
 COLUMNS = [
@@ -32,13 +38,52 @@ OPTIONS = "csv null as '\\N' timeformat 'auto' maxerror 100000"
 CHOICES = [
     ["1", "42", "-7", "+3", " 5", "x", "", "\\N", "1234567890", "0007"],
     ["1", "\\N", "", "99999", "-32768", "32767", " 1", '"4"'],
-    ["abc", '"a,b"', '"say ""hi"""', '""', "", '"\\N"', "\\N", "ééé", "éééé", "123456789",
-     '"tab\there"', '"a\r\nb"', '"a\nb"', '"\\."', "a\"b", '"x\n\\.\ny"', "'q'"],
-    ["2024-01-02 03:04:05", "2024-01-02 03:04:05.123+00", "2024-01-02 03:04:05+05:30",
-     "2024-02-29 00:00:00", "2024-13-01 00:00:00", "\\N", "", "2024-01-02", "2024-01-02T03:04:05Z"],
+    [
+        "abc",
+        '"a,b"',
+        '"say ""hi"""',
+        '""',
+        "",
+        '"\\N"',
+        "\\N",
+        "ééé",
+        "éééé",
+        "123456789",
+        '"tab\there"',
+        '"a\r\nb"',
+        '"a\nb"',
+        '"\\."',
+        'a"b',
+        '"x\n\\.\ny"',
+        "'q'",
+    ],
+    [
+        "2024-01-02 03:04:05",
+        "2024-01-02 03:04:05.123+00",
+        "2024-01-02 03:04:05+05:30",
+        "2024-02-29 00:00:00",
+        "2024-13-01 00:00:00",
+        "\\N",
+        "",
+        "2024-01-02",
+        "2024-01-02T03:04:05Z",
+    ],
     ["t", "f", "yes", "NO", "1", "0", "on", "tr", "\\N", "", "Y"],
     ["1.5", "12.345", "-0.01", "1234", "12345", "abc", "\\N", "", "1.", ".5"],
-    ['""', "", "\\N", '"\\N"', "short", '"\xff bad"', "bad \xfe", "  ", '"q""q"', "x,y", '"two\r\nlines"', '"two\nlines"'],
+    [
+        '""',
+        "",
+        "\\N",
+        '"\\N"',
+        "short",
+        '"\xff bad"',
+        "bad \xfe",
+        "  ",
+        '"q""q"',
+        "x,y",
+        '"two\r\nlines"',
+        '"two\nlines"',
+    ],
 ]
 
 
@@ -171,7 +216,7 @@ def test_rows_passthrough_must_not_take():
         (2, "ééééé".encode()),  # 10 bytes in varchar(8)
         (2, b'"a\rb"'),  # a lone carriage return
         (2, b'"a\nb"'),  # a line break inside: only as a row alone
-        (2, b"a\"b"),  # a quote inside an unquoted field
+        (2, b'a"b'),  # a quote inside an unquoted field
     ]:
         fields = good[:-1].split(b",")
         fields[field] = bad
