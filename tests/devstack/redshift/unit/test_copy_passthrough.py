@@ -239,3 +239,19 @@ def test_options_that_leave_no_passthrough(options):
     spec = parse_copy(f"copy t from 's3://b/f.csv' iam_role 'arn:r' {options}")
     columns = COLUMNS[:3] + [TargetColumn("d", "date", -1, False, "date")]
     assert passthrough.line_runs_pattern(columns, spec) is None
+
+
+# docs: r_Character_types — a quoted value with doubled quotes or line breaks in a long
+# VARCHAR is matched by pieces: never over the column's bytes, at worst the per-field way
+def test_a_long_varchar_never_passes_over_its_bytes():
+    spec = parse_copy(f"copy t from 's3://b/f.csv' iam_role 'arn:r' {OPTIONS}")
+    columns = [COLUMNS[0], TargetColumn("q", "varchar", 5000 + 4, False, "character varying(5000)")]
+    rows = passthrough.line_runs_pattern(columns, spec)
+
+    def passes(value: str) -> bool:
+        return rows.fullmatch(f'1,"{value}"\n'.encode()) is not None
+
+    assert passes("x" * 5000) and not passes("x" * 5001)
+    assert passes('say ""hi""\r\nthen' + "é" * 100)
+    assert passes('""' + "x" * 3000) and not passes('""' + "x" * 5000)  # 3001, 5001 bytes
+    assert not passes("é" * 2499 + '""\r\n')  # 5001 bytes
