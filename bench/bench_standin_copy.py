@@ -20,6 +20,7 @@ test suite.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -101,6 +102,7 @@ def main() -> None:
     from tracking_sync.tables import ACTION
 
     stack = Stack().start()
+    work = None
     try:
         started = time.perf_counter()
         demo_data.generate(stack.source_dsn, rows=args.rows)
@@ -160,6 +162,8 @@ def main() -> None:
             )
     finally:
         stack.stop()
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
 
     rows = upload["rows"]
     print(f"\n{rows:,} rows, median of {args.repeat} runs each")
