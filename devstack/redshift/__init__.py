@@ -20,7 +20,8 @@ The package, by layer (protocol at the top, PostgreSQL below):
     errors.py       Redshift's wording: load failures, VARCHAR length, error 1023
     catalog.py      what the proxy asks the backend itself (SQL in sql/*.sql)
     copy_in.py      one COPY FROM 's3://...' fed to the backend's COPY FROM STDIN
-    copy/           the COPY itself: statement, files, convert, datetimes, fastpath, stream
+    copy/           the COPY itself: statement, files, passthrough, convert, datetimes,
+                    fastpath, stream
     compat/*.sql    the Redshift system objects and semantics installed in the backend
 """
 

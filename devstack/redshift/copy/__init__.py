@@ -7,6 +7,7 @@ native to PostgreSQL. Nothing here knows the wire protocol:
 - statement: parse_copy() → CopySpec (options, credentials), is_s3_copy()
 - files: S3 clients, key prefix or manifest, decompression, the records of a file
 - convert, datetimes: each field as Redshift reads it into its column (FieldError)
+- passthrough: runs of lines PostgreSQL reads as Redshift would, sent on as they are
 - fastpath: rows that need no conversion, recognized and quoted in batches
 - stream: generate_copy_data(), the CSV PostgreSQL gets, and the one reject path
 """

@@ -1,9 +1,11 @@
 """The load stream: every accepted row of every source file, as PostgreSQL CSV.
 
-generate_copy_data() reads the files a CopySpec names (copy.files), passes rows
-that need no conversion through whole (copy.fastpath), converts the others field
-by field (copy.convert), and sends every row Redshift would reject down one
-path: a RejectedRow in LoadResult.rejected, with stl_load_errors' fields, and
+generate_copy_data() reads the files a CopySpec names (copy.files), sends runs of
+lines PostgreSQL reads as Redshift would on as they are (copy.passthrough: the
+common case, parsed by PostgreSQL in C), parses the other rows with csv.reader,
+passes those that need no conversion through whole (copy.fastpath), converts the
+rest field by field (copy.convert), and sends every row Redshift would reject
+down one path: a RejectedRow in LoadResult.rejected, with stl_load_errors' fields, and
 the load stops once more than MAXERROR rows are rejected (docs: r_COPY,
 copy-parameters-data-load, r_STL_LOAD_ERRORS).
 """
@@ -18,7 +20,14 @@ from dataclasses import dataclass, field
 from devstack.redshift.copy.convert import TargetColumn, field_encoder
 from devstack.redshift.copy.errors import FieldError
 from devstack.redshift.copy.fastpath import FIELD_SEP, batch_quoter, row_pattern
-from devstack.redshift.copy.files import SourceRecords, list_source_files
+from devstack.redshift.copy.files import SourceRecords, list_source_files, open_source_file
+from devstack.redshift.copy.passthrough import (
+    RECORD,
+    RUN,
+    line_runs_pattern,
+    multiline_row_pattern,
+    passthrough_items,
+)
 from devstack.redshift.copy.statement import CopySpec
 
 _CHUNK_BYTES = 1 << 20
@@ -132,6 +141,61 @@ def _failing_field(encoders, fields) -> int:
     return 0
 
 
+class _CsvOut:
+    """The CSV PostgreSQL gets, built up to a chunk: runs passed through as bytes,
+    fast-path rows quoted in batches, converted lines, kept in order."""
+
+    def __init__(self, quote_rows: Callable[[list[str]], str] | None) -> None:
+        self._quote_rows = quote_rows
+        self._parts: list[bytes] = []
+        self._text: list[str] = []
+        self._batch: list[str] = []  # NUL-joined rows of the fast path, not yet quoted
+        self.size = 0
+
+    def add_run(self, data: bytes) -> None:
+        self._close_text()
+        self._parts.append(data)
+        self.size += len(data)
+
+    def add_fast_row(self, joined: str) -> None:
+        self._batch.append(joined)
+        self.size += len(joined)
+
+    def add_line(self, line: str) -> None:
+        if self._batch:  # keep the order of the rows
+            self._text.append(self._quote_rows(self._batch))
+            self._batch.clear()
+        self._text.append(line + "\n")
+        self.size += len(line)
+
+    def _close_text(self) -> None:
+        if self._batch:
+            self._text.append(self._quote_rows(self._batch))
+            self._batch.clear()
+        if self._text:
+            self._parts.append("".join(self._text).encode("utf-8"))
+            self._text.clear()
+
+    def __bool__(self) -> bool:
+        return bool(self._parts or self._text or self._batch)
+
+    def take(self) -> bytes:
+        self._close_text()
+        data = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
+        self._parts.clear()
+        self.size = 0
+        return data
+
+
+def _source_records(records: SourceRecords) -> Iterator[tuple]:
+    """The per-field path's items: every record of the file, as passthrough_items() gives them."""
+    last_line = records.line_num
+    for fields in records:
+        line_number = last_line + 1
+        last_line = records.line_num
+        yield RECORD, fields, line_number, records.invalid_utf8
+
+
 def generate_copy_data(
     spec: CopySpec,
     columns: list[TargetColumn],
@@ -141,68 +205,61 @@ def generate_copy_data(
 ) -> Iterator[bytes]:
     """Yield PostgreSQL CSV (about 1 MiB a chunk) for every accepted row of every file.
 
-    Rejected rows go to result.rejected; when more than MAXERROR are rejected,
-    result.failed is set and the generator stops (the caller sends CopyFail).
+    Lines PostgreSQL reads as Redshift would go through as they are (copy.passthrough);
+    the other rows are read field by field. Rejected rows go to result.rejected; when
+    more than MAXERROR are rejected, result.failed is set and the generator stops (the
+    caller sends CopyFail).
     """
     encoders = [field_encoder(c, spec) for c in columns]
     fast = row_pattern(columns, spec)
     fast_match = fast.fullmatch if fast is not None else None
-    quote_rows = batch_quoter(spec) if fast is not None else None
     join = FIELD_SEP.join
     ignoreblanklines, removequotes = spec.ignoreblanklines, spec.removequotes
-    out: list[str] = []  # finished CSV text
-    batch: list[str] = []  # NUL-joined rows of the fast path, not yet quoted
-    size = 0
-
-    def flush() -> bytes:
-        nonlocal size
-        if batch:
-            out.append(quote_rows(batch))
-            batch.clear()
-        data = "".join(out).encode("utf-8")
-        out.clear()
-        size = 0
-        return data
+    line_runs = line_runs_pattern(columns, spec)
+    multiline_row = multiline_row_pattern(columns, spec)
+    out = _CsvOut(batch_quoter(spec) if fast is not None else None)
 
     for url in list_source_files(client, spec):
         result.files += 1
-        records = SourceRecords(client, url, spec)
-        last_line = records.line_num
+        if line_runs is not None and multiline_row is not None:
+            stream = open_source_file(client, url, spec.compression)
+            items = passthrough_items(stream, spec, line_runs, multiline_row)
+        else:
+            items = _source_records(SourceRecords(client, url, spec))
         rows = 0
         try:
-            for fields in records:
-                line_number = last_line + 1
-                last_line = records.line_num
-                if removequotes:
-                    fields = [f[1:-1] if len(f) >= 2 and f[0] == f[-1] == '"' else f for f in fields]
-                try:
-                    if records.invalid_utf8:
-                        fields = accept_invalid_utf8(fields, spec.acceptinvchars)
-                    joined = join(fields) if fast_match is not None else ""
-                    if fast_match is not None and fast_match(joined) is not None:
-                        batch.append(joined)
-                        size += len(joined)
-                    else:
-                        if not fields and ignoreblanklines:
-                            continue
-                        line = encode_row(fields, encoders, spec)
-                        if batch:  # keep the order of the rows
-                            out.append(quote_rows(batch))
-                            batch.clear()
-                        out.append(line + "\n")
-                        size += len(line)
-                except RowRejected as rejection:
-                    if result.reject(rejection.rejected_row(url, line_number, columns, spec), spec.maxerror):
-                        return
-                    continue
-                rows += 1
-                if size >= _CHUNK_BYTES:
+            for item in items:
+                if item[0] == RUN:
+                    out.add_run(item[1])
+                    rows += item[2]
+                else:
+                    _, fields, line_number, invalid_utf8 = item
+                    if removequotes:
+                        fields = [f[1:-1] if len(f) >= 2 and f[0] == f[-1] == '"' else f for f in fields]
+                    try:
+                        if invalid_utf8:
+                            fields = accept_invalid_utf8(fields, spec.acceptinvchars)
+                        joined = join(fields) if fast_match is not None else ""
+                        if fast_match is not None and fast_match(joined) is not None:
+                            out.add_fast_row(joined)
+                        else:
+                            if not fields and ignoreblanklines:
+                                continue
+                            out.add_line(encode_row(fields, encoders, spec))
+                    except RowRejected as rejection:
+                        if result.reject(
+                            rejection.rejected_row(url, line_number, columns, spec), spec.maxerror
+                        ):
+                            return
+                        continue
+                    rows += 1
+                if out.size >= _CHUNK_BYTES:
                     result.rows += rows
                     rows = 0
-                    yield flush()
+                    yield out.take()
                     if cancelled is not None and cancelled.is_set():
                         return
         finally:
             result.rows += rows
-    if out or batch:
-        yield flush()
+    if out:
+        yield out.take()

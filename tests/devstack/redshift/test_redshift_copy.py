@@ -425,3 +425,47 @@ def test_fast_and_slow_rows_load_the_same_values(rs_conn, schema, files):
         TargetColumn("ok", "bool", -1, False, "boolean"),
     ]
     assert row_pattern(columns, spec) is not None
+
+
+# The pipeline's own COPY (MANIFEST FORMAT CSV ZSTD NULL AS '\N' TIMEFORMAT 'auto'):
+# the exporter's lines go to PostgreSQL as they are, the others field by field, and
+# the table holds what Redshift's rules give either way — a quoted "\N" is NULL,
+# '' stays '', offsets are honoured, line breaks inside values survive — with the
+# bad rows in stl_load_errors on the lines they start on (docs: r_COPY,
+# copy-parameters-data-conversion, r_STL_LOAD_ERRORS).
+def test_the_pipelines_copy_options_load_passed_through_and_converted_rows_alike(rs_conn, schema, files):
+    run(
+        rs_conn,
+        f"create table {schema}.t (id int not null, ts timestamptz not null, ok boolean,"
+        " q varchar(65535), n int)",
+    )
+    lines = [
+        '1,2025-01-01 12:00:00.5+00,t,"",\\N',
+        '2,2025-01-01 14:00:00+02,f,"a ""b"", c",7',
+        '3,2025-01-01 12:00:00+00,\\N,"line\r\nbreak",8',
+        '4,2025-01-01 12:00:00+00,yes,"multi\nline",9',
+        '5,2025-01-01 12:00:00+00,t,"\\N",',  # quoted \N: NULL; empty int: NULL
+        "6,2025-01-01 12:00:00+00,on,x,1",  # 'on': rejected
+        "7,2025-02-30 12:00:00+00,t,x,1",  # no 30 February: rejected
+        '8,2025-01-01 12:00:00+00,1,"é",\\N',
+    ]
+    part = files.put("part-0000.csv.zst", "\n".join(lines) + "\n", "zstd")
+    manifest = files.put_manifest("manifest.json", [(part, True)])
+    run(
+        rs_conn,
+        f"copy {schema}.t from '{manifest}' {files.keys_clause} manifest format as csv zstd "
+        "null as '\\N' timeformat 'auto' maxerror 2",
+    )
+    rs_conn.commit()
+    noon = dt.datetime(2025, 1, 1, 12, tzinfo=dt.UTC)
+    got = rows(rs_conn, f"select id, ts at time zone 'UTC', ok, q, n from {schema}.t order by id")
+    assert got == [
+        (1, dt.datetime(2025, 1, 1, 12, 0, 0, 500000), True, "", None),
+        (2, dt.datetime(2025, 1, 1, 12), False, 'a "b", c', 7),
+        (3, noon.replace(tzinfo=None), None, "line\r\nbreak", 8),
+        (4, noon.replace(tzinfo=None), True, "multi\nline", 9),
+        (5, noon.replace(tzinfo=None), True, None, None),
+        (8, noon.replace(tzinfo=None), True, "é", None),
+    ]
+    # rows 3 and 4 span two lines each (csv.reader counts \r\n inside quotes as one)
+    assert [e[:3] for e in load_errors(rs_conn, part)] == [("ok", 8, 1210), ("ts", 9, 1206)]
