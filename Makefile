@@ -38,6 +38,7 @@ airflow: $(STAMP) postgres-binaries
 bench: $(STAMP) postgres-binaries
 	$(PY) bench/bench_export_upload.py
 	$(PY) bench/bench_validation.py
+	$(PY) bench/bench_standin_copy.py
 
 clean: stack-down
 	rm -rf $(VENV) .devstack
