@@ -72,6 +72,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag
 
 from tracking_sync import tasks
 from tracking_sync.connections import redact_task_logs_callback
+from tracking_sync.deadlines import nightly_deadline
 from tracking_sync.failures import RETRY_POLICY, on_retry_callback
 from tracking_sync.names import DAG_ID, IDENTIFIER_PATTERN, MAX_IDENTIFIER_BYTES
 from tracking_sync.notifications import on_failure_callback
@@ -86,6 +87,12 @@ from tracking_sync.params import DEFAULT_PARAMS, MODES, VALIDATIONS
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    # A new deployment runs nothing until someone unpauses it: unpaused, the latest interval
+    # starts at once, and an incremental run into an empty target fails its validation.
+    is_paused_upon_creation=True,
+    # Not finished TRACKING_SYNC_DEADLINE_MINUTES (default 6 h) after its interval ended:
+    # the on-call notifier hears of it.
+    deadline=nightly_deadline(),
     default_args={
         "owner": "data-engineering",
         "retries": 3,
@@ -160,7 +167,9 @@ def postgres_to_redshift():
     action_published = tasks.replace_action_rows(plan)
     chain(action_staged, action_published)
 
-    chain(action_type_loaded, tasks.validate(plan, action_published))
+    # Passed, validate publishes the Assets of action and action_type (interval, row counts).
+    validated = tasks.validate(plan, action_published, action_uploaded, action_type_uploaded)
+    chain(action_type_loaded, validated)
 
 
 dag = postgres_to_redshift()
