@@ -38,6 +38,23 @@ days whose counts differ, and the repair command.
 - **the source changed after the load** (late rows inside the interval): rerun the interval.
 - A check file that is malformed fails without retries too; the error names the file and the fix.
 
+## When it is late
+A nightly run not finished `TRACKING_SYNC_DEADLINE_MINUTES` (default 360) after its interval
+ended sends `TRACKING_SYNC LATE dag=... run=... interval=... state=...: not finished 6h 12m
+after its interval ended ...` to the notifier (a Deadline Alert, run by the triggerer). Look
+at the run's grid: a task waiting for a slot, retrying (`TRACKING_SYNC RETRY` lines), or an
+earlier run still holding the one active run.
+
+## Assets
+When `validate` passes, the run publishes the Assets `redshift_default.tracking.action` and
+`redshift_default.tracking.action_type` (extra: the run, its interval, `target_schema` and
+row counts); DAGs scheduled on them run after a validated load only.
+
+## First run of a new deployment
+The DAG starts paused. Run `mode=full_refresh` first (`airflow dags test postgres_to_redshift
+--conf '{"mode": "full_refresh"}'` while paused), then unpause: the latest interval runs at
+once, and an incremental run into an empty target would fail its scoped validation.
+
 ## Rerunning and backfilling
 Every task is idempotent per interval: clearing any run (or a range of runs) and running it
 again leaves the target equal to the source for those intervals, rows deleted or changed in
