@@ -25,7 +25,11 @@ the notifier in a thread and never blocks the triggerer's event loop.
 
 The setting is read when the DAG file is parsed (environment, or [tracking_sync]
 deadline_minutes in airflow.cfg; no Variable, no I/O); a changed value applies to runs
-created after the next parse.
+created after the next parse. `off` parses the DAG without a deadline: Airflow 3.3's
+dag.test() (and so `airflow dags test`) cannot finish a successful run of a DAG that has
+one (DagRun.update_state looks the alerts up by id and finds their serialized form:
+"'dict' object has no attribute 'hex'"), so `dags test` runs need
+TRACKING_SYNC_DEADLINE_MINUTES=off.
 """
 
 from __future__ import annotations
@@ -47,11 +51,17 @@ DEFAULT_DEADLINE_MINUTES = 360
 NIGHTLY_PERIOD = timedelta(days=1)  # the schedule's interval: "0 0 * * *"
 
 
-def allowed_lateness(value: str | None = None) -> timedelta:
-    """How long after its interval's end a nightly run may still be running."""
+OFF = "off"
+
+
+def allowed_lateness(value: str | None = None) -> timedelta | None:
+    """How long after its interval's end a nightly run may still be running; None when the
+    setting is `off`."""
     raw = setting(DEADLINE_ENV, "deadline_minutes") if value is None else value
     if not raw:
         return timedelta(minutes=DEFAULT_DEADLINE_MINUTES)
+    if raw.strip().lower() == OFF:
+        return None
     try:
         minutes = float(raw)
     except ValueError:
@@ -64,11 +74,15 @@ def allowed_lateness(value: str | None = None) -> timedelta:
     return timedelta(minutes=minutes)
 
 
-def nightly_deadline(period: timedelta = NIGHTLY_PERIOD) -> DeadlineAlert:
-    """The DAG's deadline: a run not done `allowed_lateness()` after its interval ended."""
+def nightly_deadline(period: timedelta = NIGHTLY_PERIOD) -> DeadlineAlert | None:
+    """The DAG's deadline: a run not done `allowed_lateness()` after its interval ended
+    (None when the setting is `off`)."""
+    lateness = allowed_lateness()
+    if lateness is None:
+        return None
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_LOGICAL_DATE,  # the interval's start
-        interval=period + allowed_lateness(),
+        interval=period + lateness,
         callback=AsyncCallback(on_deadline_missed),
         name="nightly run late",
     )

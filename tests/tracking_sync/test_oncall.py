@@ -60,6 +60,13 @@ def test_lateness_defaults_to_six_hours_and_is_a_setting(monkeypatch):
     assert allowed_lateness() == timedelta(seconds=3)
 
 
+def test_off_parses_the_dag_without_a_deadline(monkeypatch):
+    # Airflow 3.3's dag.test() (`airflow dags test`) cannot finish a DAG with one.
+    monkeypatch.setenv(DEADLINE_ENV, "off")
+    assert allowed_lateness() is None
+    assert nightly_deadline() is None
+
+
 @pytest.mark.parametrize("value", ["six hours", "0", "-5"])
 def test_a_bad_lateness_names_the_setting(value):
     with pytest.raises(MissingSetting, match=f"{DEADLINE_ENV}='{value}' is not a positive number"):
