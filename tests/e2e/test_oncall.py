@@ -3,6 +3,8 @@
 One deployment whose dags folder holds the pipeline's DAG file and a downstream analytics
 DAG scheduled on the `action` Asset, with scheduled runs on, a tiny deadline and a test
 notifier that writes to a file:
+- the first night as the README says: the DAG arrives paused, a full refresh runs by
+  `airflow dags test`, then unpausing runs the latest interval, green;
 - unpausing starts the latest nightly interval (catchup off); its deadline (interval end +
   3 s) has long passed, so the triggerer runs the Deadline Alert's callback and the
   notifier gets the LATE line naming the run and how late it is;
@@ -24,6 +26,7 @@ import pytest
 
 from devstack import demo_data
 from tests.dag_helpers import DAG_ID, RUN_TIMEOUT, STARTUP_TIMEOUT, STOP_TIMEOUT
+from tracking_sync.deadlines import DEADLINE_ENV
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +35,7 @@ CONSUMER_FILE = Path(__file__).parent / "consumer_dags" / "analytics_on_tracking
 CONSUMER_DAG_ID = "analytics_on_tracking"
 COMPONENTS = ("api-server", "dag-processor", "scheduler", "triggerer")
 SOURCE_ROWS = 1_500
+LATENESS_MINUTES = "0.05"  # a nightly run is late 3 s after its interval's end
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +64,7 @@ def oncall_deployment(stack, tmp_path_factory):
             "TRACKING_SYNC_STAGING_DIR": str(root / "staging"),
             "TRACKING_SYNC_PREFIX": f"oncall-{uuid.uuid4().hex[:8]}",
             "TRACKING_SYNC_PART_MB": "1",
-            "TRACKING_SYNC_DEADLINE_MINUTES": "0.05",  # 3 s after the interval's end
+            DEADLINE_ENV: LATENESS_MINUTES,
             "TRACKING_SYNC_NOTIFIER": "tests.e2e.notifiers.FileNotifier",
             "TRACKING_SYNC_NOTIFIER_KWARGS": json.dumps({"path": str(notified)}),
             "ONCALL_TEST_CONSUMER_OUT": str(consumed),
@@ -68,8 +72,17 @@ def oncall_deployment(stack, tmp_path_factory):
     )
     try:
         deployment.start(dag_ids=(DAG_ID, CONSUMER_DAG_ID))
+        # The first night as the README says: paused, a full refresh by `airflow dags test`
+        # (without the deadline, which Airflow 3.3's dags test cannot finish), then unpause.
         (paused,) = deployment.query("select is_paused from dag where dag_id = %s", (DAG_ID,))[0]
         assert paused, "the pipeline starts paused (is_paused_upon_creation)"
+        deployment.env[DEADLINE_ENV] = "off"
+        try:
+            deployment.cli(
+                "dags", "test", DAG_ID, "--conf", json.dumps({"mode": "full_refresh"}), timeout=900
+            )
+        finally:
+            deployment.env[DEADLINE_ENV] = LATENESS_MINUTES
         deployment.cli("dags", "unpause", DAG_ID)
         yield deployment, notified, consumed
     finally:
@@ -93,6 +106,19 @@ def wait_for_lines(path: Path, pattern: str, deployment, timeout: float = RUN_TI
             + deployment.output("triggerer").read_text(errors="replace")[-3000:]
         )
         time.sleep(1)
+
+
+def test_the_first_night_full_refresh_then_unpause_runs_the_latest_interval_green(oncall_deployment):
+    deployment, _, _ = oncall_deployment
+    runs = deployment.query(
+        "select run_type, state, conf from dag_run where dag_id = %s order by id", (DAG_ID,)
+    )
+    assert runs[0][:2] == ("manual", "success"), runs  # `airflow dags test`, while paused
+    # Unpaused after it: the latest interval runs at once, into a target with every history.
+    ((run_id, state, *_),) = deployment.wait_for_runs(
+        "dag_run.dag_id = %s and dag_run.run_type = 'scheduled'", (DAG_ID,), 1, timeout=2 * RUN_TIMEOUT
+    )
+    assert state == "success", deployment.task_states([run_id])
 
 
 def test_a_late_nightly_run_reaches_the_notifier_with_the_run_and_how_late(oncall_deployment):
