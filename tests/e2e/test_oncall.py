@@ -150,10 +150,11 @@ def test_a_validated_load_publishes_assets_a_downstream_dag_sees(oncall_deployme
     deployment, _, consumed = oncall_deployment
     schema = target_schema_of_test
     conf = {"mode": "full_refresh", "target_schema": schema}
+    manual_runs = "select run_id from dag_run where dag_id = %s and run_type = 'manual'"
+    before = set(deployment.query(manual_runs, (DAG_ID,)))  # the first night's full refresh
     deployment.cli("dags", "trigger", DAG_ID, "--conf", json.dumps(conf))
-    ((run_id, state, *_),) = deployment.wait_for_runs(
-        "dag_run.dag_id = %s and dag_run.run_type = 'manual'", (DAG_ID,), 1, timeout=2 * RUN_TIMEOUT
-    )
+    ((run_id,),) = set(deployment.query(manual_runs, (DAG_ID,))) - before
+    ((_, state, *_),) = deployment.wait_for_runs("dag_run.run_id = %s", (run_id,), 1, timeout=2 * RUN_TIMEOUT)
     assert state == "success", deployment.task_states([run_id])
 
     lines = wait_for_lines(consumed, f'"target_schema": "{schema}"', deployment)
