@@ -38,6 +38,24 @@ days whose counts differ, and the repair command.
 - **the source changed after the load** (late rows inside the interval): rerun the interval.
 - A check file that is malformed fails without retries too; the error names the file and the fix.
 
+## When it is late
+A nightly run not finished `TRACKING_SYNC_DEADLINE_MINUTES` (default 360) after its interval
+ended sends `TRACKING_SYNC LATE dag=... run=... interval=... state=...: not finished 6h 12m
+after its interval ended ...` to the notifier (a Deadline Alert, run by the triggerer). Look
+at the run's grid: a task waiting for a slot, retrying (`TRACKING_SYNC RETRY` lines), or an
+earlier run still holding the one active run.
+
+## Assets
+When `validate` passes, the run publishes the Assets `redshift_default.tracking.action` and
+`redshift_default.tracking.action_type` (extra: the run, its interval, `target_schema` and
+row counts); DAGs scheduled on them run after a validated load only.
+
+## First run of a new deployment
+The DAG starts paused. Run `mode=full_refresh` first, while it is paused
+(`TRACKING_SYNC_DEADLINE_MINUTES=off airflow dags test postgres_to_redshift --conf
+'{"mode": "full_refresh"}'`), then unpause: the latest interval runs at once, and an
+incremental run into an empty target would fail its scoped validation.
+
 ## Rerunning and backfilling
 Every task is idempotent per interval: clearing any run (or a range of runs) and running it
 again leaves the target equal to the source for those intervals, rows deleted or changed in
@@ -72,6 +90,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag
 
 from tracking_sync import tasks
 from tracking_sync.connections import redact_task_logs_callback
+from tracking_sync.deadlines import nightly_deadline
 from tracking_sync.failures import RETRY_POLICY, on_retry_callback
 from tracking_sync.names import DAG_ID, IDENTIFIER_PATTERN, MAX_IDENTIFIER_BYTES
 from tracking_sync.notifications import on_failure_callback
@@ -86,6 +105,12 @@ from tracking_sync.params import DEFAULT_PARAMS, MODES, VALIDATIONS
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    # A new deployment runs nothing until someone unpauses it: unpaused, the latest interval
+    # starts at once, and an incremental run into an empty target fails its validation.
+    is_paused_upon_creation=True,
+    # Not finished TRACKING_SYNC_DEADLINE_MINUTES (default 6 h) after its interval ended:
+    # the on-call notifier hears of it.
+    deadline=nightly_deadline(),
     default_args={
         "owner": "data-engineering",
         "retries": 3,
@@ -160,10 +185,13 @@ def postgres_to_redshift():
     action_published = tasks.replace_action_rows(plan)
     chain(action_staged, action_published)
 
-    chain(action_type_loaded, tasks.validate(plan, action_published))
+    # Passed, validate publishes the Assets of action and action_type (interval, row counts).
+    validated = tasks.validate(plan, action_published, action_uploaded, action_type_uploaded)
+    chain(action_type_loaded, validated)
 
 
 dag = postgres_to_redshift()
 
 if __name__ == "__main__":
+    dag.deadline = None  # Airflow 3.3's dag.test() fails a DAG with one (tracking_sync.deadlines)
     dag.test()

@@ -65,7 +65,7 @@ def stack_env(stack):
 @pytest.fixture
 def airflow_deployment(stack, tmp_path):
     """A running Airflow (api-server, dag-processor, scheduler) on its own AIRFLOW_HOME and
-    metadata database, unpaused DAGs, no scheduled runs (manual runs and backfills only);
+    metadata database, the DAG unpaused, no scheduled runs (manual runs and backfills only);
     every process stopped, no port left open and the database dropped afterwards."""
     import uuid
 
@@ -95,6 +95,8 @@ def airflow_deployment(stack, tmp_path):
     )
     try:
         deployed.start(dag_ids=(DAG_ID,))
+        # The DAG starts paused (is_paused_upon_creation): nothing of it runs before this.
+        deployed.cli("dags", "unpause", DAG_ID)
         yield deployed
     finally:
         hard_killed = deployed.stop()

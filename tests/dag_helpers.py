@@ -18,8 +18,8 @@ STOP_TIMEOUT = 30  # SIGINT to SIGKILL
 
 def load_dag(dag_id: str = DAG_ID, dag_folder: str | Path | None = None, *, retries: int = 0):
     """The DAG as the DAG processor sees it (through DagBag, from the configured dags folder),
-    with every task's retries set to `retries`: a retry would wait its retry_delay inside
-    dag.test() (minutes, and SIGTERM does not stop it)."""
+    with every task's retries set to `retries` (a retry would wait its retry_delay inside
+    dag.test(): minutes, and SIGTERM does not stop it) and no deadline."""
     from airflow.dag_processing.dagbag import DagBag
 
     folder = dag_folder or os.environ["AIRFLOW__CORE__DAGS_FOLDER"]
@@ -29,6 +29,9 @@ def load_dag(dag_id: str = DAG_ID, dag_folder: str | Path | None = None, *, retr
     assert dag is not None, f"no DAG {dag_id} in {folder}: {sorted(bag.dag_ids)}"
     for task in dag.tasks:
         task.retries = retries
+    # Airflow 3.3's dag.test() cannot mark a run of a DAG with a Deadline Alert successful
+    # (tracking_sync.deadlines); the alert is shown through the real scheduler instead.
+    dag.deadline = None
     return dag
 
 

@@ -80,7 +80,8 @@ def failure_summary(context: dict[str, Any]) -> str:
     )
 
 
-def _setting(env_name: str, key: str) -> str | None:
+def setting(env_name: str, key: str) -> str | None:
+    """A pipeline setting: the environment variable, else [tracking_sync] <key> in airflow.cfg."""
     value = os.environ.get(env_name)
     if value:
         return value.strip()
@@ -95,7 +96,7 @@ def _setting(env_name: str, key: str) -> str | None:
 
 def configured_notifier() -> Any | None:
     """The notifier named in configuration, instantiated; None when none is configured."""
-    path = _setting(NOTIFIER_ENV, "notifier")
+    path = setting(NOTIFIER_ENV, "notifier")
     if not path:
         return None
     from airflow.sdk.module_loading import import_string
@@ -107,7 +108,7 @@ def configured_notifier() -> Any | None:
             f"{NOTIFIER_ENV}={path!r} cannot be imported ({error}): name a notifier class as "
             "package.module.ClassName, e.g. airflow.providers.slack.notifications.slack.SlackNotifier"
         ) from error
-    raw_kwargs = _setting(NOTIFIER_KWARGS_ENV, "notifier_kwargs") or "{}"
+    raw_kwargs = setting(NOTIFIER_KWARGS_ENV, "notifier_kwargs") or "{}"
     try:
         kwargs = json.loads(raw_kwargs)
     except json.JSONDecodeError as error:

@@ -71,10 +71,14 @@ class ReportingS3ToRedshiftOperator(S3ToRedshiftOperator):
 
 
 def load_rejected_message(schema: str, table: str, bucket: str, key: str, report: str) -> str:
+    """The error's first line is the whole story (what, where, what to do): it is what the
+    UI's failed-task preview, the on-call line and the notifier show. Further rejected rows
+    follow on the next lines."""
     first, _, rest = report.partition("\n")
+    more = f" (and {rest.count(chr(10)) + 1} more, below)" if rest else ""
     return (
-        f"COPY into {schema}.{table} failed: {first} -- the target is unchanged (the COPY's "
-        f"transaction rolled back); files s3://{bucket}/{key}.\n{rest + chr(10) if rest else ''}"
-        "Fix the source row (or the column's type in include/sql and tracking_sync.tables), then "
-        "clear the export task of this run (upload and load follow)."
+        f"COPY into {schema}.{table} failed: {first}{more} -- the target is unchanged (the COPY's "
+        "transaction rolled back). Fix the source row (or the column's type in include/sql and "
+        "tracking_sync.tables), then clear the export task of this run (upload and load follow); "
+        f"files s3://{bucket}/{key}" + (f"\n{rest}" if rest else "")
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow.sdk import task
 
+from tracking_sync.assets import LOADED_TABLES
 from tracking_sync.load import COPY_OPTIONS
 from tracking_sync.names import AWS_CONN_ID, REDSHIFT_CONN_ID
 from tracking_sync.operators import ReportingS3ToRedshiftOperator
@@ -131,10 +132,26 @@ def replace_action_rows(plan: dict) -> dict[str, Any]:
         return publish_for_run(RunPlan.from_xcom(plan), target, source)
 
 
-@task
-def validate(plan: dict, published: dict, ti=None) -> None:
-    """The parity checks of the plan, and the rows the publish placed outside its interval."""
+@task(outlets=list(LOADED_TABLES))
+def validate(
+    plan: dict,
+    published: dict,
+    action_uploaded: dict,
+    action_type_uploaded: dict,
+    ti=None,
+    outlet_events=None,
+) -> None:
+    """The parity checks of the plan, and the rows the publish placed outside its interval.
+
+    Passed, it publishes the target tables' Assets (tracking_sync.assets) with the run's
+    interval and row counts; failed, it raises and Airflow emits no asset event."""
+    from tracking_sync.assets import load_event_extras
     from tracking_sync.plan import RunPlan
     from tracking_sync.validate import validate_task
 
     validate_task(RunPlan.from_xcom(plan), ti, published)
+    extras = load_event_extras(
+        plan, action_uploaded, action_type_uploaded, published, dag_id=ti.dag_id, run_id=ti.run_id
+    )
+    for asset in LOADED_TABLES:
+        outlet_events[asset].extra = extras[asset.name]

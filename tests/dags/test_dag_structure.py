@@ -85,6 +85,35 @@ def test_one_run_at_a_time(dag):
     assert dag.max_active_runs == 1
 
 
+def test_a_new_deployment_starts_it_paused(dag):
+    # Unpaused, the latest interval runs at once (catchup off), and an incremental run into
+    # an empty target fails its validation: the first run must be a full refresh, by hand.
+    assert dag.is_paused_upon_creation is True
+
+
+def test_a_nightly_run_is_late_a_set_time_after_its_interval_ends(monkeypatch):
+    from airflow.sdk import AsyncCallback, DeadlineReference
+
+    monkeypatch.setenv("TRACKING_SYNC_DEADLINE_MINUTES", "45")
+    (alert,) = load_dag().deadline  # read when the file is parsed
+    # The logical date of a run with a real data interval is the interval's start.
+    assert alert.reference == DeadlineReference.DAGRUN_LOGICAL_DATE
+    assert alert.interval == timedelta(days=1, minutes=45)
+    assert isinstance(alert.callback, AsyncCallback)
+    assert alert.callback.path == "tracking_sync.deadlines.on_deadline_missed"
+    monkeypatch.delenv("TRACKING_SYNC_DEADLINE_MINUTES")
+    assert load_dag().deadline[0].interval == timedelta(days=1, hours=6), "6 h by default"
+
+
+def test_only_validate_publishes_the_target_assets(dag):
+    # Airflow emits a task's asset events only when it succeeds: validate passing is the
+    # only way an analytics DAG scheduled on them is triggered.
+    from tracking_sync.assets import LOADED_TABLES
+
+    publishers = {task.task_id: list(task.outlets) for task in dag.tasks if task.outlets}
+    assert publishers == {"validate": list(LOADED_TABLES)}
+
+
 # --- tasks ------------------------------------------------------------------------------
 
 
