@@ -34,7 +34,8 @@ say "cannot pull $OFFICIAL; building an equivalent base from Debian's packages"
 if [ ! -s "$ROOTFS_TAR" ]; then
   command -v mmdebstrap >/dev/null || {
     if [ "$(id -u)" = 0 ]; then
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap; } >/dev/null 2>&1 \
+        || { say "apt-get install mmdebstrap failed"; exit 1; }
     else
       say "mmdebstrap is missing: sudo apt-get install -y mmdebstrap"; exit 1
     fi

@@ -33,8 +33,10 @@ install_engine() {
     exit 1
   fi
   local started=$SECONDS
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+  mkdir -p "$STATE"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io; } >"$STATE/apt.log" 2>&1; then
+    say "installing docker.io failed:"; tail -20 "$STATE/apt.log" >&2; exit 1
+  fi
   say "installed docker.io in $((SECONDS - started)) s"
 }
 
