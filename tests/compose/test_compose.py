@@ -35,7 +35,7 @@ class AirflowApi:
     """Airflow's REST API v2 as the admin of the simple auth manager."""
 
     def __init__(self, port: int, username: str = "admin", password: str = "admin"):
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
         token = self.http.post("/auth/token", json={"username": username, "password": password})
         token.raise_for_status()
         self.http.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
@@ -92,7 +92,10 @@ def test_full_refresh_through_the_rest_api_succeeds(api, timings):
     state = run["state"]
     while state not in ("success", "failed") and time.monotonic() < deadline:
         time.sleep(3)
-        state = api.get(f"/dags/{DAG_ID}/dagRuns/{RUN_ID}")["state"]
+        try:
+            state = api.get(f"/dags/{DAG_ID}/dagRuns/{RUN_ID}")["state"]
+        except httpx.TransportError:  # a busy 2-core machine: the API server may answer late
+            continue
     timings["full refresh (after unpause)"] = time.monotonic() - started
     tasks = _task_states(api)
     if state != "success":
