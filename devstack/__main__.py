@@ -52,7 +52,7 @@ def _running_pid() -> int | None:
 
 def serve() -> None:
     """Foreground: start the stack, write the env file, wait for SIGTERM/SIGINT, stop."""
-    from devstack.containers import start_stack
+    from devstack.stack import start_stack
 
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -82,7 +82,7 @@ def _side_by_side(window_end: datetime) -> str:
 
 def run(rows: int) -> int:
     from devstack import demo_data
-    from devstack.containers import start_stack
+    from devstack.stack import start_stack
 
     home = tempfile.mkdtemp(prefix="demo-airflow-home-")
     _configure_airflow(home)

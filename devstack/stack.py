@@ -97,3 +97,12 @@ class Stack:
         lines = [f"export {name}={shlex.quote(value)}" for name, value in self.env().items()]
         path.write_text("\n".join(lines) + "\n")
         path.chmod(0o600)
+
+
+def start_stack(with_redshift: bool = True) -> Stack:
+    """Start the local stack as local processes (the pytest fixtures, `make demo`, `make stack-up`).
+
+    Containers are docker-compose.yaml's business (README, "Run it in Docker"): the local stack
+    itself needs no Docker engine, so CI runs the one code path it has.
+    """
+    return Stack(with_redshift=with_redshift).start()

@@ -41,10 +41,9 @@ def airflow_db():
 def stack():
     """PostgreSQL source, S3 and the Redshift stand-in, up for the whole session.
 
-    Uses testcontainers when a Docker engine answers, the local processes otherwise
-    (see devstack.containers).
+    Local processes (devstack.stack.start_stack): no Docker engine needed.
     """
-    from devstack.containers import start_stack
+    from devstack.stack import start_stack
 
     running = start_stack()
     try:

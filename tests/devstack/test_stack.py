@@ -8,14 +8,11 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg2
-import pytest
 
 from devstack.__main__ import process_alive
-from devstack.containers import docker_engine_answers
 from devstack.net import port_is_open
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -30,16 +27,6 @@ def _source_env_file(path: Path) -> dict[str, str]:
         env={"PATH": os.environ["PATH"]},
     ).stdout
     return dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
-
-
-def test_local_fallback_is_taken_at_once_without_docker():
-    # No Docker engine on this machine: testcontainers raises at once and we fall back.
-    started = time.monotonic()
-    answers = docker_engine_answers()
-    elapsed = time.monotonic() - started
-    if answers:
-        pytest.skip("a Docker engine answers here; the fallback is not exercised")
-    assert elapsed < 2.0, f"probing for Docker took {elapsed:.1f}s"
 
 
 def test_stack_up_env_and_down_leave_nothing_behind(tmp_path):
