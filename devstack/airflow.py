@@ -514,7 +514,7 @@ def serve_ui(state_dir: Path, port: int = 0, rows: int | None = None) -> int:
     """`make airflow`, in the foreground: the local stack, demo data when the source is empty,
     and Airflow on it; Ctrl-C (or SIGTERM, as `make stack-down` sends) stops all of it."""
     from devstack import demo_data
-    from devstack.containers import start_stack
+    from devstack.stack import start_stack
 
     signal.signal(signal.SIGTERM, _interrupt)  # SIGINT raises KeyboardInterrupt already
     say = lambda message: print(message, flush=True)  # noqa: E731
