@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tracking_sync.exceptions import InvalidParams
+from tracking_sync.names import DAG_ID
 from tracking_sync.params import RunParams, validate_params
 
 
@@ -40,10 +41,11 @@ class RunSlice:
             if self.start is None or self.end is None:
                 raise InvalidParams(
                     "an incremental run needs a data interval, and this run has none (it was "
-                    "triggered without a logical date): trigger it with one (UI: Trigger, set "
-                    "the logical date; CLI: airflow dags trigger postgres_to_redshift "
-                    "--logical-date 2025-03-02T00:00:00+00:00), run a backfill, or use "
-                    "mode=full_refresh"
+                    "triggered without a logical date): trigger it with one (UI: Trigger, keep "
+                    "the Logical Date: a manual run with logical date D moves the day before D), "
+                    "run a backfill of the day (CLI: airflow backfill create --dag-id "
+                    f"{DAG_ID} --from-date YYYY-MM-DD --to-date YYYY-MM-DD --reprocess-behavior "
+                    "completed --max-active-runs 1), or use mode=full_refresh"
                 )
             if not self.start < self.end:
                 raise InvalidParams(
@@ -149,7 +151,14 @@ def plan_run(
     (not the clock).
     """
     run_params = validate_params(params, conf)
-    run_slice = RunSlice.for_run(run_params, start, end)
+    try:
+        run_slice = RunSlice.for_run(run_params, start, end)
+    except InvalidParams as error:
+        if run_after is None or start is not None:
+            raise
+        # The day that had ended when the run was triggered: a command that runs as printed.
+        day = (run_after.astimezone(UTC) - timedelta(days=1)).date().isoformat()
+        raise InvalidParams(str(error).replace("YYYY-MM-DD", day)) from None
     window_end = end or run_after
     if window_end is None:
         raise InvalidParams("the run has neither a data interval nor a trigger time to validate up to")

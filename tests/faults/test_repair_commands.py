@@ -4,12 +4,15 @@ CLI, scheduler and backfill machinery, and its runs succeed (validate included).
 The commands come from tracking_sync.diagnosis.repair_steps, the function that writes the
 report's repair lines, for each kind of failure: no day singled out (and a TIMESTAMP
 target, which prints the same full refresh), differing days, and a scoped run whose users
-differ outside its days. A non-default target schema travels in every command's conf.
+differ outside its days; and the trigger with a logical date that plan_run prints when it
+refuses a run without a data interval. A non-default target schema travels in every
+command's conf.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from datetime import UTC, datetime
 
@@ -18,6 +21,8 @@ import pytest
 from devstack import demo_data
 from tests.dag_helpers import DAG_ID, RUN_TIMEOUT, airflow_cli, new_backfill, wait_for_backfill
 from tracking_sync.diagnosis import repair_steps
+from tracking_sync.exceptions import InvalidParams
+from tracking_sync.plan import plan_run
 
 pytestmark = pytest.mark.integration
 
@@ -63,6 +68,22 @@ def test_every_kind_of_repair_command_runs_as_printed(airflow_deployment, stack,
         )
     )
     backfill = new_backfill(deployment, lambda: airflow_cli(deployment, scoped))
-    ((run_id, state, start, _),) = wait_for_backfill(deployment, backfill, 1, until_completed=False)
+    ((run_id, state, start, _),) = wait_for_backfill(deployment, backfill, 1, until_completed=True)
     assert (state, start.date().isoformat()) == ("success", "2025-03-03"), deployment.task_states([run_id])
     assert _conf_of(deployment, run_id) == {"validation": "full", "target_schema": schema}
+
+    # The command plan_run prints when it refuses an incremental run without a data interval:
+    # a backfill of the day that had ended when it was triggered (default schema: loaded in
+    # full first, by the report's own full refresh command).
+    (full_refresh,) = _cli_lines(repair_steps([], scope="full"))
+    airflow_cli(deployment, full_refresh)
+    deployment.wait_for_runs(
+        "dag_run.dag_id = %s and dag_run.run_type = 'manual'", (DAG_ID,), 2, timeout=RUN_TIMEOUT
+    )
+    with pytest.raises(InvalidParams) as refused:
+        plan_run({"mode": "incremental"}, None, None, run_after=datetime(2025, 3, 5, 7, 30, tzinfo=UTC))
+    printed = re.search(r"airflow backfill create [^)]+", str(refused.value)).group()
+    assert "--from-date 2025-03-04 --to-date 2025-03-04" in printed
+    backfill = new_backfill(deployment, lambda: airflow_cli(deployment, shlex.split(printed)))
+    ((run_id, state, start, _),) = wait_for_backfill(deployment, backfill, 1, until_completed=False)
+    assert (state, start.date().isoformat()) == ("success", "2025-03-04"), deployment.task_states([run_id])

@@ -58,7 +58,7 @@ def test_an_empty_interval_is_refused_with_the_reason():
 
 def test_an_incremental_run_without_a_data_interval_is_refused_and_says_how_to_trigger():
     # `airflow dags trigger` without --logical-date makes a run with no data interval.
-    with pytest.raises(InvalidParams, match="--logical-date"):
+    with pytest.raises(InvalidParams, match="--from-date 2025-03-01 --to-date 2025-03-01 --reprocess"):
         plan_run({"mode": "incremental"}, None, None, run_after=END)
     assert plan_run({"mode": "full_refresh"}, None, None, run_after=END).full_refresh is True
 
