@@ -30,6 +30,7 @@ from tracking_sync.names import DAG_ID, REDSHIFT_CONN_ID, REPORT_XCOM_KEY, SOURC
 from tracking_sync.parity import SCOPES, ParityCheck, load_checks, quote_identifier
 from tracking_sync.plan import RunPlan
 from tracking_sync.report import ValidationReport
+from tracking_sync.shared_pass import shared_passes
 from tracking_sync.sql_templates import render_sql
 from tracking_sync.streams import CheckWindow, stream_check
 
@@ -39,11 +40,16 @@ SOURCE_SCHEMA = "public"
 
 
 def run_check(
-    check: ParityCheck, source_conn: Any, target_conn: Any, window: CheckWindow, top: int = TOP_DIFFERENCES
+    check: ParityCheck,
+    source_conn: Any,
+    target_conn: Any,
+    window: CheckWindow,
+    top: int = TOP_DIFFERENCES,
+    base_relation: str | None = None,
 ) -> CheckResult:
     """One check on both engines, compared; `seconds` is what it took."""
     started = time.perf_counter()
-    source_rows, target_rows = stream_check(check, source_conn, target_conn, window)
+    source_rows, target_rows = stream_check(check, source_conn, target_conn, window, base_relation)
     result = compare_sorted(check, source_rows, target_rows, top=top)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
@@ -78,7 +84,13 @@ def run_validation(
     started = time.perf_counter()
     checks = load_checks() if checks is None else list(checks)
     window = CheckWindow(source_schema, target_schema, window_start, window_end, scope, interval_end)
-    results = [run_check(check, source_conn, target_conn, window, top=top) for check in checks]
+    # The shared passes first (one scan of `action` per engine, both engines at once),
+    # then each check on both engines at once, over those passes' small results.
+    with shared_passes(checks, source_conn, target_conn, window) as bases:
+        results = [
+            run_check(check, source_conn, target_conn, window, top=top, base_relation=bases.get(check.base))
+            for check in checks
+        ]
     report = ValidationReport(
         dag_id=dag_id,
         run_id=run_id,

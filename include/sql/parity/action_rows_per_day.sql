@@ -10,7 +10,8 @@
 -- value: seconds_into_day_sum tolerance 0.5 -- both engines sum doubles
 --   (values < 86400, ~2.4e-7 s rounding each): < 0.03 s at 100k rows a day.
 --   Half a second is above that and below the smallest change to catch (1 s).
--- params: schema, window_start, interval_end, window_end, scope
+-- base: action_session_days
+-- params: schema, window_start, interval_end, window_end, scope, base
 --   full: every day before window_end.
 --   scoped: the days of [window_start, interval_end), every user's rows: the
 --   days this run loaded. Not "every day the interval's users were active":
@@ -20,28 +21,18 @@
 --   per_user_session_totals and table_row_counts (both over those users'
 --   whole history); a `validation=full` run then names its day.
 --   Days are UTC (validate sets the session's time zone to UTC on both
---   engines).
-with actions as (
-    select action_time
-    from {{ schema }}.action
-{%- if scope == "scoped" %}
-    where action_time >= {{ window_start }}
-      and action_time < {{ interval_end }}
-{%- else %}
-    where action_time < {{ window_end }}
-{%- endif %}
-)
-
+--   engines). Rows come from the shared pass (base/action_session_days.sql):
+--   the scoped interval's rows are its in_interval rows. The checksum is
+--   summed per session and day there (epoch_sum), the day's start taken off
+--   here: sums of a few seconds-into-day values, not of 1.7e9 s epochs.
 select
-    cast(action_time as date) as day,
-    count(*) as row_count,
-    -- date_part, not extract: a double on both engines, 2.5x cheaper than
-    -- PostgreSQL's numeric extract over every row (measured); the integer
-    -- EXTRACT trap is per_user_session_totals' to catch, not this checksum's.
+    day,
+    cast(sum(row_count) as bigint) as row_count,
     sum(
-        date_part('epoch', action_time)
-        - date_part('epoch', date_trunc('day', action_time))
+        epoch_sum
+        - row_count * date_part('epoch', cast(day as timestamp))
     ) as seconds_into_day_sum
-from actions
-group by cast(action_time as date)
+from {{ base }}
+where in_interval
+group by day
 order by day
