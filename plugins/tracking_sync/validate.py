@@ -23,8 +23,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tracking_sync.compare import TOP_DIFFERENCES, CheckResult, compare_sorted
-from tracking_sync.diagnosis import explain_failure
+from tracking_sync.compare import DIFFERING_KEYS, TOP_DIFFERENCES, CheckResult, compare_sorted
+from tracking_sync.diagnosis import TIMESTAMP_HINT, explain_failure
+from tracking_sync.drilldown import DrillDown, drill_down
 from tracking_sync.exceptions import ParityCheckError
 from tracking_sync.names import DAG_ID, REDSHIFT_CONN_ID, REPORT_XCOM_KEY, SOURCE_CONN_ID
 from tracking_sync.parity import SCOPES, ParityCheck, load_checks, quote_identifier
@@ -72,13 +73,15 @@ def run_validation(
     top: int = TOP_DIFFERENCES,
     interval_end: datetime | None = None,
     rerun_logical_date: datetime | None = None,
+    drill: bool = True,
 ) -> ValidationReport:
     """Run every parity check on both engines and build the report (never raises on a mismatch).
 
     Everything before `window_end` is compared; a scoped run picks the users and days of
     [window_start, interval_end) (interval_end defaults to window_end). The repair of a
     scoped failure that names no day reruns the interval whose logical date is
-    `rerun_logical_date` with a full validation."""
+    `rerun_logical_date` with a full validation. A failure is narrowed to the differing
+    `action` rows (tracking_sync.drilldown) unless `drill` is False."""
     if scope not in SCOPES:
         raise ParityCheckError(f"validation scope {scope!r} is not one of {list(SCOPES)}")
     started = time.perf_counter()
@@ -103,8 +106,31 @@ def run_validation(
     )
     if not report.passed:
         explain_failure(report, target_conn, target_schema, rerun_logical_date=rerun_logical_date)
+        if drill and not any(TIMESTAMP_HINT in hint for hint in report.diagnosis):
+            report.rows = drill_to_rows(report, source_conn, target_conn, window)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def drill_to_rows(
+    report: ValidationReport, source_conn: Any, target_conn: Any, window: CheckWindow
+) -> DrillDown:
+    """The failed checks' users and days, narrowed to rows. A drill-down that fails says so
+    in the report: the verdict stands without it."""
+    users: set[Any] = set()
+    wide = False  # a check named more keys than it keeps: look at the whole scope
+    for check in report.failed_checks:
+        if check.keys == ["user_profile_id"]:
+            users.update(key[0] for key in check.differing_keys)
+            wide = wide or len(check.differing_keys) >= DIFFERING_KEYS
+    days = report.days_to_backfill
+    if wide:
+        users, days = set(), []
+    try:
+        return drill_down(source_conn, target_conn, window, users=users, days=days)
+    except Exception as error:  # noqa: BLE001 - reported; the failed verdict is raised anyway
+        log.exception("row drill-down failed")
+        return DrillDown(region="-", capped=f"error: {type(error).__name__}: {error}")
 
 
 # ---------------------------------------------------------------- the Airflow task

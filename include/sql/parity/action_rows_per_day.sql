@@ -1,4 +1,5 @@
--- Parity check: action rows per UTC day, and a checksum of their times.
+-- Parity check: action rows per UTC day, a checksum of their times and the
+-- size of their queries.
 -- A difference names the days to backfill. The checksum (seconds into the
 -- day, summed) catches an action moved in time that leaves counts and
 -- session totals equal (one in the middle of a session).
@@ -10,6 +11,11 @@
 -- value: seconds_into_day_sum tolerance 0.5 -- both engines sum doubles
 --   (values < 86400, ~2.4e-7 s rounding each): < 0.03 s at 100k rows a day.
 --   Half a second is above that and below the smallest change to catch (1 s).
+-- value: query_count tolerance 0 -- actions with a query (not NULL): an
+--   empty query loaded as NULL (EMPTYASNULL) or a lost one changes it.
+-- value: query_bytes tolerance 0 -- bytes of those queries: a truncated query
+--   (VARCHAR counts bytes on Redshift) or an invalid character replaced
+--   (ACCEPTINVCHARS) changes it.
 -- base: action_session_days
 -- params: schema, window_start, interval_end, window_end, scope, base
 --   full: every day before window_end.
@@ -31,7 +37,9 @@ select
     sum(
         epoch_sum
         - row_count * date_part('epoch', cast(day as timestamp))
-    ) as seconds_into_day_sum
+    ) as seconds_into_day_sum,
+    cast(sum(query_count) as bigint) as query_count,
+    cast(coalesce(sum(query_bytes), 0) as bigint) as query_bytes
 from {{ base }}
 where in_interval
 group by day
