@@ -78,7 +78,7 @@ class DrillDown:
 
 
 def engine_dialect(conn: Any) -> str:
-    """"redshift" when the engine has STRTOL (Redshift's hex to number), else "postgresql"."""
+    """ "redshift" when the engine has STRTOL (Redshift's hex to number), else "postgresql"."""
     cursor = conn.cursor()
     try:
         cursor.execute("select strtol('ff', 16)")
@@ -162,7 +162,9 @@ def drill_down(
                 break
         differing = sorted(bucket for bucket, (s, t) in buckets.items() if s != t)
         if len(differing) > MAX_BUCKETS:
-            found.capped = f"buckets: {len(differing)} differing buckets of {size} ids, the first {MAX_BUCKETS} narrowed"
+            found.capped = (
+                f"buckets: {len(differing)} differing buckets of {size} ids, the first {MAX_BUCKETS} narrowed"
+            )
             differing = differing[:MAX_BUCKETS]
         small = [b for b in differing if max(buckets[b][0][0], buckets[b][1][0]) <= LEAF_ROWS]
         leaves += _merge([(b * size, (b + 1) * size) for b in small])
@@ -253,7 +255,9 @@ def _describe_region(users: Sequence[int], days: Sequence[date], scope: str) -> 
         shown = ", ".join(str(user) for user in users[:10])
         parts.append(f"user_profile_id {shown}{', ...' if len(users) > 10 else ''} ({len(users)} users)")
     if days:
-        parts.append(f"days {', '.join(day.isoformat() for day in days[:10])}{', ...' if len(days) > 10 else ''}")
+        parts.append(
+            f"days {', '.join(day.isoformat() for day in days[:10])}{', ...' if len(days) > 10 else ''}"
+        )
     if not parts:
         return "the interval's users, whole history" if scope == "scoped" else "every row"
     return " or ".join(parts)
