@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from tracking_sync.config import SQL_DIR
+from tracking_sync.dialect import engine_dialect
 from tracking_sync.exceptions import ParityCheckError
 from tracking_sync.parity import quote_identifier, timestamp_literal
 from tracking_sync.streams import CheckWindow
@@ -75,22 +76,6 @@ class DrillDown:
     @property
     def row_ids(self) -> list[int]:
         return sorted({row.id for row in self.rows})
-
-
-def engine_dialect(conn: Any) -> str:
-    """ "redshift" when the engine has STRTOL (Redshift's hex to number), else "postgresql"."""
-    cursor = conn.cursor()
-    try:
-        cursor.execute("select strtol('ff', 16)")
-        cursor.fetchall()
-        return "redshift"
-    except Exception:  # noqa: BLE001 - the probe's error is the answer (undefined function)
-        return "postgresql"
-    finally:
-        try:
-            cursor.close()
-        finally:
-            conn.rollback()
 
 
 def render_drilldown(name: str, **params: Any) -> str:

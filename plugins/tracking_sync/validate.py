@@ -31,9 +31,9 @@ from tracking_sync.names import DAG_ID, REDSHIFT_CONN_ID, REPORT_XCOM_KEY, SOURC
 from tracking_sync.parity import SCOPES, ParityCheck, load_checks, quote_identifier
 from tracking_sync.plan import RunPlan
 from tracking_sync.report import ValidationReport
-from tracking_sync.shared_pass import shared_passes
+from tracking_sync.shared_pass import base_table, drop, materialize, shared_passes
 from tracking_sync.sql_templates import render_sql
-from tracking_sync.streams import CheckWindow, stream_check
+from tracking_sync.streams import CheckWindow, stream_check, stream_rows
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,34 @@ def run_validation(
             report.rows = drill_to_rows(report, source_conn, target_conn, window)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def time_one_engine(
+    conn: Any, schema: str, window: CheckWindow, checks: Sequence[ParityCheck] | None = None
+) -> float:
+    """Seconds one engine takes to answer every check (shared passes, then each check's
+    rows read and dropped): one side of a validation, as bench/bench_validation.py
+    reports the source's."""
+    checks = load_checks() if checks is None else list(checks)
+    names = sorted({check.base for check in checks if check.base})
+    bounds = {
+        "window_start": window.window_start,
+        "window_end": window.window_end,
+        "interval_end": window.interval_end,
+        "scope": window.scope,
+    }
+    started = time.perf_counter()
+    materialize(conn, names, schema, window)
+    try:
+        for check in checks:
+            sql = check.render(
+                schema=schema, base_relation=base_table(check.base) if check.base else None, **bounds
+            )
+            for _ in stream_rows(conn, sql):
+                pass
+    finally:
+        drop(conn, names)
+    return time.perf_counter() - started
 
 
 def drill_to_rows(

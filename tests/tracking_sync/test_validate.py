@@ -448,7 +448,7 @@ def strtol(parity_db):
 
 
 def test_the_drill_down_in_the_redshift_dialect_finds_the_same_rows(source, target, strtol):
-    from tracking_sync.drilldown import engine_dialect
+    from tracking_sync.dialect import engine_dialect
 
     assert engine_dialect(target) == "redshift"
     moved, changed, deleted, extra = _damage_four_rows(source, target)
