@@ -38,6 +38,7 @@ from tracking_sync.streams import CheckWindow, stream_check, stream_rows
 log = logging.getLogger(__name__)
 
 SOURCE_SCHEMA = "public"
+MAX_DRILL_DAYS = 100  # more differing days: the drill-down reads the scope's rows instead
 
 
 def run_check(
@@ -152,7 +153,7 @@ def drill_to_rows(
             users.update(key[0] for key in check.differing_keys)
             wide = wide or len(check.differing_keys) >= DIFFERING_KEYS
     days = report.days_to_backfill
-    if wide:
+    if wide or len(days) > MAX_DRILL_DAYS:
         users, days = set(), []
     try:
         return drill_down(source_conn, target_conn, window, users=users, days=days)
