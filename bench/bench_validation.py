@@ -19,12 +19,17 @@ interval). Redshift's DDL has no index; only this benchmark adds them.
 
 Reported, medians of --repeat runs, in one process run:
   * `select count(*) from action` on each side (the floor: one scan of the table)
+  * the reference per-user query (per-user session totals as people run it, alone) on
+    each side: the goal is a full validation within 1.5x of the slower one
   * the full validation (every parity check over all rows), both sides in parallel
   * a scoped validation of one day (what a nightly run does): the users active that
     day with their whole history before its end, and that day's counts
   * how many users and rows that day's scope covers, and the source's plan of the
     scoped per-user check (EXPLAIN: a semi-join of the day's users to their history)
+  * each side alone (the source's): a full validation and a one-day one, whose ratio
+    has a goal of at most 10 %
   * peak RSS of the validating process (a child process, so set-up does not count)
+and the two goal ratios, met or not.
 """
 
 from __future__ import annotations
