@@ -24,7 +24,9 @@
 --   users' rows, not the table: on PostgreSQL a semi-join of the interval's
 --   users (action_time index) to their history (index-only on
 --   user_profile_id, action_time include session_id); on Redshift each slice
---   joins its own users (distkey user_profile_id).
+--   joins its own users (distkey user_profile_id). It reads the shared pass
+--   (base/action_session_days.sql): per session, the min and max of its
+--   per-day first and last actions are the session's own.
 with user_sessions as (
     select
         user_profile_id,
