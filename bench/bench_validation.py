@@ -19,12 +19,17 @@ interval). Redshift's DDL has no index; only this benchmark adds them.
 
 Reported, medians of --repeat runs, in one process run:
   * `select count(*) from action` on each side (the floor: one scan of the table)
+  * the reference per-user query (per-user session totals as people run it, alone) on
+    each side: the goal is a full validation within 1.5x of the slower one
   * the full validation (every parity check over all rows), both sides in parallel
   * a scoped validation of one day (what a nightly run does): the users active that
     day with their whole history before its end, and that day's counts
   * how many users and rows that day's scope covers, and the source's plan of the
     scoped per-user check (EXPLAIN: a semi-join of the day's users to their history)
+  * each side alone (the source's): a full validation and a one-day one, whose ratio
+    has a goal of at most 10 %
   * peak RSS of the validating process (a child process, so set-up does not count)
+and the two goal ratios, met or not.
 """
 
 from __future__ import annotations
@@ -46,6 +51,37 @@ sys.path[:0] = [str(REPO), str(REPO / "plugins")]
 
 FULL_END = datetime(2026, 1, 2, tzinfo=UTC)  # after the demo data's year (2025)
 DAY = datetime(2025, 7, 1, tzinfo=UTC)
+
+# The reference analytics query, per-user session totals as people run it on either
+# engine (what per_user_session_totals.sql computed alone before the checks shared a
+# pass): the goal is a full validation, every check on both engines, within 1.5x of it.
+REFERENCE_PER_USER = """
+with actions as (
+    select user_profile_id, session_id, action_time
+    from {schema}.action
+    where action_time < timestamp '2026-01-02'
+),
+
+user_sessions as (
+    select
+        user_profile_id,
+        session_id,
+        extract(epoch from max(action_time))
+            - extract(epoch from min(action_time)) as session_duration
+    from actions
+    group by user_profile_id, session_id
+)
+
+select
+    user_profile_id,
+    sum(session_duration) as total_time_spent,
+    avg(session_duration) as session_avg_duration
+from user_sessions
+group by user_profile_id
+order by user_profile_id
+"""
+GOAL_FULL_VS_PER_USER = 1.5
+GOAL_DAY_VS_FULL_SOURCE = 0.10
 
 SCOPE_SIZE = """
 with interval_users as (
@@ -159,6 +195,19 @@ def measure(source_dsn: str, target_dsn: str, repeat: int) -> dict:
             cur.fetchone()
         conn.rollback()
 
+    def per_user(conn, schema):
+        with conn.cursor() as cur:
+            cur.execute("set timezone to 'UTC'")
+            cur.execute(REFERENCE_PER_USER.format(schema=schema))
+            cur.fetchall()
+        conn.rollback()
+
+    def source_side(scope, start, end):
+        from tracking_sync.streams import CheckWindow
+        from tracking_sync.validate import time_one_engine
+
+        time_one_engine(source, "public", CheckWindow("public", "tracking", start, end, scope))
+
     def scoped_plan(conn, schema):
         from tracking_sync.parity import load_checks
 
@@ -185,8 +234,12 @@ def measure(source_dsn: str, target_dsn: str, repeat: int) -> dict:
     figures = {
         "count_source_s": timed(lambda: count(source, "action")),
         "count_target_s": timed(lambda: count(target, "tracking.action")),
+        "per_user_source_s": timed(lambda: per_user(source, "public")),
+        "per_user_target_s": timed(lambda: per_user(target, "tracking")),
         "full_s": timed(lambda: validate("full", FULL_END, FULL_END)),
         "day_s": timed(lambda: validate("scoped", DAY, DAY + timedelta(days=1))),
+        "full_source_side_s": timed(lambda: source_side("full", FULL_END, FULL_END)),
+        "day_source_side_s": timed(lambda: source_side("scoped", DAY, DAY + timedelta(days=1))),
     }
     with source.cursor() as cur:
         cur.execute(SCOPE_SIZE)
@@ -230,6 +283,11 @@ def main() -> None:
         f"  select count(*) from action   source {figures['count_source_s']:.2f} s"
         f"   target {figures['count_target_s']:.2f} s"
     )
+    per_user = max(figures["per_user_source_s"], figures["per_user_target_s"])
+    print(
+        f"  reference per-user query      source {figures['per_user_source_s']:.2f} s"
+        f"   target {figures['per_user_target_s']:.2f} s"
+    )
     print(
         f"  full validation (all checks)  {figures['full_s']:.2f} s"
         f"   = {figures['full_s'] / count_floor:.1f} x the slower count(*)"
@@ -251,7 +309,22 @@ def main() -> None:
         print(f"  plan of the scoped per-user check, {side}:")
         for line in figures[f"day_plan_{side}"]:
             print(f"    {line}")
+    print(
+        f"  source side alone             full {figures['full_source_side_s']:.2f} s"
+        f"   one day {figures['day_source_side_s']:.3f} s"
+    )
     print(f"  peak RSS of the validating process: {figures['peak_rss_mb']:.0f} MB")
+    full_ratio = figures["full_s"] / per_user
+    day_ratio = figures["day_source_side_s"] / figures["full_source_side_s"]
+    print("\n  goal                                             ratio   goal   met")
+    print(
+        f"  full validation / slower engine's per-user query  {full_ratio:5.2f}"
+        f"  <= {GOAL_FULL_VS_PER_USER:.2f}  {'yes' if full_ratio <= GOAL_FULL_VS_PER_USER else 'NO'}"
+    )
+    print(
+        f"  one-day scoped / full, source side                {day_ratio:5.2f}"
+        f"  <= {GOAL_DAY_VS_FULL_SOURCE:.2f}  {'yes' if day_ratio <= GOAL_DAY_VS_FULL_SOURCE else 'NO'}"
+    )
 
 
 if __name__ == "__main__":

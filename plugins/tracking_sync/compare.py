@@ -26,6 +26,7 @@ from tracking_sync.parity import ParityCheck
 
 TOP_DIFFERENCES = 10
 SAMPLE_KEYS = 10
+DIFFERING_KEYS = 1000  # keys of differing or missing rows kept for the row drill-down
 
 # (key, source values, target values); None for the side that lacks the key
 Pair = tuple[tuple, tuple | None, tuple | None]
@@ -56,6 +57,8 @@ class CheckResult:
     days: list[str] = field(default_factory=list)  # differing or missing days (day-keyed checks)
     # differing values where the source has a fraction and the target a whole number
     whole_target_fraction_source: int = 0
+    # every differing or missing key, up to DIFFERING_KEYS (the row drill-down's region)
+    differing_keys: list[list[Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -127,6 +130,8 @@ def compare_pairs(
                 result.matching += 1
                 continue
             result.differing += 1
+        if len(result.differing_keys) < DIFFERING_KEYS:
+            result.differing_keys.append(list(key))
         if day_index is not None:
             days.add(str(key[day_index]))
     result.top_differences = [item[2] for item in sorted(largest, key=lambda i: (-i[0], i[1]))]

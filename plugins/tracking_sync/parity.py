@@ -10,6 +10,8 @@ a file; its header comment declares how to compare the two results:
     --   (continuation lines are indented by at least two spaces)
     -- days: day                            optional: a key column holding a UTC date;
                                             a difference there names a day to backfill
+    -- base: action_session_days            optional: the shared pass it reads as
+                                            {{ base }} (include/sql/parity/base/<name>.sql)
     -- params: schema, window_start, ...    the Jinja variables it uses (documentation
                                             for the reader: accepted, not read)
 
@@ -18,11 +20,19 @@ rendered with:
 
     schema        the schema holding `action` and `action_type` (a validated identifier)
     window_start  start of the run's data interval, as a SQL timestamp literal (UTC)
-    window_end    end of the run's data interval, as a SQL timestamp literal (UTC)
+    window_end    the end of what is compared, as a SQL timestamp literal (UTC): the end
+                  of the run's data interval, or the target's high-water mark when later
+    interval_end  end of the run's data interval (the scoped users and days)
     scope         "scoped" or "full". full: everything before window_end. scoped: what
                   the interval touched, each check saying how in its header (the
                   interval's users with their whole history before window_end; the
                   interval's days) so the cost grows with the interval, not the table
+    base          (checks declaring a base) the relation holding the shared pass:
+                  validate's session temp table, or the base inlined as a subquery
+
+A base is one scan of `action` that several checks aggregate: validate runs each base
+once per engine (tracking_sync.shared_pass) so that all checks together cost about one
+scan. A check without a base runs on its own, as written.
 """
 
 from __future__ import annotations
@@ -36,12 +46,13 @@ from tracking_sync.config import SQL_DIR
 from tracking_sync.exceptions import ParityCheckError
 
 PARITY_SQL_DIR = SQL_DIR / "parity"
+BASE_SQL_DIR = PARITY_SQL_DIR / "base"
 SCOPES = ("scoped", "full")
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,126}")
 # `params` is recognised (with its continuation lines) so that it ends the field before it;
 # it documents the template for the reader and is not read.
-_FIELD = re.compile(r"--\s?(key|value|days|params):\s*(.*)")
+_FIELD = re.compile(r"--\s?(key|value|days|base|params):\s*(.*)")
 _VALUE = re.compile(r"(?P<column>\w+)\s+tolerance\s+(?P<tolerance>[0-9.eE+-]+)\s*(?:--\s*)?(?P<why>.*)")
 
 
@@ -60,27 +71,83 @@ class ParityCheck:
     keys: tuple[str, ...]
     values: tuple[ValueColumn, ...]
     day_key: str | None = None
+    base: str | None = None  # name of the shared pass it reads (include/sql/parity/base/)
 
     @property
     def columns(self) -> tuple[str, ...]:
         return self.keys + tuple(value.name for value in self.values)
 
-    def render(self, *, schema: str, window_start: datetime, window_end: datetime, scope: str) -> str:
-        """The query for one engine: identifiers validated, timestamps as checked literals."""
-        import jinja2
+    def render(
+        self,
+        *,
+        schema: str,
+        window_start: datetime,
+        window_end: datetime,
+        scope: str,
+        interval_end: datetime | None = None,
+        base_relation: str | None = None,
+    ) -> str:
+        """The query for one engine: identifiers validated, timestamps as checked literals.
 
-        if scope not in SCOPES:
-            raise ParityCheckError(f"validation scope {scope!r} is not one of {list(SCOPES)}")
-        if window_start > window_end:
-            raise ParityCheckError(f"window start {window_start} is after window end {window_end}")
-        env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-        sql = env.from_string(self.template).render(
-            schema=quote_identifier(schema),
-            window_start=timestamp_literal(window_start),
-            window_end=timestamp_literal(window_end),
-            scope=scope,
-        )
-        return sql.strip().rstrip(";")
+        A check with a base reads `base_relation` (a temp table holding the shared pass)
+        or, when None, the base inlined as a subquery: the check then runs alone."""
+        bounds = {
+            "schema": schema,
+            "window_start": window_start,
+            "window_end": window_end,
+            "scope": scope,
+            "interval_end": interval_end,
+        }
+        extra = {}
+        if self.base is not None:
+            if base_relation is None:
+                base_relation = f"(\n{render_base(self.base, **bounds)}\n) as {self.base}"
+            else:
+                quote_identifier(base_relation)
+            extra["base"] = base_relation
+        return render_template(self.template, **bounds, **extra)
+
+
+def render_template(
+    template: str,
+    *,
+    schema: str,
+    window_start: datetime,
+    window_end: datetime,
+    scope: str,
+    interval_end: datetime | None = None,
+    **extra: str,
+) -> str:
+    """A parity template for one engine: identifiers validated, timestamps as checked literals."""
+    import jinja2
+
+    if scope not in SCOPES:
+        raise ParityCheckError(f"validation scope {scope!r} is not one of {list(SCOPES)}")
+    if window_start > window_end:
+        raise ParityCheckError(f"window start {window_start} is after window end {window_end}")
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    sql = env.from_string(template).render(
+        schema=quote_identifier(schema),
+        window_start=timestamp_literal(window_start),
+        window_end=timestamp_literal(window_end),
+        interval_end=timestamp_literal(interval_end or window_end),
+        scope=scope,
+        **extra,
+    )
+    return sql.strip().rstrip(";")
+
+
+def base_path(name: str) -> Path:
+    quote_identifier(name)
+    return BASE_SQL_DIR / f"{name}.sql"
+
+
+def render_base(name: str, **bounds) -> str:
+    """The shared pass `name` (include/sql/parity/base/<name>.sql) for one engine."""
+    path = base_path(name)
+    if not path.is_file():
+        raise ParityCheckError(f"shared pass {name!r} not found: expected {path}")
+    return render_template(path.read_text(), **bounds)
 
 
 def quote_identifier(name: str) -> str:
@@ -115,6 +182,7 @@ def parse_check(path: Path) -> ParityCheck:
     keys: tuple[str, ...] = ()
     values: list[ValueColumn] = []
     day_key = None
+    base = None
     current: list[str] | None = None  # the field a continuation line extends
     fields: list[tuple[str, list[str]]] = []
     for line in text.splitlines():
@@ -135,6 +203,12 @@ def parse_check(path: Path) -> ParityCheck:
             keys = tuple(column.strip() for column in body.split(",") if column.strip())
         elif kind == "days":
             day_key = body.split()[0] if body else None
+        elif kind == "base":
+            base = body.split()[0] if body else None
+            if base is None or not _IDENTIFIER.fullmatch(base) or not base_path(base).is_file():
+                raise ParityCheckError(
+                    f"{path}: base {body!r} must name a file include/sql/parity/base/<name>.sql"
+                )
         elif kind == "value":
             matched = _VALUE.fullmatch(body)
             if not matched:
@@ -167,6 +241,7 @@ def parse_check(path: Path) -> ParityCheck:
         keys=keys,
         values=tuple(values),
         day_key=day_key,
+        base=base,
     )
 
 

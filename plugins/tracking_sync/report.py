@@ -17,6 +17,9 @@ from decimal import Decimal
 from typing import Any
 
 from tracking_sync.compare import CheckResult, format_key
+from tracking_sync.drilldown import DrillDown
+
+REPORT_ROWS = 20  # differing rows printed; the XCom holds every one found
 
 
 @dataclass
@@ -32,6 +35,7 @@ class ValidationReport:
     days_to_backfill: list[str] = field(default_factory=list)
     diagnosis: list[str] = field(default_factory=list)
     repair: list[str] = field(default_factory=list)
+    rows: DrillDown | None = None  # the differing `action` rows, when a check failed
     seconds: float = 0.0
 
     @property
@@ -67,8 +71,12 @@ class ValidationReport:
                 what.append(f"{check.missing_in_source} missing in source")
             parts.append(f"{check.name}: {', '.join(what)}")
         days = f"; days: {format_days(self.days_to_backfill)}" if self.days_to_backfill else ""
+        rows = ""
+        if self.rows is not None and self.rows.rows:
+            ids = self.rows.row_ids
+            rows = f"; rows: {len(ids)} ids differ, e.g. {', '.join(str(i) for i in ids[:5])}"
         hint = f"; {self.diagnosis[0]}" if self.diagnosis else ""
-        return f"parity FAILED ({self.scope}): {'; '.join(parts)}{days}{hint}"
+        return f"parity FAILED ({self.scope}): {'; '.join(parts)}{days}{rows}{hint}"
 
     def format_table(self) -> str:
         """The report as on-call reads it in the task log."""
@@ -129,6 +137,8 @@ class ValidationReport:
                     f"source (extra in target), e.g. "
                     f"{', '.join(format_key(k) for k in check.missing_in_source_sample)}"
                 )
+        if self.rows is not None:
+            lines += ["", *format_rows(self.rows)]
         if self.days_to_backfill:
             lines += ["", f"days that differ: {format_days(self.days_to_backfill)}"]
         if self.diagnosis:
@@ -137,6 +147,41 @@ class ValidationReport:
             lines += ["", "repair:"] + [f"  {step}" for step in self.repair]
         lines.append(f"({self.seconds:.2f} s)")
         return "\n".join(lines)
+
+
+def format_rows(found: DrillDown, first: int = REPORT_ROWS) -> list[str]:
+    """The row drill-down as on-call reads it: the first `first` differing rows."""
+    capped = f"; capped by {found.capped}" if found.capped else ""
+    head = (
+        f"rows that differ: {len(found.rows)} (action rows of {found.region}; "
+        f"{found.queries} queries on each engine, {found.seconds:.2f} s{capped})"
+    )
+    if not found.rows:
+        return [head, "  no row differs in that region (a difference outside it, or only a type)"]
+    lines = [head]
+    lines += text_table(
+        ["id", "difference", "column", "source", "target"],
+        [
+            [
+                row.id,
+                row.kind,
+                row.column or "(row)",
+                _cell(row.source),
+                _cell(row.target),
+            ]
+            for row in found.rows[:first]
+        ],
+    )
+    if len(found.rows) > first:
+        lines.append(f"... and {len(found.rows) - first} more: XCom 'validation_report', rows")
+    return lines
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):  # a whole row: its time and session say which one it is
+        return f"row at {value.get('action_time')} session {value.get('session_id')}"
+    text = format_value(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def day_ranges(days: Sequence[str]) -> list[tuple[str, str]]:

@@ -32,6 +32,7 @@ class CheckWindow:
     window_start: datetime
     window_end: datetime
     scope: str
+    interval_end: datetime | None = None  # scoped users and days; window_end when None
 
 
 def stream_rows(conn: Any, sql: str, batch_rows: int = FETCH_ROWS) -> Iterator[list[tuple]]:
@@ -73,11 +74,23 @@ def stream_rows(conn: Any, sql: str, batch_rows: int = FETCH_ROWS) -> Iterator[l
 
 
 def stream_check(
-    check: ParityCheck, source_conn: Any, target_conn: Any, window: CheckWindow
+    check: ParityCheck,
+    source_conn: Any,
+    target_conn: Any,
+    window: CheckWindow,
+    base_relation: str | None = None,
 ) -> tuple[Iterator[tuple], Iterator[tuple]]:
     """Run one check on both engines at once; its rows on each, in the order the query
-    sorts them. Refuses a result whose columns are not the ones its header declares."""
-    bounds = {"window_start": window.window_start, "window_end": window.window_end, "scope": window.scope}
+    sorts them. Refuses a result whose columns are not the ones its header declares.
+    A check with a base reads `base_relation` on each engine (tracking_sync.shared_pass),
+    or computes its base itself when None."""
+    bounds = {
+        "window_start": window.window_start,
+        "window_end": window.window_end,
+        "interval_end": window.interval_end,
+        "scope": window.scope,
+        "base_relation": base_relation,
+    }
     sql_source = check.render(schema=window.source_schema, **bounds)
     sql_target = check.render(schema=window.target_schema, **bounds)
     source_columns, source_batches, target_columns, target_batches = _open_both(

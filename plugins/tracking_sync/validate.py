@@ -23,27 +23,35 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from tracking_sync.compare import TOP_DIFFERENCES, CheckResult, compare_sorted
-from tracking_sync.diagnosis import explain_failure
+from tracking_sync.compare import DIFFERING_KEYS, TOP_DIFFERENCES, CheckResult, compare_sorted
+from tracking_sync.diagnosis import TIMESTAMP_HINT, explain_failure
+from tracking_sync.drilldown import DrillDown, drill_down
 from tracking_sync.exceptions import ParityCheckError
 from tracking_sync.names import DAG_ID, REDSHIFT_CONN_ID, REPORT_XCOM_KEY, SOURCE_CONN_ID
 from tracking_sync.parity import SCOPES, ParityCheck, load_checks
 from tracking_sync.placed_rows import compare_rows_by_id
 from tracking_sync.plan import RunPlan
 from tracking_sync.report import ValidationReport
-from tracking_sync.streams import CheckWindow, stream_check
+from tracking_sync.shared_pass import base_table, drop, materialize, shared_passes
+from tracking_sync.streams import CheckWindow, stream_check, stream_rows
 
 log = logging.getLogger(__name__)
 
 SOURCE_SCHEMA = "public"
+MAX_DRILL_DAYS = 100  # more differing days: the drill-down reads the scope's rows instead
 
 
 def run_check(
-    check: ParityCheck, source_conn: Any, target_conn: Any, window: CheckWindow, top: int = TOP_DIFFERENCES
+    check: ParityCheck,
+    source_conn: Any,
+    target_conn: Any,
+    window: CheckWindow,
+    top: int = TOP_DIFFERENCES,
+    base_relation: str | None = None,
 ) -> CheckResult:
     """One check on both engines, compared; `seconds` is what it took."""
     started = time.perf_counter()
-    source_rows, target_rows = stream_check(check, source_conn, target_conn, window)
+    source_rows, target_rows = stream_check(check, source_conn, target_conn, window, base_relation)
     result = compare_sorted(check, source_rows, target_rows, top=top)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
@@ -64,20 +72,31 @@ def run_validation(
     source_name: str = SOURCE_CONN_ID,
     target_name: str = REDSHIFT_CONN_ID,
     top: int = TOP_DIFFERENCES,
+    interval_end: datetime | None = None,
     rerun_interval_start: datetime | None = None,
     extra_results: Sequence[CheckResult] = (),
+    drill: bool = True,
 ) -> ValidationReport:
     """Run every parity check on both engines and build the report (never raises on a mismatch).
 
-    `extra_results` (already compared, e.g. the rows a publish placed outside its interval)
-    join the report. The repair of a scoped failure that names no day reruns the interval
-    that starts at `rerun_interval_start` with a full validation."""
+    Everything before `window_end` is compared; a scoped run picks the users and days of
+    [window_start, interval_end) (interval_end defaults to window_end). `extra_results`
+    (already compared, e.g. the rows a publish placed outside its interval) join the
+    report. The repair of a scoped failure that names no day reruns the interval that
+    starts at `rerun_interval_start` with a full validation. A failure is narrowed to the
+    differing `action` rows (tracking_sync.drilldown) unless `drill` is False."""
     if scope not in SCOPES:
         raise ParityCheckError(f"validation scope {scope!r} is not one of {list(SCOPES)}")
     started = time.perf_counter()
     checks = load_checks() if checks is None else list(checks)
-    window = CheckWindow(source_schema, target_schema, window_start, window_end, scope)
-    results = [run_check(check, source_conn, target_conn, window, top=top) for check in checks]
+    window = CheckWindow(source_schema, target_schema, window_start, window_end, scope, interval_end)
+    # The shared passes first (one scan of `action` per engine, both engines at once),
+    # then each check on both engines at once, over those passes' small results.
+    with shared_passes(checks, source_conn, target_conn, window) as bases:
+        results = [
+            run_check(check, source_conn, target_conn, window, top=top, base_relation=bases.get(check.base))
+            for check in checks
+        ]
     results += list(extra_results)
     report = ValidationReport(
         dag_id=dag_id,
@@ -91,8 +110,59 @@ def run_validation(
     )
     if not report.passed:
         explain_failure(report, target_conn, target_schema, rerun_interval_start=rerun_interval_start)
+        if drill and not any(TIMESTAMP_HINT in hint for hint in report.diagnosis):
+            report.rows = drill_to_rows(report, source_conn, target_conn, window)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def time_one_engine(
+    conn: Any, schema: str, window: CheckWindow, checks: Sequence[ParityCheck] | None = None
+) -> float:
+    """Seconds one engine takes to answer every check (shared passes, then each check's
+    rows read and dropped): one side of a validation, as bench/bench_validation.py
+    reports the source's."""
+    checks = load_checks() if checks is None else list(checks)
+    names = sorted({check.base for check in checks if check.base})
+    bounds = {
+        "window_start": window.window_start,
+        "window_end": window.window_end,
+        "interval_end": window.interval_end,
+        "scope": window.scope,
+    }
+    started = time.perf_counter()
+    materialize(conn, names, schema, window)
+    try:
+        for check in checks:
+            sql = check.render(
+                schema=schema, base_relation=base_table(check.base) if check.base else None, **bounds
+            )
+            for _ in stream_rows(conn, sql):
+                pass
+    finally:
+        drop(conn, names)
+    return time.perf_counter() - started
+
+
+def drill_to_rows(
+    report: ValidationReport, source_conn: Any, target_conn: Any, window: CheckWindow
+) -> DrillDown:
+    """The failed checks' users and days, narrowed to rows. A drill-down that fails says so
+    in the report: the verdict stands without it."""
+    users: set[Any] = set()
+    wide = False  # a check named more keys than it keeps: look at the whole scope
+    for check in report.failed_checks:
+        if check.keys == ["user_profile_id"]:
+            users.update(key[0] for key in check.differing_keys)
+            wide = wide or len(check.differing_keys) >= DIFFERING_KEYS
+    days = report.days_to_backfill
+    if wide or len(days) > MAX_DRILL_DAYS:
+        users, days = set(), []
+    try:
+        return drill_down(source_conn, target_conn, window, users=users, days=days)
+    except Exception as error:  # noqa: BLE001 - reported; the failed verdict is raised anyway
+        log.exception("row drill-down failed")
+        return DrillDown(region="-", capped=f"error: {type(error).__name__}: {error}")
 
 
 # ---------------------------------------------------------------- the Airflow task

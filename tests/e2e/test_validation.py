@@ -181,44 +181,67 @@ def test_timestamp_instead_of_timestamptz_fails_and_says_why(dag, loaded, stack)
 
 
 @pytest.mark.parametrize(
-    "damage, check, counts",
+    "damage, check, counts, kind, column",
     [
         pytest.param(
             # the last action of a session, one second later: its duration grows by 1 s
             "update {s}.action set action_time = action_time + interval '1 second' where id = ("
             "select id from {s}.action a where action_time = (select max(action_time) from "
-            "{s}.action b where b.session_id = a.session_id) order by id limit 1)",
+            "{s}.action b where b.session_id = a.session_id) order by id limit 1) returning id",
             "per_user_session_totals",
             (1, 0, 0),
+            "changed",
+            "action_time",
             id="action_time-moved-by-a-second",
         ),
         pytest.param(
-            "delete from {s}.action where id = (select max(id) from {s}.action)",
+            "update {s}.action set query = 'select 2 -- changed in the target' where id = ("
+            "select min(id) from {s}.action where query is not null) returning id",
+            "action_rows_per_day",
+            (1, 0, 0),
+            "changed",
+            "query",
+            id="query-changed",
+        ),
+        pytest.param(
+            "delete from {s}.action where id = (select max(id) from {s}.action) returning id",
             "table_row_counts",
             (1, 0, 0),
+            "missing in target",
+            None,
             id="row-deleted",
         ),
         pytest.param(
-            "insert into {s}.action select * from {s}.action where id = (select min(id) from {s}.action)",
+            "insert into {s}.action select * from {s}.action where id = (select min(id) from {s}.action) "
+            "returning id",
             "table_row_counts",
             (1, 0, 0),
+            "extra in target",
+            None,
             id="extra-row",
         ),
         pytest.param(
-            "delete from {s}.action where user_profile_id = (select min(user_profile_id) from {s}.action)",
+            "delete from {s}.action where user_profile_id = (select min(user_profile_id) from {s}.action) "
+            "returning id",
             "per_user_session_totals",
             (0, 1, 0),
+            "missing in target",
+            None,
             id="user-missing",
         ),
     ],
 )
-def test_damage_to_the_target_is_reported_through_the_stand_in(stack, loaded, damage, check, counts):
+def test_damage_to_the_target_is_reported_through_the_stand_in(
+    stack, loaded, damage, check, counts, kind, column
+):
     """The comparison through the real drivers (psycopg 3 to the source, redshift_connector to
-    the stand-in), without a DAG run per case."""
+    the stand-in), without a DAG run per case; the drill-down names each damaged row."""
     schema, backend = loaded
     with backend.cursor() as cursor:
+        cursor.execute("set timezone to 'UTC'")
         cursor.execute(damage.format(s=schema))
-        assert cursor.rowcount >= 1
+        damaged = sorted(row_id for (row_id,) in cursor.fetchall())
+        assert damaged
     with (
         psycopg.connect(stack.source_dsn) as source,
         redshift_connector.connect(**stack.redshift.connect_kwargs()) as target,
@@ -231,9 +254,27 @@ def test_damage_to_the_target_is_reported_through_the_stand_in(stack, loaded, da
             window_end=END_OF_DATA,
             scope="full",
         )
+        source_row = source.execute(
+            "select action_time, query from action where id = %s", (damaged[0],)
+        ).fetchone()
     result = next(c for c in report.checks if c.name == check)
     assert (result.differing, result.missing_in_target, result.missing_in_source) == counts
     assert not report.passed and report.days_to_backfill
+    # the drill-down: exactly the damaged rows, each with its column and both values
+    rows = report.rows.rows
+    assert report.rows.row_ids == damaged and report.rows.capped is None
+    assert {(row.kind, row.column) for row in rows} == {(kind, column)}
+    first = rows[0]
+    if column == "action_time":
+        assert first.source == source_row[0].isoformat(sep=" ")
+        assert first.target == (source_row[0] + timedelta(seconds=1)).isoformat(sep=" ")
+    elif column == "query":
+        assert (first.source, first.target) == (source_row[1], "select 2 -- changed in the target")
+    table = report.format_table()
+    assert f"rows that differ: {len(damaged)}" in table
+    assert any(line.startswith(f"{damaged[0]} ") and kind in line for line in table.splitlines())
+    xcom_rows = report.to_dict()["rows"]["rows"]
+    assert sorted({row["id"] for row in xcom_rows}) == damaged
 
 
 def _move_last_action_of_first_session(backend, schema, user) -> None:

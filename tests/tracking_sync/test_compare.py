@@ -58,3 +58,34 @@ def test_merge_pairs_keys_in_order_with_none_for_the_side_that_lacks_one(tmp_pat
     target = [(2, 2.0), (3, 3.5)]
     pairs = list(merge_by_key(_check(tmp_path), iter(source), iter(target)))
     assert pairs == [((1,), (1.0,), None), ((2,), None, (2.0,)), ((3,), (3.0,), (3.5,))]
+
+
+def test_every_differing_key_is_kept_for_the_drill_down(tmp_path):
+    check = _check(tmp_path)
+    source = [(k, 1.0) for k in range(5)]
+    target = [(0, 1.0), (1, 2.0), (3, 1.0), (4, 1.0), (9, 1.0)]
+    result = compare_sorted(check, iter(source), iter(target), top=1, sample=1)
+    assert result.differing_keys == [[1], [2], [9]]
+
+
+def test_rows_compare_by_id_column_by_column():
+    from datetime import UTC, datetime
+
+    from tracking_sync.drilldown import compare_rows
+
+    when = datetime(2025, 3, 10, 12, 0, 0, 123456)
+    row = (5, 7, "s1", 2, 1741608000123456, when, None, 3, True, False, "select 1")
+    moved = (5, 7, "s1", 2, 1741608001123456, datetime(2025, 3, 10, 12, 0, 1, 123456, tzinfo=UTC), *row[6:])
+    found = compare_rows(
+        [row, (6, *row[1:]), (8, *row[1:])], [moved, (8, *row[1:]), (8, *row[1:]), (9, *row[1:])]
+    )
+    assert [(d.id, d.kind, d.column) for d in found] == [
+        (5, "changed", "action_time"),
+        (6, "missing in target", None),
+        (8, "extra in target", None),
+        (9, "extra in target", None),
+    ]
+    assert (found[0].source, found[0].target) == ("2025-03-10 12:00:00.123456", "2025-03-10 12:00:01.123456")
+    # the same instant as TIMESTAMP (source) and TIMESTAMPTZ (target) is no difference
+    same = (5, 7, "s1", 2, 1741608000123456, when.replace(tzinfo=UTC), *row[6:])
+    assert compare_rows([row], [same]) == []

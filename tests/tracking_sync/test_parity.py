@@ -68,3 +68,54 @@ def test_a_params_line_documents_the_template_and_is_not_a_field(tmp_path):
     )
     check = parse_check(path)
     assert check.keys == ("k",) and [v.name for v in check.values] == ["n"]
+
+
+def test_checks_share_one_pass_and_render_alone_with_it_inlined():
+    checks = {check.name: check for check in load_checks()}
+    assert {checks[name].base for name in checks} == {"action_session_days"}
+    window = {"window_start": DAY, "window_end": DAY + timedelta(days=1), "scope": "full"}
+    shared = checks["per_user_session_totals"].render(
+        schema="tracking", base_relation="parity_action_session_days", **window
+    )
+    assert "from parity_action_session_days" in shared and "tracking.action" not in shared
+    alone = checks["per_user_session_totals"].render(schema="tracking", **window)
+    assert "from (" in alone and ") as action_session_days" in alone and "from tracking.action" in alone
+    with pytest.raises(ParityCheckError, match="not a plain identifier"):
+        checks["table_row_counts"].render(schema="tracking", base_relation="x; drop table action", **window)
+
+
+def test_a_base_that_is_not_a_file_is_refused(tmp_path):
+    path = tmp_path / "c.sql"
+    path.write_text("-- key: k\n-- base: nowhere\n-- value: n tolerance 0 -- exact\nselect 1 as k, 1 as n\n")
+    with pytest.raises(ParityCheckError, match="base 'nowhere' must name a file"):
+        parse_check(path)
+
+
+@pytest.mark.parametrize(
+    "dialect, hex_to_number",
+    [("redshift", "strtol(substr(md5("), ("postgresql", "as bit(32)) as bigint)")],
+)
+def test_the_drill_down_checksum_is_rendered_per_engine(dialect, hex_to_number):
+    from tracking_sync.drilldown import render_drilldown
+
+    sql = render_drilldown(
+        "action_buckets.sql",
+        schema="tracking",
+        dialect=dialect,
+        ranges=[(0, 1024), (4096, 5120)],
+        bucket_size=32,
+        window_start=timestamp_literal(DAY),
+        window_end=timestamp_literal(DAY + timedelta(days=1)),
+        interval_end=timestamp_literal(DAY + timedelta(days=1)),
+        scope="full",
+        users=[7, 9],
+        days=[(timestamp_literal(DAY), timestamp_literal(DAY + timedelta(days=1)))],
+    )
+    assert hex_to_number in sql
+    assert "user_profile_id in (7, 9)" in sql
+    assert "or (action_time >= timestamp '2025-03-10 00:00:00.000000'" in sql
+    assert "(id >= 0 and id < 1024)" in sql and "or (id >= 4096 and id < 5120)" in sql
+    assert "id / 32 as bucket" in sql
+    # a row's text is the same on both engines: time as integer microseconds, NULL as '~'
+    assert "cast(round(date_part('epoch', action_time) * 1000000) as bigint)" in sql
+    assert "coalesce(md5(query), '~')" in sql

@@ -359,3 +359,119 @@ def test_print_a_failure_report(source, target, capsys):
     assert summary.startswith("parity FAILED (full): action_rows_per_day: ")
     assert "per_user_session_totals: 1 user_profile_id differ, 1 missing in target" in summary
     assert "repair:" in report.format_table()
+
+
+# ---------------------------------------------------------------- the row drill-down
+
+# four kinds of damage, each to one row of the target (ids picked in the source)
+ROW_DAMAGE = {
+    "moved": "update tracking.action set action_time = action_time + interval '1 second' where id = {id}",
+    "query": "update tracking.action set query = 'select 1 -- changed' where id = {id}",
+    "deleted": "delete from tracking.action where id = {id}",
+    "extra": (
+        "insert into tracking.action select id + 5000000, user_profile_id, session_id, "
+        "action_type_id, action_time, course_id, exercise_id, is_exercise_checked, is_async, "
+        "query from tracking.action where id = {id}"
+    ),
+}
+
+
+def _row_ids(source, count, where="true"):
+    with source.cursor() as cursor:
+        cursor.execute(f"select id from action where {where} order by id limit {count}")
+        ids = [row_id for (row_id,) in cursor.fetchall()]
+    source.rollback()
+    return ids
+
+
+def _source_row(source, row_id):
+    with source.cursor() as cursor:
+        cursor.execute("select action_time, query from action where id = %s", (row_id,))
+        row = cursor.fetchone()
+    source.rollback()
+    return row
+
+
+def _damage_four_rows(source, target):
+    moved, changed, deleted, copied = _row_ids(
+        source, 4, "action_time >= '2025-06-01' and query is not null and id % 97 = 0"
+    )
+    for kind, row_id in zip(ROW_DAMAGE, (moved, changed, deleted, copied), strict=True):
+        _change(target, ROW_DAMAGE[kind].format(id=row_id))
+    return moved, changed, deleted, copied + 5000000
+
+
+def _assert_rows_named(source, report, moved, changed, deleted, extra):
+    rows = {(row.id, row.kind, row.column): row for row in report.rows.rows}
+    time_before, query_before = _source_row(source, moved)
+    moved_row = rows[(moved, "changed", "action_time")]
+    assert moved_row.source == time_before.isoformat(sep=" ")
+    assert moved_row.target == (time_before + timedelta(seconds=1)).isoformat(sep=" ")
+    _, query_before = _source_row(source, changed)
+    changed_row = rows[(changed, "changed", "query")]
+    assert (changed_row.source, changed_row.target) == (query_before[:500], "select 1 -- changed")
+    assert rows[(deleted, "missing in target", None)].source["query"] is not None
+    assert rows[(extra, "extra in target", None)].target["session_id"]
+    assert report.rows.row_ids == sorted([moved, changed, deleted, extra])
+    assert report.rows.capped is None and len(report.rows.rows) == 4
+    table = report.format_table()
+    assert "rows that differ: 4" in table
+    for row_id in (moved, changed, deleted, extra):
+        assert f"\n{row_id} " in table
+    assert "select 1 -- changed" in table
+    data = report.to_dict()["rows"]["rows"]
+    assert {(row["id"], row["kind"], row["column"]) for row in data} == set(rows)
+
+
+def test_damaged_rows_are_named_with_their_column_and_both_values(source, target):
+    moved, changed, deleted, extra = _damage_four_rows(source, target)
+    report = _validate(source, target)
+    assert not report.passed
+    _assert_rows_named(source, report, moved, changed, deleted, extra)
+    assert f"rows: 4 ids differ, e.g. {min(moved, changed, deleted)}" in report.summary()
+
+
+@pytest.fixture
+def strtol(parity_db):
+    """Redshift's STRTOL(text, 16) on the test database: the drill-down then renders the
+    Redshift form of its checksum on both sides (devstack's stand-in has no STRTOL)."""
+    with psycopg.connect(parity_db, autocommit=True) as connection:
+        connection.execute(
+            "create function public.strtol(value text, base integer) returns bigint "
+            "language sql immutable as $$ select case when base = 16 then "
+            "cast(cast('x' || lpad(value, 16, '0') as bit(64)) as bigint) end $$"
+        )
+        try:
+            yield
+        finally:
+            connection.execute("drop function public.strtol(text, integer)")
+
+
+def test_the_drill_down_in_the_redshift_dialect_finds_the_same_rows(source, target, strtol):
+    from tracking_sync.dialect import engine_dialect
+
+    assert engine_dialect(target) == "redshift"
+    moved, changed, deleted, extra = _damage_four_rows(source, target)
+    _assert_rows_named(source, _validate(source, target), moved, changed, deleted, extra)
+
+
+def test_scoped_drill_down_finds_an_old_row_of_an_interval_user(source, target):
+    user, _ = _change_one(target, _last_action_of_an_old_session("in"))
+    report = _validate(source, target, "scoped", DAY, DAY + timedelta(days=1))
+    assert [(row.kind, row.column) for row in report.rows.rows] == [("changed", "action_time")]
+    assert f"user_profile_id {user}" in report.rows.region
+
+
+def test_the_drill_down_stops_at_its_row_cap_and_says_so(source, target):
+    from tracking_sync.drilldown import drill_down
+
+    _change(
+        target,
+        "update tracking.action set course_id = coalesce(course_id, 0) + 1 "
+        "where action_time >= '2025-03-10' and action_time < '2025-03-11'",
+    )
+    window = CheckWindow("public", "tracking", END_OF_DATA, END_OF_DATA, "full")
+    found = drill_down(source, target, window, days=["2025-03-10"], max_rows=5)
+    assert len(found.rows) == 5 and found.capped.startswith("rows")
+    assert {row.column for row in found.rows} == {"course_id"}
+    assert found.queries <= 8  # a few queries, never the table

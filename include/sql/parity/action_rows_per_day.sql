@@ -1,4 +1,5 @@
--- Parity check: action rows per UTC day, and a checksum of their times.
+-- Parity check: action rows per UTC day, a checksum of their times and the
+-- size of their queries.
 -- A difference names the days to backfill. The checksum (seconds into the
 -- day, summed) catches an action moved in time that leaves counts and
 -- session totals equal (one in the middle of a session).
@@ -10,9 +11,15 @@
 -- value: seconds_into_day_sum tolerance 0.5 -- both engines sum doubles
 --   (values < 86400, ~2.4e-7 s rounding each): < 0.03 s at 100k rows a day.
 --   Half a second is above that and below the smallest change to catch (1 s).
--- params: schema, window_start, window_end, scope
+-- value: query_count tolerance 0 -- actions with a query (not NULL): an
+--   empty query loaded as NULL (EMPTYASNULL) or a lost one changes it.
+-- value: query_bytes tolerance 0 -- bytes of those queries: a truncated query
+--   (VARCHAR counts bytes on Redshift) or an invalid character replaced
+--   (ACCEPTINVCHARS) changes it.
+-- base: action_session_days
+-- params: schema, window_start, interval_end, window_end, scope, base
 --   full: every day before window_end.
---   scoped: the days of [window_start, window_end), every user's rows: the
+--   scoped: the days of [window_start, interval_end), every user's rows: the
 --   days this run loaded. Not "every day the interval's users were active":
 --   on the demo data a day's users were active on every earlier day (182 of
 --   182 days before 2025-07-02 at 2M rows), so that is a scan of the whole
@@ -20,26 +27,20 @@
 --   per_user_session_totals and table_row_counts (both over those users'
 --   whole history); a `validation=full` run then names its day.
 --   Days are UTC (validate sets the session's time zone to UTC on both
---   engines).
-with actions as (
-    select action_time
-    from {{ schema }}.action
-    where action_time < {{ window_end }}
-{%- if scope == "scoped" %}
-      and action_time >= {{ window_start }}
-{%- endif %}
-)
-
+--   engines). Rows come from the shared pass (base/action_session_days.sql):
+--   the scoped interval's rows are its in_interval rows. The checksum is
+--   summed per session and day there (epoch_sum), the day's start taken off
+--   here: sums of a few seconds-into-day values, not of 1.7e9 s epochs.
 select
-    cast(action_time as date) as day,
-    count(*) as row_count,
-    -- date_part, not extract: a double on both engines, 2.5x cheaper than
-    -- PostgreSQL's numeric extract over every row (measured); the integer
-    -- EXTRACT trap is per_user_session_totals' to catch, not this checksum's.
+    day,
+    cast(sum(row_count) as bigint) as row_count,
     sum(
-        date_part('epoch', action_time)
-        - date_part('epoch', date_trunc('day', action_time))
-    ) as seconds_into_day_sum
-from actions
-group by cast(action_time as date)
+        epoch_sum
+        - row_count * date_part('epoch', cast(day as timestamp))
+    ) as seconds_into_day_sum,
+    cast(sum(query_count) as bigint) as query_count,
+    cast(coalesce(sum(query_bytes), 0) as bigint) as query_bytes
+from {{ base }}
+where in_interval
+group by day
 order by day

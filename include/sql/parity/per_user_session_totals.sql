@@ -13,9 +13,10 @@
 --   a second; the integer EXTRACT drops up to 1 s per session).
 -- value: session_avg_duration tolerance 0.001 -- an average of the durations
 --   above, so at most the same rounding.
--- params: schema, window_start, window_end, scope
+-- base: action_session_days
+-- params: schema, window_start, interval_end, window_end, scope, base
 --   full: every user, every action before window_end.
---   scoped: the users active in [window_start, window_end), each with the
+--   scoped: the users active in [window_start, interval_end), each with the
 --   WHOLE history before window_end: their real totals (a session across
 --   midnight counts whole; an old row changed in the target shows). Each
 --   engine picks its own active users, so a user whose interval rows exist on
@@ -23,32 +24,16 @@
 --   users' rows, not the table: on PostgreSQL a semi-join of the interval's
 --   users (action_time index) to their history (index-only on
 --   user_profile_id, action_time include session_id); on Redshift each slice
---   joins its own users (distkey user_profile_id).
-with
-{%- if scope == "scoped" %}
-interval_users as (
-    select distinct user_profile_id
-    from {{ schema }}.action
-    where action_time >= {{ window_start }}
-      and action_time < {{ window_end }}
-),
-{% endif %}
-actions as (
-    select user_profile_id, session_id, action_time
-    from {{ schema }}.action
-    where action_time < {{ window_end }}
-{%- if scope == "scoped" %}
-      and user_profile_id in (select user_profile_id from interval_users)
-{%- endif %}
-),
-
-user_sessions as (
+--   joins its own users (distkey user_profile_id). It reads the shared pass
+--   (base/action_session_days.sql): per session, the min and max of its
+--   per-day first and last actions are the session's own.
+with user_sessions as (
     select
         user_profile_id,
         session_id,
-        extract(epoch from max(action_time))
-            - extract(epoch from min(action_time)) as session_duration
-    from actions
+        extract(epoch from max(last_time))
+            - extract(epoch from min(first_time)) as session_duration
+    from {{ base }}
     group by user_profile_id, session_id
 )
 

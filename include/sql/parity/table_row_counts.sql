@@ -4,10 +4,11 @@
 -- key: table_name
 -- value: row_count tolerance 0 -- a row is a row: one missing or extra row
 --   (a lost part, a COPY appended twice: Redshift does not enforce keys) fails.
--- params: schema, window_start, window_end, scope
+-- base: action_session_days
+-- params: schema, window_start, interval_end, window_end, scope, base
 --   full: `action`, every row before window_end.
 --   scoped: `action_of_interval_users`, every row before window_end of the
---   users active in [window_start, window_end), the same rows as the scoped
+--   users active in [window_start, interval_end), the same rows as the scoped
 --   per_user_session_totals: a deleted or duplicated old row of those users
 --   leaves their session totals equal (not a session's first or last action)
 --   but not this count. Not every row before window_end: on the source that
@@ -15,32 +16,16 @@
 --   the cost the scoped mode exists to avoid; a `validation=full` run counts
 --   everything. A user whose interval rows are on one side only is counted
 --   on that side only (see per_user_session_totals), with all their rows.
-with
+with action_rows as (
+    select
 {%- if scope == "scoped" %}
-interval_users as (
-    select distinct user_profile_id
-    from {{ schema }}.action
-    where action_time >= {{ window_start }}
-      and action_time < {{ window_end }}
-),
-
-action_rows as (
-    select
         'action_of_interval_users' as table_name,
-        count(*) as row_count
-    from {{ schema }}.action
-    where action_time < {{ window_end }}
-      and user_profile_id in (select user_profile_id from interval_users)
-),
 {%- else %}
-action_rows as (
-    select
         'action' as table_name,
-        count(*) as row_count
-    from {{ schema }}.action
-    where action_time < {{ window_end }}
-),
 {%- endif %}
+        cast(coalesce(sum(row_count), 0) as bigint) as row_count
+    from {{ base }}
+),
 
 action_type_rows as (
     select
