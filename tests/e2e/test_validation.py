@@ -21,6 +21,7 @@ import redshift_connector
 from airflow.sdk import BaseNotifier
 
 from devstack import demo_data
+from tests.dag_helpers import load_dag
 from tracking_sync.validate import REPORT_XCOM_KEY, run_validation
 
 pytestmark = pytest.mark.integration
@@ -58,13 +59,7 @@ def validation_env(stack_env, airflow_db, tmp_path_factory):
 def dag(validation_env):
     """The DAG as the DAG processor sees it; retries off except on validate, which keeps
     retries (with a tiny delay) to show that a mismatch is not retried."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
-    assert not bag.import_errors, bag.import_errors
-    dag = bag.get_dag("postgres_to_redshift")
-    for task in dag.tasks:
-        task.retries = 0
+    dag = load_dag(retries=0)
     validate = dag.get_task("validate")
     validate.retries = 2
     validate.retry_delay = timedelta(seconds=1)
@@ -155,7 +150,8 @@ def test_a_mismatch_fails_once_with_the_report_and_notifies(dag, loaded, validat
     assert not report["passed"] and report["days_to_backfill"] == [day.isoformat()]
     assert (
         f"CLI: airflow backfill create --dag-id postgres_to_redshift --from-date {day} "
-        f"--to-date {day} --reprocess-behavior completed --max-active-runs 1"
+        f"--to-date {day} --reprocess-behavior completed --max-active-runs 1 "
+        f'--dag-run-conf \'{{"target_schema": "{schema}"}}\''  # the run's own schema travels
     ) in report["repair"]
     summaries = _notified(validation_env)[before:]
     assert len(summaries) == 1
