@@ -12,10 +12,10 @@ import math
 import re
 import subprocess
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import jinja2
 import psycopg2
 import pytest
 
@@ -26,7 +26,6 @@ DAG_ID = "postgres_to_redshift"
 TARGET_SCHEMA = "tracking"  # the DAG's default target_schema
 RUN_ID = "compose_full_refresh"
 RUN_TIMEOUT = 600
-PER_USER_TOTALS_SQL = REPO_ROOT / "include" / "sql" / "parity" / "per_user_session_totals.sql"
 # the check's tolerance (its header): PostgreSQL's exact numeric vs Redshift's double
 TOLERANCE = 0.001
 
@@ -111,15 +110,15 @@ def test_full_refresh_through_the_rest_api_succeeds(api, timings):
 
 
 def _per_user_totals(dsn: str, schema: str) -> dict[int, tuple[float, float]]:
-    sql = (
-        jinja2.Environment(undefined=jinja2.StrictUndefined)
-        .from_string(PER_USER_TOTALS_SQL.read_text())
-        .render(
-            schema=schema,
-            window_start="timestamp '2000-01-01 00:00:00'",
-            window_end="timestamp '2100-01-01 00:00:00'",
-            scope="full",
-        )
+    # The reference check as validate renders it (its shared pass inlined: it runs alone).
+    from tracking_sync.parity import load_checks
+
+    check = next(c for c in load_checks() if c.name == "per_user_session_totals")
+    sql = check.render(
+        schema=schema,
+        window_start=datetime(2000, 1, 1, tzinfo=UTC),
+        window_end=datetime(2100, 1, 1, tzinfo=UTC),
+        scope="full",
     )
     conn = psycopg2.connect(dsn, connect_timeout=10)
     try:
