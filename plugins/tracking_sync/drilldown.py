@@ -108,7 +108,6 @@ def drill_down(
     base = {
         "window_start": timestamp_literal(window.window_start),
         "window_end": timestamp_literal(window.window_end),
-        "interval_end": timestamp_literal(window.interval_end or window.window_end),
         "scope": window.scope,
         "users": users,
         "days": [

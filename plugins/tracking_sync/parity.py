@@ -20,9 +20,7 @@ rendered with:
 
     schema        the schema holding `action` and `action_type` (a validated identifier)
     window_start  start of the run's data interval, as a SQL timestamp literal (UTC)
-    window_end    the end of what is compared, as a SQL timestamp literal (UTC): the end
-                  of the run's data interval, or the target's high-water mark when later
-    interval_end  end of the run's data interval (the scoped users and days)
+    window_end    end of the run's data interval, as a SQL timestamp literal (UTC)
     scope         "scoped" or "full". full: everything before window_end. scoped: what
                   the interval touched, each check saying how in its header (the
                   interval's users with their whole history before window_end; the
@@ -84,7 +82,6 @@ class ParityCheck:
         window_start: datetime,
         window_end: datetime,
         scope: str,
-        interval_end: datetime | None = None,
         base_relation: str | None = None,
     ) -> str:
         """The query for one engine: identifiers validated, timestamps as checked literals.
@@ -96,7 +93,6 @@ class ParityCheck:
             "window_start": window_start,
             "window_end": window_end,
             "scope": scope,
-            "interval_end": interval_end,
         }
         extra = {}
         if self.base is not None:
@@ -115,7 +111,6 @@ def render_template(
     window_start: datetime,
     window_end: datetime,
     scope: str,
-    interval_end: datetime | None = None,
     **extra: str,
 ) -> str:
     """A parity template for one engine: identifiers validated, timestamps as checked literals."""
@@ -130,7 +125,6 @@ def render_template(
         schema=quote_identifier(schema),
         window_start=timestamp_literal(window_start),
         window_end=timestamp_literal(window_end),
-        interval_end=timestamp_literal(interval_end or window_end),
         scope=scope,
         **extra,
     )

@@ -58,7 +58,6 @@ def materialize(conn: Any, names: Sequence[str], schema: str, window: CheckWindo
                 window_start=window.window_start,
                 window_end=window.window_end,
                 scope=window.scope,
-                interval_end=window.interval_end,
             )
             cursor.execute(f"drop table if exists {base_table(name)}")
             cursor.execute(f"create temp table {base_table(name)} as\n{sql}")

@@ -32,7 +32,6 @@ class CheckWindow:
     window_start: datetime
     window_end: datetime
     scope: str
-    interval_end: datetime | None = None  # scoped users and days; window_end when None
 
 
 def stream_rows(conn: Any, sql: str, batch_rows: int = FETCH_ROWS) -> Iterator[list[tuple]]:
@@ -87,7 +86,6 @@ def stream_check(
     bounds = {
         "window_start": window.window_start,
         "window_end": window.window_end,
-        "interval_end": window.interval_end,
         "scope": window.scope,
         "base_relation": base_relation,
     }

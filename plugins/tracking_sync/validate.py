@@ -72,7 +72,6 @@ def run_validation(
     source_name: str = SOURCE_CONN_ID,
     target_name: str = REDSHIFT_CONN_ID,
     top: int = TOP_DIFFERENCES,
-    interval_end: datetime | None = None,
     rerun_interval_start: datetime | None = None,
     extra_results: Sequence[CheckResult] = (),
     drill: bool = True,
@@ -80,7 +79,7 @@ def run_validation(
     """Run every parity check on both engines and build the report (never raises on a mismatch).
 
     Everything before `window_end` is compared; a scoped run picks the users and days of
-    [window_start, interval_end) (interval_end defaults to window_end). `extra_results`
+    [window_start, window_end). `extra_results`
     (already compared, e.g. the rows a publish placed outside its interval) join the
     report. The repair of a scoped failure that names no day reruns the interval that
     starts at `rerun_interval_start` with a full validation. A failure is narrowed to the
@@ -89,7 +88,7 @@ def run_validation(
         raise ParityCheckError(f"validation scope {scope!r} is not one of {list(SCOPES)}")
     started = time.perf_counter()
     checks = load_checks() if checks is None else list(checks)
-    window = CheckWindow(source_schema, target_schema, window_start, window_end, scope, interval_end)
+    window = CheckWindow(source_schema, target_schema, window_start, window_end, scope)
     # The shared passes first (one scan of `action` per engine, both engines at once),
     # then each check on both engines at once, over those passes' small results.
     with shared_passes(checks, source_conn, target_conn, window) as bases:
@@ -127,7 +126,6 @@ def time_one_engine(
     bounds = {
         "window_start": window.window_start,
         "window_end": window.window_end,
-        "interval_end": window.interval_end,
         "scope": window.scope,
     }
     started = time.perf_counter()

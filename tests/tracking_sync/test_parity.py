@@ -106,7 +106,6 @@ def test_the_drill_down_checksum_is_rendered_per_engine(dialect, hex_to_number):
         bucket_size=32,
         window_start=timestamp_literal(DAY),
         window_end=timestamp_literal(DAY + timedelta(days=1)),
-        interval_end=timestamp_literal(DAY + timedelta(days=1)),
         scope="full",
         users=[7, 9],
         days=[(timestamp_literal(DAY), timestamp_literal(DAY + timedelta(days=1)))],

@@ -18,7 +18,7 @@
 --   STRTOL(text, 16), PostgreSQL a cast through bit(32). validate asks each
 --   engine which one it has (dialect).
 
-{% macro region(schema, window_end, users, days, scope, window_start, interval_end) -%}
+{% macro region(schema, window_end, users, days, scope, window_start) -%}
 action_time < {{ window_end }}
 {%- if users or days %}
       and (
@@ -34,7 +34,7 @@ action_time < {{ window_end }}
           select user_profile_id
           from {{ schema }}.action
           where action_time >= {{ window_start }}
-            and action_time < {{ interval_end }}
+            and action_time < {{ window_end }}
       )
 {%- endif %}
 {%- endmacro %}

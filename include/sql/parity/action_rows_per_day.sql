@@ -17,9 +17,9 @@
 --   (VARCHAR counts bytes on Redshift) or an invalid character replaced
 --   (ACCEPTINVCHARS) changes it.
 -- base: action_session_days
--- params: schema, window_start, interval_end, window_end, scope, base
+-- params: schema, window_start, window_end, scope, base
 --   full: every day before window_end.
---   scoped: the days of [window_start, interval_end), every user's rows: the
+--   scoped: the days of [window_start, window_end), every user's rows: the
 --   days this run loaded. Not "every day the interval's users were active":
 --   on the demo data a day's users were active on every earlier day (182 of
 --   182 days before 2025-07-02 at 2M rows), so that is a scan of the whole

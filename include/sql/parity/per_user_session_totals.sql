@@ -14,9 +14,9 @@
 -- value: session_avg_duration tolerance 0.001 -- an average of the durations
 --   above, so at most the same rounding.
 -- base: action_session_days
--- params: schema, window_start, interval_end, window_end, scope, base
+-- params: schema, window_start, window_end, scope, base
 --   full: every user, every action before window_end.
---   scoped: the users active in [window_start, interval_end), each with the
+--   scoped: the users active in [window_start, window_end), each with the
 --   WHOLE history before window_end: their real totals (a session across
 --   midnight counts whole; an old row changed in the target shows). Each
 --   engine picks its own active users, so a user whose interval rows exist on

@@ -5,10 +5,10 @@
 -- value: row_count tolerance 0 -- a row is a row: one missing or extra row
 --   (a lost part, a COPY appended twice: Redshift does not enforce keys) fails.
 -- base: action_session_days
--- params: schema, window_start, interval_end, window_end, scope, base
+-- params: schema, window_start, window_end, scope, base
 --   full: `action`, every row before window_end.
 --   scoped: `action_of_interval_users`, every row before window_end of the
---   users active in [window_start, interval_end), the same rows as the scoped
+--   users active in [window_start, window_end), the same rows as the scoped
 --   per_user_session_totals: a deleted or duplicated old row of those users
 --   leaves their session totals equal (not a session's first or last action)
 --   but not this count. Not every row before window_end: on the source that

@@ -5,11 +5,11 @@
 -- aggregates that (~250k rows at 10M actions) instead of scanning `action`
 -- again: the per-user, per-day and row-count checks cost one scan together.
 -- Rendered standalone, a check inlines it as a subquery.
--- params: schema, window_start, interval_end, window_end, scope
+-- params: schema, window_start, window_end, scope
 --   full: every action before window_end; in_interval is true for all.
---   scoped: the users active in [window_start, interval_end), each with the
+--   scoped: the users active in [window_start, window_end), each with the
 --   WHOLE history before window_end (see per_user_session_totals); in_interval
---   marks the rows of [window_start, interval_end) (every row of the interval
+--   marks the rows of [window_start, window_end) (every row of the interval
 --   belongs to one of those users, so the per-day check loses nothing).
 --   Days are UTC (validate sets the session's time zone to UTC on both engines).
 --   epoch_sum: date_part('epoch'), a double on both engines; summed per group
@@ -26,7 +26,7 @@ interval_users as (
     select distinct user_profile_id
     from {{ schema }}.action
     where action_time >= {{ window_start }}
-      and action_time < {{ interval_end }}
+      and action_time < {{ window_end }}
 ),
 
 actions as (
@@ -55,7 +55,7 @@ select
     cast(action_time as date) as day,
 {%- if scope == "scoped" %}
     (action_time >= {{ window_start }}
-        and action_time < {{ interval_end }}) as in_interval,
+        and action_time < {{ window_end }}) as in_interval,
 {%- else %}
     true as in_interval,
 {%- endif %}
@@ -72,5 +72,5 @@ group by
     cast(action_time as date)
 {%- if scope == "scoped" %},
     (action_time >= {{ window_start }}
-        and action_time < {{ interval_end }})
+        and action_time < {{ window_end }})
 {%- endif %}
