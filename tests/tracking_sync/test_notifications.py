@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
-from airflow.sdk import BaseNotifier
 
+from tests.e2e.notifiers import RecordingNotifier
 from tracking_sync.notifications import (
     NOTIFIER_ENV,
     NOTIFIER_KWARGS_ENV,
@@ -16,21 +16,6 @@ from tracking_sync.notifications import (
     failure_summary,
     on_failure_callback,
 )
-
-
-class RecordingNotifier(BaseNotifier):
-    """A real notifier that keeps what it was asked to send (templated like provider notifiers)."""
-
-    template_fields = ("text",)
-    sent: list[str] = []
-
-    def __init__(self, text: str = "{{ failure_summary }}"):
-        super().__init__()
-        self.text = text
-
-    def notify(self, context):
-        RecordingNotifier.sent.append(self.text)
-
 
 NOTIFIER_PATH = f"{RecordingNotifier.__module__}.RecordingNotifier"
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from airflow.sdk import AsyncCallback, BaseNotifier, DeadlineReference
+from airflow.sdk import AsyncCallback, DeadlineReference
 
+from tests.e2e.notifiers import RecordingNotifier
 from tracking_sync import tasks
 from tracking_sync.assets import ACTION_ASSET, ACTION_TYPE_ASSET, LOADED_TABLES, load_event_extras
 from tracking_sync.deadlines import (
@@ -30,23 +31,11 @@ from tracking_sync.exceptions import InvalidParams, LoadRejected, MissingSetting
 from tracking_sync.notifications import NOTIFIER_ENV, NOTIFIER_KWARGS_ENV, failure_summary
 
 
-class KeepingNotifier(BaseNotifier):
-    template_fields = ("text",)
-    sent: list[str] = []
-
-    def __init__(self, text: str = "{{ failure_summary }}"):
-        super().__init__()
-        self.text = text
-
-    def notify(self, context):
-        KeepingNotifier.sent.append(self.text)
-
-
 @pytest.fixture(autouse=True)
 def clean_settings(monkeypatch):
     for name in (NOTIFIER_ENV, NOTIFIER_KWARGS_ENV, DEADLINE_ENV):
         monkeypatch.delenv(name, raising=False)
-    KeepingNotifier.sent.clear()
+    RecordingNotifier.sent.clear()
 
 
 # --- the deadline -----------------------------------------------------------------------
@@ -110,19 +99,19 @@ def test_the_late_line_names_the_run_its_interval_and_how_late():
 
 
 def test_a_late_nightly_run_calls_the_configured_notifier(monkeypatch):
-    monkeypatch.setenv(NOTIFIER_ENV, f"{__name__}.KeepingNotifier")
+    monkeypatch.setenv(NOTIFIER_ENV, "tests.e2e.notifiers.RecordingNotifier")
     monkeypatch.setenv(NOTIFIER_KWARGS_ENV, '{"text": "late: {{ deadline_summary }}"}')
     line = asyncio.run(on_deadline_missed(context=_context()))
     assert line.startswith("TRACKING_SYNC LATE dag=postgres_to_redshift run=scheduled__2025-03-01")
-    assert KeepingNotifier.sent == [f"late: {line}"]
+    assert RecordingNotifier.sent == [f"late: {line}"]
 
 
 @pytest.mark.parametrize("run_type", ["backfill", "manual"])
 def test_only_nightly_runs_are_reported_late(monkeypatch, run_type):
     # A backfill of old days is past its deadline as soon as it exists.
-    monkeypatch.setenv(NOTIFIER_ENV, f"{__name__}.KeepingNotifier")
+    monkeypatch.setenv(NOTIFIER_ENV, "tests.e2e.notifiers.RecordingNotifier")
     assert notify_late_run(_context(run_type)) is None
-    assert KeepingNotifier.sent == []
+    assert RecordingNotifier.sent == []
 
 
 # --- the assets -------------------------------------------------------------------------
