@@ -12,9 +12,10 @@ or with psycopg 3's row iteration it is markedly slower (client-bound).
 CSV dialect, chosen so that Redshift's COPY (CSV, NULL AS '\\N') reads back what
 the source holds:
 - NULL of a number or boolean is written as an unquoted \\N;
-- a nullable text column travels as text ('' for NULL) plus a <name>_is_null flag
-  (tables.Column.travels_with_null_flag): Redshift matches NULL AS after removing
-  quotes, so a text that is literally \\N would otherwise load as NULL;
+- a nullable text column's NULL is an unquoted \\N too, and a <name>_is_marker flag
+  travels beside it (tables.Column.travels_with_null_flag): Redshift matches NULL AS
+  after removing quotes, so a text that is literally \\N loads as NULL, and the flag
+  gives it back;
 - every text value is quoted (FORCE_QUOTE), so '' is "" and stays '' (no EMPTYASNULL);
 - quotes inside values are doubled; commas and newlines sit inside quotes;
 - action_time is written with its offset (+00), see tables.ACTION.

@@ -35,16 +35,23 @@ class Column:
 
     @property
     def travels_with_null_flag(self) -> bool:
-        """A nullable text column crosses the files as text plus a <name>_is_null flag.
+        """A nullable text column crosses the files as its text plus a <name>_is_marker flag.
 
-        Redshift's COPY compares a field with the NULL AS string after removing CSV
-        quotes (the stand-in does too), so no NULL marker is safe for free text: a
-        `query` that is literally \\N loads as NULL, and '' cannot be the marker
-        either. The text is therefore written with NULL as '' and the NULL-ness in its
-        own boolean column; the publish step turns the flag back into NULL, and a
-        staged NULL whose flag is false back into the marker text it was.
+        The files write NULL as the NULL AS marker \\N, unquoted, and every text quoted
+        (so '' is "" and loads as ''). But Redshift's COPY compares a field with the NULL
+        AS string after removing CSV quotes (the stand-in does too), so a text that is
+        literally \\N loads as NULL as well; no marker is safe for free text (NULL AS
+        '\\0' would be, but PostgreSQL cannot write a NUL byte). The flag says which
+        NULLs were that text: the publish turns them back into it. Every other value
+        loads as it is, so the staging table of a full refresh is the target's rows as
+        they will stay, swapped in without a second write (tracking_sync.load).
         """
         return self.nullable and self.is_text
+
+
+def marker_flag(name: str) -> str:
+    """The flag column that travels with nullable text column `name` (Column.travels_with_null_flag)."""
+    return f"{name}_is_marker"
 
 
 @dataclass(frozen=True)
@@ -85,20 +92,15 @@ class Table:
         out = []
         for column in self.columns:
             if column.travels_with_null_flag:
+                out.append(FileColumn(column.name, column.redshift_type, True, column.select_expression))
                 out.append(
                     FileColumn(
-                        column.name,
-                        column.redshift_type,
-                        True,  # the literal text \\N arrives as NULL
-                        f"coalesce({column.export_expression or column.name}, '') as {column.name}",
-                    )
-                )
-                out.append(
-                    FileColumn(
-                        f"{column.name}_is_null",
+                        marker_flag(column.name),
                         "boolean",
                         False,
-                        f"{column.name} is null as {column.name}_is_null",
+                        # false for NULL too: the flag itself is never NULL
+                        f"coalesce({column.export_expression or column.name} = {NULL_MARKER_SQL}, false)"
+                        f" as {marker_flag(column.name)}",
                     )
                 )
             else:
@@ -116,7 +118,7 @@ class Table:
     def publish_expressions(self) -> list[str]:
         """SELECT expressions over the staging table that give the table's columns."""
         return [
-            f"case when {c.name}_is_null then null else coalesce({c.name}, {NULL_MARKER_SQL}) end"
+            f"case when {marker_flag(c.name)} then {NULL_MARKER_SQL} else {c.name} end"
             if c.travels_with_null_flag
             else c.name
             for c in self.columns

@@ -25,7 +25,7 @@ ROWS = 72  # one an hour over 2025-03-01..03-03
 FULL, DAY = "action_staging_full_refresh", "action_staging_20250302t000000_20250303t000000"
 STAGING_COLUMNS = (
     "id, user_profile_id, session_id, action_type_id, action_time, course_id, exercise_id, "
-    "is_exercise_checked, is_async, query, query_is_null"
+    "is_exercise_checked, is_async, query, query_is_marker"
 )
 
 

@@ -35,13 +35,13 @@ def test_tricky_values_survive_a_csv_round_trip(source, tmp_path):
 
     with source.cursor() as cursor:
         cursor.execute("create temp table action_back (like action)")
-        cursor.execute("alter table action_back add column query_is_null boolean")
+        cursor.execute("alter table action_back add column query_is_marker boolean")
         for part in result.parts:
             cursor.copy_expert(
                 "copy action_back from stdin with (format csv, null '\\N')",
                 io.BytesIO(read_part(tmp_path / part.name)),
             )
-    columns = ACTION_COLUMNS.replace("query", "case when query_is_null then null else query end")
+    columns = ACTION_COLUMNS.replace("query", "case when query_is_marker then chr(92) || 'N' else query end")
     back = fetch_rows(source, f"select {columns} from action_back order by id")
     original = fetch_rows(source, f"select {ACTION_COLUMNS} from action order by id")
     assert_same_rows(original, back)
@@ -54,9 +54,9 @@ def test_null_empty_and_marker_text_are_written_distinctly(source, tmp_path):
     lines = {int(row[0]): row for row in csv.reader(io.StringIO(text))}
     raw_lines = text.splitlines()
     assert any(",\\N," in line for line in raw_lines), "a NULL number is an unquoted \\N"
-    assert any(line.endswith(',"",t') for line in raw_lines), "a NULL query is '' + flag"
+    assert any(line.endswith(",\\N,f") for line in raw_lines), "a NULL query is an unquoted \\N"
     assert any(line.endswith(',"",f') for line in raw_lines), "'' is a quoted empty field"
-    assert any(line.endswith(',"\\N",f') for line in raw_lines), "the text \\N is data"
+    assert any(line.endswith(',"\\N",t') for line in raw_lines), "the text \\N is quoted, flagged"
     assert lines[2][4] == "2025-03-01 12:00:00.000001+00"  # the instant, with its offset
 
 

@@ -8,7 +8,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tracking_sync.load import COPY_OPTIONS, describe_load_error, preview, publish_statements
+from tracking_sync.load import (
+    COPY_OPTIONS,
+    Grant,
+    describe_load_error,
+    parse_acl,
+    preview,
+    publish_statements,
+    swap_statements,
+)
 from tracking_sync.plan import RunSlice
 from tracking_sync.schema import action_staging_statements, target_tables_statements
 from tracking_sync.sql_templates import render_sql, render_statements
@@ -21,7 +29,7 @@ ACTION_COLUMNS = (
 INSERT = (
     f"insert into tracking.action ({ACTION_COLUMNS})\nselect\n    "
     + ",\n    ".join(ACTION_COLUMNS.split(", ")[:-1])
-    + ",\n    case when query_is_null then null else coalesce(query, chr(92) || 'N') end\n"
+    + ",\n    case when query_is_marker then chr(92) || 'N' else query end\n"
     "from tracking.action_staging_x"
 )
 
@@ -66,10 +74,45 @@ def test_the_target_ddl_comes_from_the_one_column_list():
     assert action.endswith("distkey (user_profile_id) sortkey (action_time)")
 
 
-def test_the_staging_table_is_recreated_with_the_null_flag():
+def test_the_staging_table_is_recreated_with_the_marker_flag():
     drop, create = action_staging_statements("tracking", "action_staging_x")
     assert drop == "drop table if exists tracking.action_staging_x"
-    assert "    query varchar(65535),\n    query_is_null boolean not null\n)" in create
+    assert "    query varchar(65535),\n    query_is_marker boolean not null\n)" in create
+
+
+def test_the_staging_table_is_the_target_plus_the_flag_so_a_full_refresh_can_swap_it_in():
+    _, _, action = target_tables_statements("tracking")
+    _, staging = action_staging_statements("tracking", "action_staging_x")
+    target_body = action.split("(", 1)[1]
+    staging_body = staging.split("(", 1)[1].replace(",\n    query_is_marker boolean not null", "")
+    assert staging_body == target_body
+
+
+def test_a_full_refresh_swaps_the_staging_table_in_and_grants_again_in_one_transaction():
+    grants = [Grant('"analyst"', ("select",)), Grant('group "readers"', ("select", "references"), True)]
+    assert swap_statements("tracking", "action_staging_full_refresh", grants) == [
+        "alter table tracking.action rename to action_replaced_by_full_refresh",
+        "update tracking.action_staging_full_refresh set query = chr(92) || 'N' where query_is_marker",
+        "alter table tracking.action_staging_full_refresh drop column query_is_marker",
+        "alter table tracking.action_staging_full_refresh rename to action",
+        'grant select on tracking.action to "analyst"',
+        'grant select, references on tracking.action to group "readers" with grant option',
+        "drop table tracking.action_replaced_by_full_refresh",
+    ]
+
+
+def test_grants_are_read_back_from_relacl_as_both_engines_write_it():
+    acl = 'owner=arwdDxt/owner|analyst=r/owner|group readers=r*x/owner|=r/owner|"odd ""name"""=aw/owner'
+    with pytest.raises(ValueError, match="letter 'D'"):
+        parse_acl(acl, "someone_else")  # D: DROP on Redshift, TRUNCATE on PostgreSQL
+    assert parse_acl(acl, "owner") == [
+        Grant('"analyst"', ("select",)),
+        Grant('group "readers"', ("references",)),
+        Grant('group "readers"', ("select",), grant_option=True),
+        Grant("public", ("select",)),
+        Grant('"odd ""name"""', ("insert", "update")),
+    ]
+    assert parse_acl(None, "owner") == []
 
 
 def test_the_copy_reads_the_manifest_as_the_export_writes_it():

@@ -1,5 +1,6 @@
 -- Publish the run's slice of action: delete the target's rows of the slice (the
--- interval [start, end), or every row for a full refresh) and insert the staged rows.
+-- interval [start, end), or every row for a full refresh that cannot swap its staging
+-- table in: see swap_in_action.sql) and insert the staged rows.
 -- Run by tracking_sync.load.publish_action in ONE transaction, after `lock` and after
 -- rows that moved out of the interval were carried into staging, with the staging
 -- table's drop: readers see the old slice or the new one, never neither, and a failure
@@ -7,7 +8,7 @@
 -- wherever the target has them, so a row that moved INTO the interval is not kept twice
 -- (a second DELETE, not an OR: the time range alone keeps the sort key's zone maps).
 -- Params: schema, staging (identifiers), columns and the staging expressions that
--- give them (query from query + query_is_null), full_refresh; %(start)s and %(end)s
+-- give them (query from query + query_is_marker), full_refresh; %(start)s and %(end)s
 -- are bound by the driver.
 delete from {{ schema }}.action
 {%- if not full_refresh %}

@@ -11,8 +11,8 @@ select
     exercise_id,
     is_exercise_checked,
     is_async,
-    coalesce(query, '') as query,
-    query is null as query_is_null
+    query,
+    coalesce(query = chr(92) || 'N', false) as query_is_marker
 from {{ schema }}.action
 where id in ({{ ids | join(", ") }})
 order by id
