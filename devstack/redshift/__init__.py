@@ -39,7 +39,13 @@ from devstack.net import free_port, port_is_open, stop_process, wait_for_port
 # The compatibility catalog, installed in this order (a later file uses an earlier one's objects)
 COMPAT_SQL_FILES = tuple(
     Path(__file__).with_name("compat") / f"{name}.sql"
-    for name in ("system_tables", "datetime_functions", "functions", "table_definitions", "late_binding_views")
+    for name in (
+        "system_tables",
+        "datetime_functions",
+        "functions",
+        "table_definitions",
+        "late_binding_views",
+    )
 )
 BACKEND_DSN_ENV = "DEVSTACK_REDSHIFT_BACKEND_DSN"
 

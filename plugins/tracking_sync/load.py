@@ -234,7 +234,11 @@ def _swap_in(connection: Any, schema: str, staging: str) -> PublishResult | None
             connection.commit()
             log.info(
                 "full refresh: swapped %s.%s in as %s.action (%s rows written once; %s grants re-applied)",
-                schema, staging, schema, rows, len(grants),
+                schema,
+                staging,
+                schema,
+                rows,
+                len(grants),
             )
             return PublishResult(inserted=int(rows))
         connection.rollback()
