@@ -1,0 +1,341 @@
+"""Benchmark: the whole full-refresh DAG against the sum of its stages' limits, and the stock path.
+
+    .venv/bin/python bench/bench_dag.py                     # 1 M and 10 M rows
+    .venv/bin/python bench/bench_dag.py --rows 1000000 --stock
+
+Starts the local stack (PostgreSQL, S3, the Redshift stand-in), generates N demo rows, runs
+the real `postgres_to_redshift` DAG once as a full refresh (dag.test(): every task in this
+process, real operators), and reads each task's duration from the run's task instances.
+Then, on the same data in the same process run, each stage's limit:
+  export    COPY action TO STDOUT -> /dev/null (what psql's \\copy does), psycopg2
+  upload    plain boto3 upload_file of the same parts (re-exported, untimed)
+  load      PostgreSQL's own COPY FROM STDIN of the same parts into the stand-in's backend
+  validate  the reference per-user query on each engine; the slower one counts
+and prints the table: stage, took, limit, ratio; the goal is the whole run within 2x of the
+sum of the limits. With --stock (1 M rows by default), the path a user would write instead:
+the Amazon provider's SqlToS3Operator (pandas, CSV) then S3ToRedshiftOperator (COPY CSV),
+in a child process: its time, its peak RSS, and whether NULL and '' in `query` stayed apart
+in the target. Not part of the test suite; the machine is shared, so figures are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "plugins")]
+
+STOCK_TABLE = "action_stock"
+REFERENCE_PER_USER = """
+with user_sessions as (
+    select
+        user_profile_id,
+        session_id,
+        extract(epoch from max(action_time)) - extract(epoch from min(action_time)) as session_duration
+    from {schema}.action
+    group by user_profile_id, session_id
+)
+select user_profile_id, sum(session_duration), avg(session_duration)
+from user_sessions
+group by user_profile_id
+"""
+
+
+def configure_airflow(home: str) -> None:
+    os.environ["AIRFLOW_HOME"] = home
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+    os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO / "plugins")
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+
+
+def run_full_refresh() -> tuple[float, dict[str, float], str]:
+    """One full refresh through dag.test(): (wall seconds, task_id -> seconds, final state)."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils.session import create_session
+
+    from tracking_sync.names import DAG_ID
+    from tracking_sync.params import DEFAULT_PARAMS
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).get_dag(DAG_ID)
+    dag.deadline = None  # Airflow 3.3's dag.test() cannot finish a run with one
+    for task in dag.tasks:
+        task.retries = 0
+    started = time.perf_counter()
+    run = dag.test(
+        logical_date=datetime(2026, 1, 2, tzinfo=UTC),
+        run_conf=DEFAULT_PARAMS | {"mode": "full_refresh", "validation": "full"},
+    )
+    took = time.perf_counter() - started
+    with create_session() as session:
+        durations = {
+            ti.task_id: (ti.end_date - ti.start_date).total_seconds()
+            for ti in run.get_task_instances(session=session)
+            if ti.start_date and ti.end_date
+        }
+    return took, durations, str(run.state)
+
+
+def export_limit(dsn: str) -> float:
+    import psycopg2
+
+    connection = psycopg2.connect(dsn)
+    try:
+        started = time.perf_counter()
+        with open(os.devnull, "wb") as sink, connection.cursor() as cursor:
+            cursor.copy_expert("copy action to stdout with (format csv)", sink)
+        return time.perf_counter() - started
+    finally:
+        connection.close()
+
+
+def export_parts(dsn: str, directory: Path) -> list[Path]:
+    import psycopg2
+
+    from tracking_sync.config import Settings
+    from tracking_sync.export import export_table
+    from tracking_sync.plan import RunSlice
+    from tracking_sync.tables import ACTION
+
+    connection = psycopg2.connect(dsn)
+    try:
+        part_bytes = Settings.from_env().part_bytes
+        result = export_table(connection, ACTION, RunSlice(True), directory, part_bytes=part_bytes)
+    finally:
+        connection.close()
+    return [directory / part.name for part in result.parts]
+
+
+def upload_limit(endpoint: str, bucket: str, parts: list[Path], access_key: str, secret: str) -> float:
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+    )
+    started = time.perf_counter()
+    for part in parts:
+        client.upload_file(str(part), bucket, f"bench-limit/{part.name}")
+    return time.perf_counter() - started
+
+
+def load_limit(backend_dsn: str, parts: list[Path]) -> float:
+    """PostgreSQL's own COPY FROM STDIN of the parts into a table shaped as the staging table."""
+    import psycopg2
+    import zstandard
+
+    from tracking_sync.schema import action_staging_statements
+
+    connection = psycopg2.connect(backend_dsn)
+    try:
+        with connection.cursor() as cursor:
+            create = action_staging_statements("bench_limit", "action_copy")[1]
+            for keyword in ("distkey (user_profile_id)", "sortkey (action_time)"):
+                create = create.replace(keyword, "")
+            cursor.execute("drop schema if exists bench_limit cascade; create schema bench_limit")
+            cursor.execute(create)
+            connection.commit()
+            started = time.perf_counter()
+            for part in parts:
+                with open(part, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as csv:
+                    cursor.copy_expert(
+                        "copy bench_limit.action_copy from stdin with (format csv, null '\\N')",
+                        csv,
+                        size=1 << 20,
+                    )
+            connection.commit()
+            took = time.perf_counter() - started
+            cursor.execute("drop schema bench_limit cascade")
+            connection.commit()
+            return took
+    finally:
+        connection.close()
+
+
+def per_user_query(dsn: str, schema: str) -> float:
+    import psycopg2
+
+    connection = psycopg2.connect(dsn)
+    try:
+        with connection.cursor() as cursor:
+            started = time.perf_counter()
+            cursor.execute(REFERENCE_PER_USER.format(schema=schema))
+            cursor.fetchall()
+            return time.perf_counter() - started
+    finally:
+        connection.close()
+
+
+def stock_path(env: dict, out) -> None:
+    """SqlToS3Operator then S3ToRedshiftOperator, as their docs show them, in this child process."""
+    os.environ.update(env)
+    logging.getLogger("airflow").setLevel(logging.WARNING)
+    from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
+    from airflow.providers.amazon.aws.transfers.sql_to_s3 import SqlToS3Operator
+
+    from tracking_sync.connections import redshift_connection
+
+    connection = redshift_connection()
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f"drop table if exists tracking.{STOCK_TABLE}")
+        cursor.execute(f"create table tracking.{STOCK_TABLE} (like tracking.action)")
+    started = time.perf_counter()
+    SqlToS3Operator(
+        task_id="sql_to_s3",
+        sql_conn_id="postgres_source",
+        query="select * from action",
+        s3_bucket=env["TRACKING_SYNC_BUCKET"],
+        s3_key="stock/action.csv",
+        file_format="csv",
+        replace=True,
+        df_kwargs={"index": False},
+    ).execute({})
+    S3ToRedshiftOperator(
+        task_id="s3_to_redshift",
+        schema="tracking",
+        table=STOCK_TABLE,
+        s3_bucket=env["TRACKING_SYNC_BUCKET"],
+        s3_key="stock/action.csv",
+        copy_options=["csv", "ignoreheader 1", "timeformat 'auto'"],
+        method="REPLACE",
+    ).execute({})
+    took = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"select count(*) filter (where query is null), count(*) filter (where query = '') "
+            f"from tracking.{STOCK_TABLE}"
+        )
+        nulls, empties = cursor.fetchone()
+        cursor.execute(f"drop table tracking.{STOCK_TABLE}")
+    connection.close()
+    out.put((took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, nulls, empties))
+
+
+def source_null_and_empty(dsn: str) -> tuple[int, int]:
+    import psycopg2
+
+    connection = psycopg2.connect(dsn)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "select count(*) filter (where query is null), count(*) filter (where query = '') from action"
+            )
+            return cursor.fetchone()
+    finally:
+        connection.close()
+
+
+def bench(rows: int, stock: bool) -> None:
+    from devstack import demo_data
+    from devstack.stack import start_stack
+
+    home = tempfile.mkdtemp(prefix="bench-dag-home-")
+    configure_airflow(home)
+    stack = start_stack()
+    try:
+        os.environ.update(stack.env())
+        os.environ["TRACKING_SYNC_STAGING_DIR"] = os.path.join(home, "staging")
+        print(f"\n== {rows:,} rows ==", flush=True)
+        generated = time.perf_counter()
+        demo_data.generate(stack.source_dsn, rows=rows)
+        print(f"generated in {time.perf_counter() - generated:.0f} s", flush=True)
+
+        from airflow.utils import db
+
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        db.resetdb()
+        whole, tasks, state = run_full_refresh()
+        print(f"full refresh: {state} in {whole:.1f} s", flush=True)
+
+        backend = stack.postgres.dsn(stack.redshift.database)
+        limits = {"export": export_limit(stack.source_dsn)}
+        work = Path(home) / "limit-parts"
+        parts = export_parts(stack.source_dsn, work)
+        limits["upload"] = upload_limit(
+            stack.s3.endpoint_url, stack.s3.bucket, parts, stack.s3.access_key_id, stack.s3.secret_access_key
+        )
+        limits["load"] = load_limit(backend, parts)
+        source_q, target_q = per_user_query(stack.source_dsn, "public"), per_user_query(backend, "tracking")
+        limits["validate"] = max(source_q, target_q)
+        shutil.rmtree(work, ignore_errors=True)
+
+        stages = [
+            ("export_action", "export", "psql \\copy to /dev/null"),
+            ("upload_action", "upload", "plain boto3"),
+            ("load_action_staging", "load", "PostgreSQL's COPY FROM of the parts"),
+            ("replace_action_rows", None, "swap in, no second write"),
+            (
+                "validate",
+                "validate",
+                f"slower per-user query (source {source_q:.1f} s, target {target_q:.1f} s)",
+            ),
+        ]
+        total_limit = sum(limits.values())
+        print("\n| stage | took | its limit, same data | ratio |\n|---|---|---|---|")
+        print(
+            f"| whole run | {whole:.1f} s | {total_limit:.1f} s (export + upload + load + validate) | "
+            f"{whole / total_limit:.2f}x |"
+        )
+        for task_id, limit_name, what in stages:
+            took = tasks.get(task_id, float("nan"))
+            if limit_name is None:
+                print(f"| {task_id} | {took:.1f} s | — ({what}) | |")
+                continue
+            limit = limits[limit_name]
+            print(f"| {task_id} | {took:.1f} s | {limit:.1f} s ({what}) | {took / limit:.2f}x |")
+        others = sum(v for k, v in tasks.items() if k not in {s[0] for s in stages})
+        print(
+            f"(other tasks together: {others:.1f} s; goal: whole run <= 2x the sum of limits: "
+            f"{'met' if whole <= 2 * total_limit else 'NOT met'})",
+            flush=True,
+        )
+
+        if stock:
+            nulls, empties = source_null_and_empty(stack.source_dsn)
+            out = multiprocessing.get_context("fork").Queue()
+            child = multiprocessing.get_context("fork").Process(
+                target=stock_path, args=(dict(os.environ), out)
+            )
+            child.start()
+            took, rss, target_nulls, target_empties = out.get()
+            child.join()
+            kept = (target_nulls, target_empties) == (nulls, empties)
+            print(
+                f"\nstock path (SqlToS3Operator + S3ToRedshiftOperator), {rows:,} rows: {took:.1f} s, "
+                f"peak RSS {rss:.0f} MiB; query NULL/'' in the source {nulls:,}/{empties:,}, in the "
+                f"target {target_nulls:,}/{target_empties:,}: NULL and '' "
+                f"{'kept apart' if kept else 'NOT kept apart'}",
+                flush=True,
+            )
+    finally:
+        stack.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, action="append", help="repeatable; default 1 M then 10 M")
+    parser.add_argument("--stock", action="store_true", help="also the stock path (default: at 1 M rows)")
+    args = parser.parse_args()
+    for rows in args.rows or [1_000_000, 10_000_000]:
+        bench(rows, stock=args.stock or (not args.rows and rows == 1_000_000))
+
+
+if __name__ == "__main__":
+    main()
