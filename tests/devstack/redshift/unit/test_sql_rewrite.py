@@ -158,3 +158,15 @@ def test_only_a_lone_lock_at_idle_is_wrapped():
     assert session.rewrite("lock a; delete from a") == "lock TABLE a IN ACCESS EXCLUSIVE MODE; delete from a"
     session.transaction_status = b"T"
     assert session.rewrite("lock a") == "lock TABLE a IN ACCESS EXCLUSIVE MODE"
+
+
+# docs: r_CREATE_VIEW — WITH NO SCHEMA BINDING makes a late-binding view
+def test_with_no_schema_binding_becomes_the_late_binding_marker():
+    assert rewrite_statement("create view s.v as select id from s.t with no schema binding") == (
+        "create view s.v as select id from s.t /* rs: with no schema binding */ "
+    )
+    assert rewrite_statement("CREATE OR REPLACE VIEW s.v AS SELECT * FROM s.t\nWITH NO SCHEMA BINDING;") == (
+        "CREATE OR REPLACE VIEW s.v AS SELECT * FROM s.t\n/* rs: with no schema binding */ ;"
+    )
+    bound = "create view s.v as with x as (select 1) select * from x"
+    assert rewrite_statement(bound) == bound
