@@ -273,6 +273,11 @@ def _swap_grants(cursor: Any, schema: str, staging: str) -> tuple[list[Grant], s
         grants = parse_acl(acl, str(owner).strip())
     except ValueError as error:
         return [], f"the target's grants cannot all be granted again ({error})"
+    cursor.execute(render_sql("redshift/select_action_role_grants.sql", schema=schema), {"table": "action"})
+    by_role: dict[str, list[str]] = {}
+    for role, privilege in cursor.fetchall():
+        by_role.setdefault(str(role).strip(), []).append(str(privilege).strip().lower())
+    grants += [Grant(f"role {_quote(role)}", tuple(privileges)) for role, privileges in by_role.items()]
     cursor.execute(f"set search_path to {schema}")
     cursor.execute(
         render_sql("redshift/select_action_table_definitions.sql", schema=schema),

@@ -79,3 +79,26 @@ create or replace function pg_catalog.pg_get_late_binding_view_cols() returns se
 language sql stable as $$
 select null::name, null::name, null::name, null::text, null::integer where false
 $$;
+
+-- SVV_RELATION_PRIVILEGES (docs: r_SVV_RELATION_PRIVILEGES): privileges granted on tables and
+-- views, one row per identity and privilege. PostgreSQL has roles where Redshift has users
+-- and groups (and Redshift's own roles, which the stand-in does not have): a role that can
+-- log in shows as a user, one that cannot as a group, grantee 0 as public. Every row is
+-- shown (Redshift shows a regular user only part of them).
+create or replace view pg_catalog.svv_relation_privileges as
+select n.nspname::text as namespace_name,
+       c.relname::text as relation_name,
+       a.privilege_type::text as privilege_type,
+       a.grantee::integer as identity_id,
+       coalesce(r.rolname::text, 'public') as identity_name,
+       case when a.grantee = 0 then 'public'
+            when r.rolcanlogin then 'user'
+            else 'group' end as identity_type,
+       a.is_grantable as admin_option
+from pg_catalog.pg_class c
+join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+cross join lateral pg_catalog.aclexplode(c.relacl) a
+left join pg_catalog.pg_roles r on r.oid = a.grantee
+where c.relkind in ('r', 'p', 'v', 'm')
+  and a.grantee <> c.relowner;
+grant select on pg_catalog.svv_relation_privileges to public;

@@ -13,7 +13,8 @@
 -- 3. RENAME the staging table in: late-binding views (WITH NO SCHEMA BINDING) resolve the
 --    name when queried and read the new table; a view bound to the old table makes the
 --    DROP fail, and the publish then copies instead.
--- 4. The grants the old table had (read from pg_class.relacl) go to the new one.
+-- 4. The grants the old table had (read from pg_class.relacl, and those to Redshift roles
+--    from SVV_RELATION_PRIVILEGES) go to the new one.
 -- Params: schema, staging, replaced (identifiers), flagged (pairs of text column and its
 -- marker flag), marker (the NULL marker as SQL), grants (tracking_sync.load.Grant).
 alter table {{ schema }}.action rename to {{ replaced }};

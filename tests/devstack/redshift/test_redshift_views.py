@@ -80,3 +80,14 @@ def test_a_regular_view_stays_bound_and_keeps_its_table_from_being_dropped(rs_co
         swap(rs_conn, schema)
     rs_conn.rollback()
     assert rows(rs_conn, f"select * from {schema}.bound") == [(1, "old")]
+
+
+# docs: r_SVV_RELATION_PRIVILEGES — one row per identity and privilege; no Redshift roles here
+def test_svv_relation_privileges_lists_the_grants_by_identity(rs_conn, two_tables):
+    schema = two_tables
+    run(rs_conn, f"grant select, insert on {schema}.t to public")
+    assert rows(
+        rs_conn,
+        "select privilege_type, identity_name, identity_type from svv_relation_privileges "
+        f"where namespace_name = '{schema}' and relation_name = 't' order by privilege_type",
+    ) == [("INSERT", "public", "public"), ("SELECT", "public", "public")]
