@@ -259,7 +259,7 @@ def bench(rows: int, stock: bool) -> None:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         db.resetdb()
         whole, tasks, state = run_full_refresh()
-        print(f"full refresh: {state} in {whole:.1f} s", flush=True)
+        print(f"full refresh: {state} in {whole:.1f} s (load average {os.getloadavg()[0]:.1f})", flush=True)
 
         backend = stack.postgres.dsn(stack.redshift.database)
         limits = {"export": export_limit(stack.source_dsn)}
@@ -272,6 +272,9 @@ def bench(rows: int, stock: bool) -> None:
         source_q, target_q = per_user_query(stack.source_dsn, "public"), per_user_query(backend, "tracking")
         limits["validate"] = max(source_q, target_q)
         shutil.rmtree(work, ignore_errors=True)
+        print(
+            f"limits measured (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", flush=True
+        )
 
         stages = [
             ("export_action", "export", "psql \\copy to /dev/null"),
