@@ -199,6 +199,10 @@ class AirflowDeployment:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn,
             "AIRFLOW__API__HOST": HOST,
             "AIRFLOW__API__WORKERS": "1",
+            # A task's first call (PATCH .../run) waits for the api-server. On a loaded machine of
+            # 2 cores it answered after ~21 s; at the default 5 s the task retried into a 400
+            # (it had already started) and was SIGKILLed. Let it wait instead.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             "AIRFLOW__API__SECRET_KEY": self._secret_key,
             "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",

@@ -71,16 +71,25 @@ def _trigger_dialog(page, title: str):
 
 
 def _go_to_the_dag(page) -> None:
-    """Click the DAG's name (the card in the list, the breadcrumb elsewhere) and wait for its
-    page: the header's Trigger button is on every page, and a click that lands before the
-    route changes opens a dialog the new page drops."""
-    page.get_by_role("link", name=DAG_ID, exact=True).first.click()
+    """To the DAG's overview: its Overview tab on the DAG's own pages, its name elsewhere (the
+    card in the list, the breadcrumb of a run); then wait for the page, as the header's
+    Trigger button is on every page and a click that lands before the route changes opens a
+    dialog the new page drops."""
+    overview = page.get_by_role("link", name="Overview", exact=True)
+    if overview.is_visible():
+        overview.click()
+    else:
+        page.get_by_role("link", name=DAG_ID, exact=True).first.click()
     page.wait_for_url(re.compile(rf"/dags/{DAG_ID}$"))
-    _expect()(page.get_by_role("link", name="Overview", exact=True)).to_be_visible()
+    _expect()(overview).to_be_visible()
 
 
 def _open_trigger_form(page):
+    """The Trigger dialog, on "Single Run" (it reopens on the kind of run triggered last)."""
     page.get_by_role("button", name="Trigger Dag").click()
+    single_run = page.get_by_role("dialog").get_by_role("radio", name="Single Run")
+    _expect()(single_run).to_be_attached()
+    single_run.check(force=True)  # the card hides the input
     dialog = _trigger_dialog(page, f"Trigger Dag - {DAG_ID}")
     _expect()(dialog).to_be_visible()
     return dialog
@@ -213,8 +222,7 @@ def test_the_trigger_form_runs_a_full_refresh_that_turns_the_grid_green(page, ma
 def test_a_backfill_over_two_days_runs_both_days_in_order(page, make_airflow, shot, journey):
     expect = _expect()
     _go_to_the_dag(page)
-    _open_trigger_form(page)
-    page.get_by_role("radio", name="Backfill").check(force=True)  # the card hides the input
+    _open_trigger_form(page).get_by_role("radio", name="Backfill").check(force=True)
     dialog = _trigger_dialog(page, f"Run Backfill - {DAG_ID}")
     pickers = dialog.get_by_test_id("datetime-input")
     for index, (label, day) in enumerate(zip(("From", "To"), BACKFILL_DAYS)):
