@@ -123,8 +123,12 @@ def shot(page, screenshots, request):
     saves one too, named after the test."""
     taken = []
 
-    def take(name: str) -> None:
+    def take(name: str, showing=None) -> None:
+        """`showing`: a locator to scroll into view first (the UI scrolls inside its panels,
+        which a full-page screenshot does not unroll)."""
         taken.append(name)
+        if showing is not None:
+            showing.scroll_into_view_if_needed()
         page.screenshot(path=screenshots / f"{name}.png", full_page=True)
 
     yield take

@@ -312,7 +312,7 @@ def test_a_damaged_target_row_fails_validate_with_the_user_the_day_and_the_repai
         "--reprocess-behavior completed --max-active-runs 1"
     )
     assert repair in log, f"no repair command {repair!r} in:\n{log}"
-    shot("12-validate-log-failed")
+    shot("12-validate-log-failed", showing=page.get_by_text("days that differ:"))
 
     # The DAG's overview: the failed-task preview leads with the one-line summary.
     _go_to_the_dag(page)
@@ -329,4 +329,4 @@ def test_a_damaged_target_row_fails_validate_with_the_user_the_day_and_the_repai
     assert f"run={run_id} " in line, line
     assert "what=AirflowFailException: parity FAILED (full): " in line, line
     assert f"days: {day}" in line and "per_user_session_totals: 1 user_profile_id differ" in line, line
-    shot("13-failed-task-preview")
+    shot("13-failed-task-preview", showing=preview)
