@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
-.PHONY: demo test stack-up stack-down airflow bench clean postgres-binaries
+.PHONY: demo test stack-up stack-down airflow bench clean postgres-binaries chromium
 .PHONY: docker-engine docker-engine-stop compose-up compose-down
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
@@ -19,10 +19,17 @@ postgres-binaries:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "PostgreSQL server binaries missing: sudo apt-get install -y postgresql" >&2; exit 1; fi; }
 
+# The browser tests (tests/ui/) drive Debian's chromium; install it when missing (as root). Not
+# root: the tests skip and say how to install it.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing: the browser tests (tests/ui/) will skip; sudo apt-get install -y chromium" >&2; fi; }
+
 demo: $(STAMP) postgres-binaries
 	$(PY) -m devstack.demo
 
-test: $(STAMP) postgres-binaries
+test: $(STAMP) postgres-binaries chromium
 	$(PY) -m pytest
 
 stack-up: $(STAMP) postgres-binaries
@@ -37,6 +44,7 @@ airflow: $(STAMP) postgres-binaries
 	$(PY) -m devstack airflow
 
 bench: $(STAMP) postgres-binaries
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt -c constraints.txt
 	$(PY) bench/bench_export_upload.py
 	$(PY) bench/bench_validation.py
 	$(PY) bench/bench_standin_copy.py

@@ -91,6 +91,25 @@ def processes_in_sessions(sessions: set[int], marker: str | None = None) -> list
     return found
 
 
+def sessions_under(root: int) -> set[int]:
+    """The session ids of `root` and of every process descending from it: what a
+    foreground `make airflow` started (its components lead sessions of their own)."""
+    parents, sessions = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)], sessions[int(entry.name)] = int(fields[1]), int(fields[3])
+    tree, frontier = {root}, [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]
+        tree.update(children)
+        frontier = children
+    return {sessions[pid] for pid in tree if pid in sessions}
+
+
 def tail(path: Path, chars: int = 4000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.exists() else f"({path} missing)"
 
@@ -180,6 +199,10 @@ class AirflowDeployment:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn,
             "AIRFLOW__API__HOST": HOST,
             "AIRFLOW__API__WORKERS": "1",
+            # A task's first call (PATCH .../run) waits for the api-server. On a loaded machine of
+            # 2 cores it answered after ~21 s; at the default 5 s the task retried into a 400
+            # (it had already started) and was SIGKILLed. Let it wait instead.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             "AIRFLOW__API__SECRET_KEY": self._secret_key,
             "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",

@@ -23,7 +23,13 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from devstack.airflow import AirflowDeployment, AirflowDidNotStart, access_token, processes_in_sessions
+from devstack.airflow import (
+    AirflowDeployment,
+    AirflowDidNotStart,
+    access_token,
+    processes_in_sessions,
+    sessions_under,
+)
 from devstack.net import free_port, port_is_open
 from devstack.postgres import LocalPostgres
 
@@ -33,24 +39,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "postgres_to_redshift"
 UP_TIMEOUT = 300  # the stack, demo data, db migrate and four components: ~70 s here
 DOWN_TIMEOUT = 90
-
-
-def _sessions_under(root: int) -> set[int]:
-    """The session ids of `root` and of every process descending from it."""
-    parents, sessions = {}, {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)], sessions[int(entry.name)] = int(fields[1]), int(fields[3])
-    tree, frontier = {root}, [root]
-    while frontier:
-        children = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]
-        tree.update(children)
-        frontier = children
-    return {sessions[pid] for pid in tree if pid in sessions}
 
 
 def test_a_component_that_cannot_start_fails_readiness_with_the_end_of_its_output(tmp_path):
@@ -202,7 +190,7 @@ def test_make_airflow_serves_the_ui_on_the_stack_and_ctrl_c_stops_everything(tmp
                     source.close()
         ports.append(int(exported["S3_ENDPOINT_URL"].rsplit(":", 1)[1]))
     finally:
-        sessions = _sessions_under(process.pid)  # Airflow's components lead sessions of their own
+        sessions = sessions_under(process.pid)  # Airflow's components lead sessions of their own
         stopping = time.monotonic()
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
