@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
-.PHONY: demo test stack-up stack-down airflow bench clean postgres-binaries
+.PHONY: demo test stack-up stack-down airflow bench clean postgres-binaries redis-server
 .PHONY: docker-engine docker-engine-stop compose-up compose-down
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
@@ -19,10 +19,17 @@ postgres-binaries:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "PostgreSQL server binaries missing: sudo apt-get install -y postgresql" >&2; exit 1; fi; }
 
+# The Celery test (tests/e2e/test_celery.py) starts Debian's redis-server as its broker: installed
+# when missing (as root); otherwise that one test skips and says how to install it.
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "redis-server missing, the Celery test will skip: sudo apt-get install -y redis-server" >&2; fi; }
+
 demo: $(STAMP) postgres-binaries
 	$(PY) -m devstack.demo
 
-test: $(STAMP) postgres-binaries
+test: $(STAMP) postgres-binaries redis-server
 	$(PY) -m pytest
 
 stack-up: $(STAMP) postgres-binaries
