@@ -94,7 +94,7 @@ from tracking_sync.deadlines import nightly_deadline
 from tracking_sync.failures import RETRY_POLICY, on_retry_callback
 from tracking_sync.names import DAG_ID, IDENTIFIER_PATTERN, MAX_IDENTIFIER_BYTES
 from tracking_sync.notifications import on_failure_callback
-from tracking_sync.params import DEFAULT_PARAMS, MODES, VALIDATIONS
+from tracking_sync.params import DEFAULT_PARAMS, MAX_PARTITIONS, MODES, VALIDATIONS
 
 
 @dag(
@@ -147,6 +147,16 @@ from tracking_sync.params import DEFAULT_PARAMS, MODES, VALIDATIONS
             "and the interval's days (cost grows with the interval's users); full: everything "
             "before the interval's end. A full refresh validates in full.",
         ),
+        "partitions": Param(
+            DEFAULT_PARAMS["partitions"],
+            type=["null", "integer"],
+            minimum=1,
+            maximum=MAX_PARTITIONS,
+            description="full_refresh only: the number of slices action is exported and "
+            f"uploaded in, in parallel (1 to {MAX_PARTITIONS}; one task each, loaded by one "
+            "COPY). Empty: the deployment's TRACKING_SYNC_PARTITIONS (default 1). Nightly runs "
+            "and backfills are one slice.",
+        ),
     },
     doc_md=__doc__,
     tags=["tracking", "redshift", "postgres"],
@@ -171,9 +181,23 @@ def postgres_to_redshift():
     )
     chain(schema, action_type_loaded)
 
-    # action: the run's slice, COPied into its staging table, then published in one transaction.
-    action_exported = tasks.export.override(task_id="export_action")("action", plan)
-    action_uploaded = tasks.upload.override(task_id="upload_action")(plan, action_exported)
+    # action: the run's slice, exported and uploaded by one mapped task per partition (a
+    # partitioned full refresh; one otherwise), listed in one manifest, COPied into its staging
+    # table by one COPY, then published in one transaction.
+    action_partitions = tasks.partition_action(plan)
+    action_exported = (
+        tasks.export.override(task_id="export_action")
+        .partial(table_name="action", plan=plan)
+        .expand(partition=action_partitions)
+    )
+    action_parts = (
+        tasks.upload_partition.override(task_id="upload_action")
+        .partial(plan=plan)
+        .expand(export_summary=action_exported)
+    )
+    action_uploaded = tasks.write_manifest.override(task_id="write_action_manifest")(
+        "action", plan, action_parts
+    )
     action_staged = tasks.load(
         "load_action_staging",
         schema=plan["target_schema"],
