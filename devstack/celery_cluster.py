@@ -133,18 +133,24 @@ class CeleryDeployment(AirflowDeployment):
     # ------------------------------------------------------------- lifecycle
 
     def start(self, dag_ids: tuple[str, ...] = (), *, import_errors_fail: bool = True) -> CeleryDeployment:
-        """Redis, then what AirflowDeployment.start() does, then the workers, until each
-        answers a Celery ping. On any failure everything started so far is stopped."""
+        """Redis, then what AirflowDeployment.start() does with the workers launched beside
+        the components, until each worker answers a Celery ping. On any failure everything
+        started so far is stopped."""
         try:
             self.redis = LocalRedis(self.home / "redis", port=self.redis_port).start()
             self._redis_sessions.add(self.redis.pid)
             super().start(dag_ids, import_errors_fail=import_errors_fail)
-            self.launch_workers()
             self.wait_for_workers()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def launch(self) -> None:
+        """The components and the workers, without waiting: a worker needs only the broker
+        and the metadata DB to start."""
+        super().launch()
+        self.launch_workers()
 
     def launch_workers(self) -> None:
         for worker in self.workers:

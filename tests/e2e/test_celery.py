@@ -26,7 +26,6 @@ test fails, and checks that no process, port or metadata database is left.
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -36,7 +35,7 @@ import pytest
 from devstack import demo_data
 from devstack.celery_cluster import CeleryDeployment, CeleryWorker
 from devstack.redis_server import RedisNotInstalled, redis_server_binary
-from tests.dag_helpers import RUN_TIMEOUT, STARTUP_TIMEOUT, STOP_TIMEOUT, backfill_create, wait_for_backfill
+from tests.dag_helpers import RUN_TIMEOUT, STARTUP_TIMEOUT, STOP_TIMEOUT, new_backfill, wait_for_backfill
 from tests.pipeline_helpers import (
     assert_same_rows,
     change_source_within,
@@ -49,7 +48,7 @@ from tracking_sync.names import DAG_ID
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 4
-ROWS, USERS = 20_000, 200  # with 1 MB parts: several parts in every partition
+ROWS, USERS = 10_000, 100  # with 1 MB parts: a part or two in every partition
 DATA_START, DATA_DAYS = "2025-03-01", 7
 FULL_REFRESH_AT = datetime(2025, 3, 10, tzinfo=UTC)  # a label: a manual run validates up to the wall clock
 NIGHTLY_DAY = datetime(2025, 3, 5, tzinfo=UTC)  # the nightly run moves [NIGHTLY_DAY, +1 day)
@@ -86,7 +85,7 @@ def celery_deployment(stack, tmp_path):
     )
     try:
         deployment.start(dag_ids=(DAG_ID,))
-        deployment.cli("dags", "unpause", DAG_ID)
+        deployment.api("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})  # it starts paused
         yield deployment
     finally:
         hard_killed = deployment.stop()
@@ -112,13 +111,19 @@ def _assert_succeeded(deployment: CeleryDeployment, run: tuple) -> None:
 
 
 def _full_refresh(deployment: CeleryDeployment, conf: dict) -> tuple:
-    """A manual full refresh through `airflow dags trigger`, waited for; (run_id, state, interval)."""
+    """A manual full refresh (REST API, as the UI's Trigger), waited for; (run_id, state, interval)."""
     run_id = f"full_refresh_{uuid.uuid4().hex[:6]}"
-    deployment.cli(
-        "dags", "trigger", DAG_ID, "--run-id", run_id,
-        "--logical-date", FULL_REFRESH_AT.isoformat(), "--conf", json.dumps({"mode": "full_refresh", **conf}),
-    )  # fmt: skip
+    deployment.api(
+        "POST",
+        f"/api/v2/dags/{DAG_ID}/dagRuns",
+        {
+            "dag_run_id": run_id,
+            "logical_date": FULL_REFRESH_AT.isoformat(),
+            "conf": {"mode": "full_refresh", **conf},
+        },
+    )
     (run,) = deployment.wait_for_runs("dag_run.run_id = %s", (run_id,), 1, timeout=RUN_TIMEOUT)
+    _report_timeline(deployment, run[0])
     _assert_succeeded(deployment, run)
     return run
 
@@ -126,13 +131,37 @@ def _full_refresh(deployment: CeleryDeployment, conf: dict) -> tuple:
 def _nightly_run(deployment: CeleryDeployment, day: datetime, conf: dict) -> tuple:
     """The run of the nightly interval [day, day + 1), made by the scheduler as a one-day
     backfill (a manual trigger's interval follows the wall clock, not the logical date)."""
-    backfill_id = backfill_create(
-        deployment, "--dag-id", DAG_ID, "--from-date", day.date().isoformat(),
-        "--to-date", day.date().isoformat(), "--dag-run-conf", json.dumps(conf),
-    )  # fmt: skip
+    body = {
+        "dag_id": DAG_ID,
+        "from_date": day.isoformat(),
+        "to_date": day.isoformat(),
+        "max_active_runs": 1,
+        "reprocess_behavior": "none",
+        "run_backwards": False,
+        "dag_run_conf": conf,
+    }
+    backfill_id = new_backfill(deployment, lambda: deployment.api("POST", "/api/v2/backfills", body))
     (run,) = wait_for_backfill(deployment, backfill_id, 1, until_completed=False, timeout=RUN_TIMEOUT)
+    _report_timeline(deployment, run[0])
     _assert_succeeded(deployment, run)
     return run
+
+
+def _report_timeline(deployment: CeleryDeployment, run_id: str) -> None:
+    """Printed (pytest shows it on failure, or with -s): where each task ran and when."""
+    rows = deployment.query(
+        "select task_id, map_index, hostname, state, "
+        "extract(epoch from start_date - queued_dttm), extract(epoch from end_date - start_date), "
+        "extract(epoch from end_date - min(queued_dttm) over ()) "
+        "from task_instance where dag_id = %s and run_id = %s order by end_date nulls last",
+        (DAG_ID, run_id),
+    )
+    print(f"--- {run_id}: task [map index] worker state: queued->started s, ran s, done at s")
+    for task_id, map_index, hostname, state, waited, ran, done in rows:
+        index = f"[{map_index}]" if map_index >= 0 else ""
+        print(
+            f"{task_id}{index:5} {hostname or '-':9} {state}: {waited or 0:5.1f} {ran or 0:5.1f} {done or 0:6.1f}"
+        )
 
 
 def _task_instances(deployment: CeleryDeployment, run_id: str) -> list[tuple]:
