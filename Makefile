@@ -47,6 +47,7 @@ bench: $(STAMP) postgres-binaries
 	$(PY) bench/bench_export_upload.py
 	$(PY) bench/bench_validation.py
 	$(PY) bench/bench_standin_copy.py
+	$(PY) bench/bench_partitions.py --whole-run
 
 clean: stack-down
 	rm -rf $(VENV) .devstack

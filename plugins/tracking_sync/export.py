@@ -344,6 +344,11 @@ def export_for_run(
             ),
         )
         puts.wait()
+    except BaseException:
+        puts.close()
+        with contextlib.suppress(Exception):  # no partial attempt is left staged to upload
+            area.remove_tree(s3_client, key_prefix)
+        raise
     finally:
         puts.close()
         shutil.rmtree(spool, ignore_errors=True)
