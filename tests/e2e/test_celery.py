@@ -81,6 +81,9 @@ def celery_deployment(stack, tmp_path):
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             # No scheduled runs: the latest nightly interval would run into the default schema.
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            # The DAG file does not change during the test: parsed once, not every 30 s (CPU
+            # that the tasks need on a 2-core machine).
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
         },
     )
     try:
