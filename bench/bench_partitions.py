@@ -42,6 +42,23 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _backend_cpu_seconds(connection) -> float:
+    """CPU seconds the connection's PostgreSQL backend has used (it runs on this machine)."""
+    import os
+
+    with connection.cursor() as cursor:
+        cursor.execute("select pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    connection.rollback()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _plan(partitions: int):
     from datetime import UTC, datetime
 
@@ -68,11 +85,13 @@ def raw_copy(dsn: str, partition: dict, start_together, out) -> None:
         cursor.execute("set timezone to 'UTC'")
         statement = copy_statement(cursor, ACTION, _plan(1).run_slice, Partition.from_xcom(partition))
     start_together.wait()
-    start = time.time()
+    start, cpu, backend_cpu = time.time(), _cpu_seconds(), _backend_cpu_seconds(connection)
     with open("/dev/null", "wb") as sink, connection.cursor() as cursor:
         cursor.copy_expert(statement, sink)
         rows = cursor.rowcount
-    out.put(("limit", start, time.time(), rows, _peak_rss_mb(), None))
+    end = time.time()
+    cpu = (_cpu_seconds() - cpu, _backend_cpu_seconds(connection) - backend_cpu)
+    out.put(("limit", start, end, rows, _peak_rss_mb(), cpu))
 
 
 def export_partition(dsn: str, settings, partition: dict, start_together, out) -> None:
@@ -84,9 +103,11 @@ def export_partition(dsn: str, settings, partition: dict, start_together, out) -
     partition = Partition.from_xcom(partition)
     connection = psycopg2.connect(dsn)
     start_together.wait()
-    start = time.time()
+    start, cpu, backend_cpu = time.time(), _cpu_seconds(), _backend_cpu_seconds(connection)
     summary = export_for_run("action", _plan(partition.count), settings, connection, partition=partition)
-    out.put(("export", start, time.time(), summary["rows"], _peak_rss_mb(), summary))
+    end = time.time()
+    summary["cpu"] = (_cpu_seconds() - cpu, _backend_cpu_seconds(connection) - backend_cpu)
+    out.put(("export", start, end, summary["rows"], _peak_rss_mb(), summary))
 
 
 def upload_partition(s3_port: int, settings, summary: dict, start_together, out) -> None:
@@ -129,9 +150,16 @@ def measure_stages(stack, partitions: int, settings, round_: int) -> dict:
 
     with psycopg2.connect(stack.source_dsn) as connection:
         cut = [p.to_xcom() for p in plan_partitions(connection, ACTION, partitions)]
-    limit, _ = side_by_side(raw_copy, [(stack.source_dsn, p) for p in cut])
+    limit, limited = side_by_side(raw_copy, [(stack.source_dsn, p) for p in cut])
     export, exported = side_by_side(export_partition, [(stack.source_dsn, settings, p) for p in cut])
     summaries = [r[5] for r in exported]
+    export_cpu = [s.pop("cpu") for s in summaries]
+    cpu = {  # CPU seconds of all partitions together: client (Python) and PostgreSQL backend
+        "limit_client": sum(r[5][0] for r in limited),
+        "limit_backend": sum(r[5][1] for r in limited),
+        "export_client": sum(c[0] for c in export_cpu),
+        "export_backend": sum(c[1] for c in export_cpu),
+    }
     upload, uploaded = side_by_side(upload_partition, [(stack.s3.port, settings, s) for s in summaries])
     started = time.time()
     written = write_manifest(
@@ -147,6 +175,7 @@ def measure_stages(stack, partitions: int, settings, round_: int) -> dict:
         "parts": len(written["part_uris"]),
         "rss_export": max(r[4] for r in exported),
         "rss_upload": max(r[4] for r in uploaded),
+        **cpu,
     }
 
 
@@ -259,6 +288,13 @@ def main() -> None:
             f"{median(1, 'limit') / limit:>12.2f}x {limit / export:>13.2f} {upload:>9.2f} {both:>10.2f} "
             f"{(median(1, 'export') + median(1, 'upload')) / both:>6.2f}x {rounds[n][0]['parts']:>6} "
             f"{max(r['rss_export'] for r in rounds[n]):>8.0f} MB {max(r['rss_upload'] for r in rounds[n]):>8.0f} MB"
+        )
+    print("\nCPU seconds, all partitions together (client = the Python process, backend = PostgreSQL's):")
+    print(f"{'N':>2} {'limit client':>13} {'limit backend':>14} {'export client':>14} {'export backend':>15}")
+    for n in PARTITION_COUNTS:
+        print(
+            f"{n:>2} {median(n, 'limit_client'):>13.1f} {median(n, 'limit_backend'):>14.1f} "
+            f"{median(n, 'export_client'):>14.1f} {median(n, 'export_backend'):>15.1f}"
         )
     print(
         "\nexport/limit: the export stage's speed as a share of the raw COPY streams of the same partitions"
