@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
-.PHONY: demo test stack-up stack-down airflow bench clean postgres-binaries chromium
+.PHONY: demo test stack-up stack-down airflow bench clean postgres-binaries chromium redis-server
 .PHONY: docker-engine docker-engine-stop compose-up compose-down
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
@@ -26,10 +26,17 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing: the browser tests (tests/ui/) will skip; sudo apt-get install -y chromium" >&2; fi; }
 
+# The Celery test (tests/e2e/test_celery.py) starts Debian's redis-server as its broker: installed
+# when missing (as root); otherwise that one test skips and says how to install it.
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "redis-server missing, the Celery test will skip: sudo apt-get install -y redis-server" >&2; fi; }
+
 demo: $(STAMP) postgres-binaries
 	$(PY) -m devstack.demo
 
-test: $(STAMP) postgres-binaries chromium
+test: $(STAMP) postgres-binaries chromium redis-server
 	$(PY) -m pytest
 
 stack-up: $(STAMP) postgres-binaries
@@ -49,6 +56,7 @@ bench: $(STAMP) postgres-binaries
 	$(PY) bench/bench_validation.py
 	$(PY) bench/bench_standin_copy.py
 	$(PY) bench/bench_dag.py
+	$(PY) bench/bench_partitions.py --whole-run
 
 clean: stack-down
 	rm -rf $(VENV) .devstack

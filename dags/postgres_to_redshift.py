@@ -10,13 +10,14 @@ of `action` (rows with `action_time` in the run's data interval) and all of
 ## Tasks, in order
 | task | what it does | when it fails |
 |---|---|---|
-| `plan_run` | checks the params (mode, target schema, validation), the conf keys and the data interval; its result, the run plan, is what every later task follows; nothing has moved yet | at once, no retries: the error lists what is allowed (and any unknown conf key): trigger again with valid params |
+| `plan_run` | checks the params (mode, target schema, validation, partitions), the conf keys, the data interval and the settings, and probes the staging area (`TRACKING_SYNC_STAGING_URL`: a tiny write and delete); its result, the run plan, is what every later task follows; nothing has moved yet | at once, no retries: the error lists what is allowed (and any unknown conf key), or names the setting that cannot be used: fix it and trigger again |
+| `partition_action` | the id ranges `export_action` is mapped over: one for a nightly run or a backfill; `partitions` ranges of about equal rows for a full refresh, from the source's statistics (`pg_stats`, or min/max of `id`) | source unreachable: retries; check `postgres_source` |
 | `create_schema` | creates the target schema and tables if missing (`create_target_tables.sql`) | permissions on Redshift, or the cluster is down: retries; then check `redshift_default` |
 | `create_action_staging` | (re)creates the empty staging table of this interval, `action_staging_<interval>` (`create_action_staging.sql`); when no other run is running, drops staging tables killed runs left | as above |
-| `export_action`, `export_action_type` | stream `COPY (SELECT ...) TO STDOUT` of the run's slice into zstd CSV parts on `TRACKING_SYNC_STAGING_DIR`; XCom: rows, bytes, part URIs | source unreachable or a statement timeout: retries; check `postgres_source`. A full staging disk fails at once, naming the folder and `TRACKING_SYNC_STAGING_DIR` |
-| `upload_action`, `upload_action_type` | uploads the parts under `s3://<bucket>/<prefix>/<table>/<interval>/` with a `manifest.json`; removes parts of earlier attempts, and intervals past `TRACKING_SYNC_RETENTION_DAYS` | "staging part ... is not at ...": export and upload ran on workers that do not share `TRACKING_SYNC_STAGING_DIR`: point it at shared storage, then clear `export_*` |
+| `export_action` (one per partition), `export_action_type` | stream `COPY (SELECT ...) TO STDOUT` of the run's slice (of one partition) into zstd CSV parts in the staging area (`TRACKING_SYNC_STAGING_URL`: a local folder, or an `s3://` prefix when workers share no disk); XCom: rows, bytes, part URIs | source unreachable or a statement timeout: retries; check `postgres_source`. A full staging disk fails at once, naming the folder and the setting |
+| `upload_action` (one per partition), `upload_action_type` | publish the parts under `s3://<bucket>/<prefix>/<table>/<interval>/` (multipart upload, or a server-side copy from an `s3://` staging area); `upload_action_type` and `write_action_manifest` write ONE `manifest.json` of every partition's parts and remove parts of earlier attempts, and intervals past `TRACKING_SYNC_RETENTION_DAYS` | "staging part ... is not at file://...": export and upload ran on workers that share no disk: set `TRACKING_SYNC_STAGING_URL=s3://bucket/prefix` on every worker, then clear `export_*` |
 | `load_action_type` | COPY with REPLACE into `action_type` (delete + COPY in one transaction) | a rejected row fails at once, naming the source row's id, the column, the limit and the value; a missing manifest or part too; the target is unchanged. Connection errors retry |
-| `load_action_staging` | COPY of the parts into the interval's staging table | as above; only the staging table was touched |
+| `load_action_staging` | ONE COPY of the manifest (every partition's parts) into the interval's staging table | as above; only the staging table was touched |
 | `replace_action_rows` | in ONE transaction: lock the target table (a concurrent publish waits), carry rows that moved out of the interval in the source to their new place, delete the target's `action` rows of the interval and the staged ids, insert the staged rows, drop the staging table. A full refresh swaps its staging table in instead (RENAME; late-binding views and grants kept), or copies when a bound view needs the old table | nothing is half-applied: clear `create_action_staging` and what follows. Over 10,000 moved rows: rerun the days they moved to first, or a full refresh |
 | `validate` | runs every parity check (`include/sql/parity/*.sql`) on PostgreSQL and on Redshift over `action_time < data_interval_end`, and the rows the publish placed outside the interval by id, and compares the results by key; report in XCom `validation_report` and in the log as a table | a data mismatch fails at once, without retries: read the report (see below). Connection errors retry |
 
@@ -75,6 +76,9 @@ without retries; transient ones retry, each retry logging `TRACKING_SYNC RETRY .
 ## Params
 - `mode`: `incremental` (the run's data interval) or `full_refresh` (both tables, everything).
 - `target_schema`: the Redshift schema to load, a plain lower-case identifier.
+- `partitions`: a full refresh only: how many slices of `action` are exported and uploaded in
+  parallel (1 to 64, one task instance each, then one manifest and one COPY); empty:
+  `TRACKING_SYNC_PARTITIONS` (default 1). Nightly runs and backfills are one slice.
 - `validation`: `scoped` (the users active in the interval, with their whole history before
   its end, and the interval's days: the cost grows with the interval's users, not the table)
   or `full` (everything before the interval's end), for the `validate` task. A full refresh
@@ -94,7 +98,7 @@ from tracking_sync.deadlines import nightly_deadline
 from tracking_sync.failures import RETRY_POLICY, on_retry_callback
 from tracking_sync.names import DAG_ID, IDENTIFIER_PATTERN, MAX_IDENTIFIER_BYTES
 from tracking_sync.notifications import on_failure_callback
-from tracking_sync.params import DEFAULT_PARAMS, MODES, VALIDATIONS
+from tracking_sync.params import DEFAULT_PARAMS, MAX_PARTITIONS, MODES, VALIDATIONS
 
 
 @dag(
@@ -147,6 +151,16 @@ from tracking_sync.params import DEFAULT_PARAMS, MODES, VALIDATIONS
             "and the interval's days (cost grows with the interval's users); full: everything "
             "before the interval's end. A full refresh validates in full.",
         ),
+        "partitions": Param(
+            DEFAULT_PARAMS["partitions"],
+            type=["null", "integer"],
+            minimum=1,
+            maximum=MAX_PARTITIONS,
+            description="full_refresh only: the number of slices action is exported and "
+            f"uploaded in, in parallel (1 to {MAX_PARTITIONS}; one task each, loaded by one "
+            "COPY). Empty: the deployment's TRACKING_SYNC_PARTITIONS (default 1). Nightly runs "
+            "and backfills are one slice.",
+        ),
     },
     doc_md=__doc__,
     tags=["tracking", "redshift", "postgres"],
@@ -171,9 +185,23 @@ def postgres_to_redshift():
     )
     chain(schema, action_type_loaded)
 
-    # action: the run's slice, COPied into its staging table, then published in one transaction.
-    action_exported = tasks.export.override(task_id="export_action")("action", plan)
-    action_uploaded = tasks.upload.override(task_id="upload_action")(plan, action_exported)
+    # action: the run's slice, exported and uploaded by one mapped task per partition (a
+    # partitioned full refresh; one otherwise), listed in one manifest, COPied into its staging
+    # table by one COPY, then published in one transaction.
+    action_partitions = tasks.partition_action(plan)
+    action_exported = (
+        tasks.export.override(task_id="export_action")
+        .partial(table_name="action", plan=plan)
+        .expand(partition=action_partitions)
+    )
+    action_parts = (
+        tasks.upload_partition.override(task_id="upload_action")
+        .partial(plan=plan)
+        .expand(export_summary=action_exported)
+    )
+    action_uploaded = tasks.write_manifest.override(task_id="write_action_manifest")(
+        "action", plan, action_parts
+    )
     action_staged = tasks.load(
         "load_action_staging",
         schema=plan["target_schema"],

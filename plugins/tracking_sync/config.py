@@ -5,10 +5,14 @@ deployments comes from the environment:
 
     TRACKING_SYNC_BUCKET        S3 bucket for the staged parts (required)
     TRACKING_SYNC_PREFIX        key prefix inside it (default "tracking")
-    TRACKING_SYNC_STAGING_DIR   local folder the export writes parts to and the upload reads
-                                them from; must be storage shared by all workers when export
-                                and upload can run on different machines
-                                (default: <tmp>/tracking_sync)
+    TRACKING_SYNC_STAGING_URL   where the export leaves its parts for the upload: file:///folder
+                                (one machine) or s3://bucket/prefix (workers that share no disk);
+                                see tracking_sync.staging_area
+    TRACKING_SYNC_STAGING_DIR   the older spelling of a file:// staging URL (a local folder,
+                                default <tmp>/tracking_sync); ignored when the URL is set
+    TRACKING_SYNC_PARTITIONS    slices a full refresh of action is exported in, in parallel,
+                                when the run's `partitions` param is empty (default 1, at most
+                                params.MAX_PARTITIONS)
     TRACKING_SYNC_PART_MB       uncompressed size at which a part is closed (default 512)
     TRACKING_SYNC_RETENTION_DAYS  days an interval's files stay in S3 after the interval
                                 (default 14); the upload of a later interval removes older ones
@@ -22,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracking_sync.exceptions import MissingSetting
+from tracking_sync.params import MAX_PARTITIONS
+from tracking_sync.staging_area import StagingArea
 
 # The project's SQL, next to plugins/ (include/sql/postgres, include/sql/redshift).
 SQL_DIR = Path(__file__).resolve().parents[2] / "include" / "sql"
@@ -43,6 +49,16 @@ class Settings:
     staging_dir: Path = Path(tempfile.gettempdir()) / "tracking_sync"
     part_bytes: int = DEFAULT_PART_MB * MIB
     retention_days: int = DEFAULT_RETENTION_DAYS
+    # TRACKING_SYNC_STAGING_URL; empty: the folder staging_dir (file://)
+    staging_url: str = ""
+    partitions: int = 1
+
+    @property
+    def staging(self) -> StagingArea:
+        """Where the export leaves its parts for the upload (tracking_sync.staging_area)."""
+        if self.staging_url:
+            return StagingArea.parse(self.staging_url)
+        return StagingArea.parse(self.staging_dir.absolute().as_uri())
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -68,10 +84,22 @@ class Settings:
                 f"TRACKING_SYNC_RETENTION_DAYS={retention!r} is not a whole number of days >= 1 "
                 f"(default {DEFAULT_RETENTION_DAYS}): how long an interval's files stay in S3"
             )
+        staging_url = env.get("TRACKING_SYNC_STAGING_URL", "").strip()
+        if staging_url:
+            StagingArea.parse(staging_url)  # a bad URL fails here, saying what is allowed
+        partitions = env.get("TRACKING_SYNC_PARTITIONS", "1").strip()
+        if not partitions.isdigit() or not 1 <= int(partitions) <= MAX_PARTITIONS:
+            raise MissingSetting(
+                f"TRACKING_SYNC_PARTITIONS={partitions!r} is not a whole number from 1 to "
+                f"{MAX_PARTITIONS}: the slices a full refresh of action is exported in, in "
+                "parallel (1 = one slice; README, Scaling)"
+            )
         return cls(
             bucket=bucket,
             prefix=env.get("TRACKING_SYNC_PREFIX", cls.prefix).strip("/") or cls.prefix,
             staging_dir=Path(env.get("TRACKING_SYNC_STAGING_DIR") or cls.staging_dir),
             part_bytes=part_bytes,
             retention_days=int(retention),
+            staging_url=staging_url,
+            partitions=int(partitions),
         )

@@ -12,7 +12,16 @@ from tracking_sync.names import IDENTIFIER, MAX_IDENTIFIER_BYTES
 MODES = ("incremental", "full_refresh")
 VALIDATIONS = ("scoped", "full")
 DEFAULT_TARGET_SCHEMA = "tracking"
-DEFAULT_PARAMS = {"mode": "incremental", "target_schema": DEFAULT_TARGET_SCHEMA, "validation": "scoped"}
+# A full refresh of action is cut into this many slices at most (tracking_sync.partitions):
+# each is a source session and a task slot; past ~64 the source's cores are the limit anyway.
+MAX_PARTITIONS = 64
+DEFAULT_PARAMS = {
+    "mode": "incremental",
+    "target_schema": DEFAULT_TARGET_SCHEMA,
+    "validation": "scoped",
+    # None: TRACKING_SYNC_PARTITIONS (default 1)
+    "partitions": None,
+}
 PARAM_NAMES = tuple(DEFAULT_PARAMS)
 
 _RESERVED_SCHEMAS = ("information_schema", "public")
@@ -23,6 +32,7 @@ class RunParams:
     mode: str
     target_schema: str
     validation: str
+    partitions: int | None = None  # None: the deployment's TRACKING_SYNC_PARTITIONS
 
     @property
     def is_full_refresh(self) -> bool:
@@ -61,6 +71,16 @@ def validate_params(params: Mapping[str, Any], conf: Mapping[str, Any] | None = 
     validation = params["validation"]
     if validation not in VALIDATIONS:
         problems.append(f"validation={validation!r} is not one of {', '.join(VALIDATIONS)}")
+    partitions = params["partitions"]
+    if partitions is not None and (
+        isinstance(partitions, bool)
+        or not isinstance(partitions, int)
+        or not 1 <= partitions <= MAX_PARTITIONS
+    ):
+        problems.append(
+            f"partitions={partitions!r} is not a whole number from 1 to {MAX_PARTITIONS} (or "
+            "empty: TRACKING_SYNC_PARTITIONS): the slices a full refresh of action is exported in"
+        )
     if problems:
         raise InvalidParams("invalid trigger params: " + "; ".join(problems))
-    return RunParams(mode=mode, target_schema=schema, validation=validation)
+    return RunParams(mode=mode, target_schema=schema, validation=validation, partitions=partitions)

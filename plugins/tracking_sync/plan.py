@@ -10,6 +10,8 @@ so no task re-reads or re-checks the params:
     plan.staging_table    the interval's staging table for action
     plan.scope            the validation to run: scoped or full
     plan.window_start/end what validation compares (everything before window_end)
+    plan.partitions       how many slices a full refresh of action is exported in (1 otherwise;
+                          their id ranges: tracking_sync.partitions)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from tracking_sync.exceptions import InvalidParams
 from tracking_sync.names import DAG_ID
-from tracking_sync.params import RunParams, validate_params
+from tracking_sync.params import MAX_PARTITIONS, RunParams, validate_params
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class RunPlan:
     run_slice: RunSlice
     window_start: datetime
     window_end: datetime
+    partitions: int = 1
 
     @property
     def full_refresh(self) -> bool:
@@ -117,6 +120,7 @@ class RunPlan:
             "window_end": self.window_end.isoformat(),
             "slice_label": self.slice_label,
             "staging_table": self.staging_table,
+            "partitions": self.partitions,
         }
 
     @classmethod
@@ -132,6 +136,7 @@ class RunPlan:
             ),
             window_start=datetime.fromisoformat(data["window_start"]),
             window_end=datetime.fromisoformat(data["window_end"]),
+            partitions=data.get("partitions", 1),
         )
 
 
@@ -142,13 +147,16 @@ def plan_run(
     *,
     conf: Mapping[str, Any] | None = None,
     run_after: datetime | None = None,
+    default_partitions: int = 1,
 ) -> RunPlan:
     """Check a run's params, conf keys and interval; return the plan every later task follows.
 
     Validation compares everything before the interval's end. A manual run triggered
     without a logical date has no data interval (only a full refresh may): it is
     checked up to the moment it was triggered, `run_after`, which is fixed for the run
-    (not the clock).
+    (not the clock). A full refresh is cut into the `partitions` param's number of slices,
+    or `default_partitions` (TRACKING_SYNC_PARTITIONS) when it is empty; a nightly run or a
+    backfill interval is one slice.
     """
     run_params = validate_params(params, conf)
     try:
@@ -162,6 +170,9 @@ def plan_run(
     window_end = end or run_after
     if window_end is None:
         raise InvalidParams("the run has neither a data interval nor a trigger time to validate up to")
+    partitions = run_params.partitions or default_partitions
+    if not 1 <= partitions <= MAX_PARTITIONS:
+        raise InvalidParams(f"partitions={partitions!r} is not a whole number from 1 to {MAX_PARTITIONS}")
     return RunPlan(
         mode=run_params.mode,
         target_schema=run_params.target_schema,
@@ -169,6 +180,7 @@ def plan_run(
         run_slice=run_slice,
         window_start=start or window_end,
         window_end=window_end,
+        partitions=partitions if run_slice.full_refresh else 1,
     )
 
 

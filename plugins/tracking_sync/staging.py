@@ -1,22 +1,26 @@
-"""Staging: upload a run's parts to S3 and write the COPY manifest.
+"""Upload: publish a run's staged parts in S3 under the load prefix, and write the manifest.
 
-Where the parts live is tracking_sync.layout. A rerun of the same slice overwrites the parts, drops parts an earlier attempt
-left behind, and rewrites the manifest, which lists exactly this attempt's parts
-(mandatory, so COPY fails rather than loading fewer files).
+Where the parts are staged is tracking_sync.staging_area, where they are published
+tracking_sync.layout. `publish_parts` puts one export's parts (one partition) under the
+load prefix: a multipart upload from a file:// staging area, a server-side copy from an
+s3:// one; then it removes the staged copies. `write_manifest` lists every part of every
+partition in ONE manifest (mandatory, so COPY fails rather than loading fewer files) and
+removes what earlier attempts left under the load prefix and in the staging area.
+`upload_export` is both, for a table exported whole (action_type).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tracking_sync.config import MIB, Settings
 from tracking_sync.exceptions import StagingPartMissing
-from tracking_sync.layout import MANIFEST_NAME, local_path, s3_uri, split_s3_uri
+from tracking_sync.layout import MANIFEST_NAME, s3_uri, split_s3_uri
+from tracking_sync.staging_area import s3_unreachable_named
 
 # Measured against S3 here: 16 MiB parts on 4 threads beat single-part and 64 MiB parts.
 MULTIPART_CHUNK_BYTES = 16 * MIB
@@ -28,81 +32,115 @@ def manifest_document(part_uris: list[str]) -> dict:
     return {"entries": [{"url": uri, "mandatory": True} for uri in part_uris]}
 
 
-def upload_export(s3_client: Any, settings: Settings, export_summary: dict) -> dict:
-    """Upload the parts an export described, write the manifest, drop stale objects.
+def _missing_part_advice(settings: Settings) -> str:
+    area = settings.staging
+    if area.is_local:
+        return (
+            f"export and upload must see the same staging folder ({area.url}). When they can "
+            "run on different workers (Celery, Kubernetes), set TRACKING_SYNC_STAGING_URL="
+            "s3://bucket/prefix (README, Scaling) or mount one volume on every worker; if the "
+            "folder was cleaned, clear the export task so it runs again (upload and load follow)."
+        )
+    return (
+        f"it is no longer in the staging area {area.url} (removed by hand, by a lifecycle "
+        "rule, or by a later attempt of the same export): clear the export task so it runs "
+        "again (upload and load follow)."
+    )
 
-    Returns the upload's XCom: bucket, manifest key and URI, part URIs, rows, bytes.
-    """
+
+def publish_parts(s3_client: Any, settings: Settings, export_summary: dict) -> dict:
+    """Put the parts one export staged under the load prefix; then remove the staged copies.
+
+    Returns the upload's XCom: table, bucket, part URIs, rows, bytes, partition and the
+    staging prefix of the slice (for write_manifest)."""
     from boto3.s3.transfer import TransferConfig
 
-    uris = [part["uri"] for part in export_summary["parts"]]
-    local_files = []
-    for uri in uris:
-        bucket, key = split_s3_uri(uri)
-        local = local_path(settings, key)
-        if not local.is_file():
+    area = settings.staging
+    table = export_summary["table"]
+    parts = []
+    for part in export_summary["parts"]:
+        bucket, key = split_s3_uri(part["uri"])
+        staged_key = area.key_of(part["staged"])
+        if not area.exists(s3_client, staged_key):
             raise StagingPartMissing(
-                f"staging part {uri} is not at {local}: export and upload must see the same "
-                f"TRACKING_SYNC_STAGING_DIR ({settings.staging_dir}). On several workers point "
-                "it at shared storage; if the folder was cleaned, clear the export task so it "
-                "runs again (upload and load follow)."
+                f"staging part {part['uri']} is not at {part['staged']}: " + _missing_part_advice(settings)
             )
-        local_files.append((local, bucket, key))
-    if not local_files:
-        raise StagingPartMissing(f"the export of {export_summary['table']} listed no parts")
+        parts.append((staged_key, bucket, key))
+    if not parts:
+        raise StagingPartMissing(f"the export of {table} listed no parts")
 
     transfer = TransferConfig(
         multipart_threshold=MULTIPART_CHUNK_BYTES,
         multipart_chunksize=MULTIPART_CHUNK_BYTES,
         max_concurrency=UPLOAD_THREADS,
     )
-    bucket = local_files[0][1]
-    prefix = local_files[0][2].rsplit("/", 1)[0] + "/"
+    bucket = parts[0][1]
+    prefix = parts[0][2].rsplit("/", 1)[0] + "/"
+    with s3_unreachable_named(s3_client, bucket, prefix, f"uploading {table} to"):
+        for staged_key, part_bucket, key in parts:
+            if area.is_local:
+                s3_client.upload_file(str(area.path_of(staged_key)), part_bucket, key, Config=transfer)
+            else:  # already in S3: a server-side copy, no bytes through this worker
+                source = {"Bucket": area.bucket, "Key": area.root + staged_key}
+                s3_client.copy(source, part_bucket, key, Config=transfer)
+        for staged_key, _, _ in parts:  # only once everything is published
+            area.delete(s3_client, staged_key)
+    return {
+        "table": table,
+        "bucket": bucket,
+        "part_uris": [part["uri"] for part in export_summary["parts"]],
+        "rows": export_summary["rows"],
+        "bytes": export_summary["bytes"],
+        "partition": export_summary.get("partition"),
+        "staging_prefix": export_summary.get("staging_prefix"),
+    }
+
+
+def write_manifest(s3_client: Any, settings: Settings, table: str, published: Iterable[dict]) -> dict:
+    """ONE manifest listing every part of every partition, in partition order; then remove
+    objects under the load prefix that it does not list (earlier attempts, another number
+    of partitions) and what is left of the slice in the staging area.
+
+    Returns the XCom the load reads: bucket, manifest key and URI, part URIs, rows, bytes."""
+    published = sorted(published, key=lambda p: (p.get("partition") or {}).get("index", 0))
+    uris = [uri for upload in published for uri in upload["part_uris"]]
+    if not uris:
+        raise StagingPartMissing(f"no part of {table} was uploaded: nothing to load")
+    bucket, first_key = split_s3_uri(uris[0])
+    prefix = first_key.rsplit("/", 1)[0] + "/"
+    outside = [uri for uri in uris if not uri.startswith(s3_uri(bucket, prefix))]
+    if outside:
+        raise StagingPartMissing(f"parts of {table} outside s3://{bucket}/{prefix}: {outside[:3]}")
     manifest_key = prefix + MANIFEST_NAME
-    with s3_unreachable_named(s3_client, bucket, prefix, export_summary["table"]):
-        for local, part_bucket, key in local_files:
-            s3_client.upload_file(str(local), part_bucket, key, Config=transfer)
+    with s3_unreachable_named(s3_client, bucket, prefix, f"writing the manifest of {table} at"):
         s3_client.put_object(
             Bucket=bucket,
             Key=manifest_key,
             Body=json.dumps(manifest_document(uris), indent=1).encode(),
             ContentType="application/json",
         )
-        keep = {key for _, _, key in local_files} | {manifest_key}
+        keep = {split_s3_uri(uri)[1] for uri in uris} | {manifest_key}
         stale = delete_stale_objects(s3_client, bucket, prefix, keep)
-
-    for local, _, _ in local_files:  # only once everything is in S3
-        local.unlink()
+        staging_prefixes = {p["staging_prefix"] for p in published if p.get("staging_prefix")}
+        for staging_prefix in staging_prefixes:
+            settings.staging.remove_tree(s3_client, staging_prefix)
     return {
-        "table": export_summary["table"],
+        "table": table,
         "bucket": bucket,
         "manifest_key": manifest_key,
         "manifest_uri": s3_uri(bucket, manifest_key),
         "part_uris": uris,
-        "rows": export_summary["rows"],
-        "bytes": export_summary["bytes"],
+        "rows": sum(p["rows"] for p in published),
+        "bytes": sum(p["bytes"] for p in published),
+        "partitions": len(published),
         "stale_objects_deleted": stale,
     }
 
 
-@contextmanager
-def s3_unreachable_named(s3_client: Any, bucket: str, prefix: str, table: str) -> Iterator[None]:
-    """botocore says "Could not connect to the endpoint URL: <url>" and no more: say which
-    endpoint and bucket were unreachable and what to check. Still a ConnectionError, so the
-    retry policy keeps treating it as transient (tracking_sync.failures)."""
-    from botocore.exceptions import ConnectionError as BotocoreConnectionError
-
-    try:
-        yield
-    except BotocoreConnectionError as error:
-        endpoint = getattr(s3_client.meta, "endpoint_url", None) or "the default AWS endpoint"
-        raise ConnectionError(
-            f"S3 is unreachable at {endpoint} (bucket {bucket}) while uploading {table} to "
-            f"s3://{bucket}/{prefix}: {error}. Check that the endpoint answers from the worker "
-            "(network, proxy, VPC endpoint) and that the aws_default connection's endpoint_url "
-            "and region point at it; transient: the task retries, and the export's parts stay "
-            "on TRACKING_SYNC_STAGING_DIR until an upload succeeds."
-        ) from error
+def upload_export(s3_client: Any, settings: Settings, export_summary: dict) -> dict:
+    """Publish one export's parts and write their manifest (a table exported whole)."""
+    published = publish_parts(s3_client, settings, export_summary)
+    return write_manifest(s3_client, settings, export_summary["table"], [published])
 
 
 def delete_stale_objects(s3_client: Any, bucket: str, prefix: str, keep: set[str]) -> int:

@@ -20,18 +20,52 @@ from tracking_sync.operators import ReportingS3ToRedshiftOperator
 
 @task(multiple_outputs=True)
 def plan_run(params=None, dag_run=None, data_interval_start=None, data_interval_end=None) -> dict[str, Any]:
-    """Check the params, the conf keys and the interval; bad ones fail here, before any data
-    moves, at once (InvalidParams needs a fix, see tracking_sync.failures)."""
+    """Check the params, the conf keys, the interval and the settings, and probe the staging
+    area (a tiny write and delete). Bad params or settings fail here, before any data moves,
+    at once (InvalidParams and MissingSetting need a fix, see tracking_sync.failures)."""
+    from tracking_sync.config import Settings
     from tracking_sync.plan import plan_run as make_plan
 
+    settings = Settings.from_env()
     plan = make_plan(
         params,
         data_interval_start,
         data_interval_end,
         conf=getattr(dag_run, "conf", None),
         run_after=getattr(dag_run, "run_after", None),
+        default_partitions=settings.partitions,
+    )
+    area = settings.staging
+    area.probe(
+        None if area.is_local else _s3_client(), f"{plan.slice_label}-{getattr(dag_run, 'run_id', 'run')}"
     )
     return plan.to_xcom()
+
+
+@task
+def partition_action(plan: dict) -> list[dict[str, Any]]:
+    """The id ranges the run's action export is cut into (what export_action is mapped over):
+    one, the whole slice, unless the plan is a partitioned full refresh; then N of about
+    equal rows from the source's statistics, without reading the table."""
+    from contextlib import closing
+
+    from tracking_sync.partitions import WHOLE, plan_partitions
+    from tracking_sync.plan import RunPlan
+    from tracking_sync.tables import ACTION
+
+    run_plan = RunPlan.from_xcom(plan)
+    if run_plan.partitions <= 1:
+        return [WHOLE.to_xcom()]
+    from tracking_sync.connections import source_connection
+
+    with closing(source_connection()) as connection:
+        return [p.to_xcom() for p in plan_partitions(connection, ACTION, run_plan.partitions)]
+
+
+def _s3_client() -> Any:
+    from tracking_sync.connections import s3_client
+
+    return s3_client()
 
 
 @task
@@ -66,35 +100,71 @@ def create_action_staging(plan: dict, ti=None) -> list[str]:
 
 
 @task
-def export(table_name: str, plan: dict) -> dict[str, Any]:
+def export(table_name: str, plan: dict, partition: dict | None = None, ti=None) -> dict[str, Any]:
+    """One partition of the run's slice of one table (mapped over the plan's partitions for
+    action) into the staging area, keyed on the slice, the partition and this attempt."""
     from contextlib import closing
 
     from tracking_sync.config import Settings
     from tracking_sync.connections import source_connection
     from tracking_sync.export import export_for_run
+    from tracking_sync.partitions import Partition
     from tracking_sync.plan import RunPlan
 
     settings = Settings.from_env()
+    client = None if settings.staging.is_local else _s3_client()
     with closing(source_connection()) as connection:
-        return export_for_run(table_name, RunPlan.from_xcom(plan), settings, connection)
+        return export_for_run(
+            table_name,
+            RunPlan.from_xcom(plan),
+            settings,
+            connection,
+            partition=Partition.from_xcom(partition),
+            attempt=getattr(ti, "try_number", None) or 1,
+            s3_client=client,
+        )
 
 
 @task(multiple_outputs=True)
 def upload(plan: dict, export_summary: dict) -> dict[str, Any]:
-    """Put the parts in S3 with their manifest; then remove the files of this table's
-    intervals that are past the retention."""
+    """Put the parts of a table exported whole in S3 with their manifest; then remove the
+    files of this table's intervals that are past the retention."""
     from tracking_sync.config import Settings
-    from tracking_sync.connections import s3_client
-    from tracking_sync.plan import RunPlan
-    from tracking_sync.staging import expire_old_intervals, upload_export
+    from tracking_sync.staging import upload_export
 
-    settings, client = Settings.from_env(), s3_client()
+    settings, client = Settings.from_env(), _s3_client()
     uploaded = upload_export(client, settings, export_summary)
-    window_end = RunPlan.from_xcom(plan).window_end
-    uploaded["expired_intervals"] = expire_old_intervals(
-        client, settings, export_summary["table"], window_end
-    )
+    uploaded["expired_intervals"] = _expire(client, settings, plan, export_summary["table"])
     return uploaded
+
+
+@task
+def upload_partition(plan: dict, export_summary: dict) -> dict[str, Any]:
+    """Publish one partition's staged parts under the load prefix (mapped: one per export)."""
+    from tracking_sync.config import Settings
+    from tracking_sync.staging import publish_parts
+
+    return publish_parts(_s3_client(), Settings.from_env(), export_summary)
+
+
+@task(multiple_outputs=True)
+def write_manifest(table_name: str, plan: dict, uploads: list[dict]) -> dict[str, Any]:
+    """ONE manifest of every partition's parts (what the load's single COPY reads); removes
+    what earlier attempts left, and the intervals past the retention."""
+    from tracking_sync.config import Settings
+    from tracking_sync.staging import write_manifest as write
+
+    settings, client = Settings.from_env(), _s3_client()
+    written = write(client, settings, table_name, list(uploads))
+    written["expired_intervals"] = _expire(client, settings, plan, table_name)
+    return written
+
+
+def _expire(client: Any, settings: Any, plan: dict, table_name: str) -> list[str]:
+    from tracking_sync.plan import RunPlan
+    from tracking_sync.staging import expire_old_intervals
+
+    return expire_old_intervals(client, settings, table_name, RunPlan.from_xcom(plan).window_end)
 
 
 def load(

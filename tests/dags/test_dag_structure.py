@@ -148,12 +148,14 @@ def upstream(dag, task_id: str) -> set[str]:
 def test_the_expected_tasks_and_no_others(dag):
     assert set(dag.task_ids) == {
         "plan_run",
+        "partition_action",
         "create_schema",
         "create_action_staging",
         "export_action",
         "export_action_type",
         "upload_action",
         "upload_action_type",
+        "write_action_manifest",
         "load_action_staging",
         "load_action_type",
         "replace_action_rows",
@@ -167,8 +169,23 @@ def test_the_expected_tasks_and_no_others(dag):
 )
 def test_each_table_moves_export_upload_load(dag, table, load_task):
     assert dag.get_task(f"upload_{table}").upstream_task_ids == {f"export_{table}", "plan_run"}
-    assert f"upload_{table}" in dag.get_task(load_task).upstream_task_ids
+    assert f"upload_{table}" in upstream(dag, load_task)
     assert "plan_run" in upstream(dag, f"export_{table}"), "params are checked before export"
+
+
+def test_action_is_exported_and_uploaded_by_mapped_tasks_and_loaded_by_one_copy(dag):
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    # One task instance per partition (partition_action's list), visible as such in the UI.
+    for task_id in ("export_action", "upload_action"):
+        assert isinstance(dag.get_task(task_id), MappedOperator), f"{task_id} is not mapped"
+    assert dag.get_task("export_action").upstream_task_ids == {"partition_action", "plan_run"}
+    assert "plan_run" in dag.get_task("partition_action").upstream_task_ids
+    # Every partition's parts in one manifest, which the one COPY of load_action_staging reads.
+    assert dag.get_task("write_action_manifest").upstream_task_ids == {"upload_action", "plan_run"}
+    assert "write_action_manifest" in dag.get_task("load_action_staging").upstream_task_ids
+    assert not isinstance(dag.get_task("load_action_staging"), MappedOperator)
+    assert not isinstance(dag.get_task("export_action_type"), MappedOperator), "action_type is whole"
 
 
 def test_loads_wait_for_the_schema(dag):
@@ -223,10 +240,14 @@ def test_the_sql_is_found_next_to_the_package_wherever_it_is_deployed(tmp_path):
 
 
 def test_the_trigger_form_offers_the_documented_params(dag):
-    from tracking_sync.params import DEFAULT_TARGET_SCHEMA, MODES, VALIDATIONS
+    from tracking_sync.params import DEFAULT_TARGET_SCHEMA, MAX_PARTITIONS, MODES, VALIDATIONS
 
     params = dag.params
-    assert set(params.keys()) == {"mode", "target_schema", "validation"}
+    assert set(params.keys()) == {"mode", "target_schema", "validation", "partitions"}
+
+    partitions = params.get_param("partitions")
+    assert partitions.value is None, "empty: the deployment's TRACKING_SYNC_PARTITIONS"
+    assert (partitions.schema["minimum"], partitions.schema["maximum"]) == (1, MAX_PARTITIONS)
 
     mode = params.get_param("mode")
     assert mode.schema["enum"] == list(MODES) == ["incremental", "full_refresh"]
@@ -256,6 +277,9 @@ def test_the_trigger_form_offers_the_documented_params(dag):
         ("target_schema", "x; drop table", "^[a-z_][a-z0-9_]*$"),
         ("target_schema", "Tracking", "^[a-z_][a-z0-9_]*$"),
         ("target_schema", "a" * 128, "too long"),
+        ("partitions", 0, "less than the minimum of 1"),
+        ("partitions", 65, "greater than the maximum of 64"),
+        ("partitions", "four", "is not of type 'null', 'integer'"),
     ],
 )
 def test_the_form_rejects_bad_values_and_says_what_is_allowed(dag, name, value, allowed):

@@ -37,3 +37,28 @@ def test_retention_is_whole_days_and_a_bad_value_says_what_it_is():
     for bad in ("0", "-1", "two", "1.5"):
         with pytest.raises(MissingSetting, match="how long an interval's files stay in S3"):
             Settings.from_env({"TRACKING_SYNC_BUCKET": "b", "TRACKING_SYNC_RETENTION_DAYS": bad})
+
+
+def test_the_staging_area_is_the_url_or_the_older_folder_setting():
+    settings = Settings.from_env({"TRACKING_SYNC_BUCKET": "b", "TRACKING_SYNC_STAGING_DIR": "/shared/stage"})
+    assert settings.staging.is_local and settings.staging.url == "file:///shared/stage"
+    settings = Settings.from_env(
+        {
+            "TRACKING_SYNC_BUCKET": "b",
+            "TRACKING_SYNC_STAGING_DIR": "/shared/stage",
+            "TRACKING_SYNC_STAGING_URL": "s3://stage-bucket/runs",
+        }
+    )
+    assert (settings.staging.bucket, settings.staging.root) == ("stage-bucket", "runs/")
+    with pytest.raises(MissingSetting, match="TRACKING_SYNC_STAGING_URL='ftp://x/y': the scheme 'ftp'"):
+        Settings.from_env({"TRACKING_SYNC_BUCKET": "b", "TRACKING_SYNC_STAGING_URL": "ftp://x/y"})
+
+
+def test_the_default_partitions_are_a_whole_number_up_to_the_cap():
+    assert Settings.from_env({"TRACKING_SYNC_BUCKET": "b"}).partitions == 1
+    assert Settings.from_env({"TRACKING_SYNC_BUCKET": "b", "TRACKING_SYNC_PARTITIONS": "8"}).partitions == 8
+    for bad in ("0", "65", "four", "-2"):
+        with pytest.raises(
+            MissingSetting, match=f"TRACKING_SYNC_PARTITIONS='{bad}' is not a whole number from 1 to 64"
+        ):
+            Settings.from_env({"TRACKING_SYNC_BUCKET": "b", "TRACKING_SYNC_PARTITIONS": bad})

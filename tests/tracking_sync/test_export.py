@@ -118,3 +118,18 @@ def test_a_rerun_replaces_the_parts_of_the_earlier_attempt(source, tmp_path):
     result = export_table(source, ACTION_TYPE, FULL, tmp_path, part_bytes=1 << 20)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["part-0000.csv.zst"]
     assert result.rows == 10
+
+
+def test_partitions_export_every_row_exactly_once_with_their_own_part_names(source, tmp_path):
+    from tracking_sync.partitions import partitions_from_cuts
+
+    insert_actions(source, tricky_actions())  # ids 1..16
+    seen = []
+    for partition in partitions_from_cuts([4, 4, 11]):  # the second one is empty
+        folder = tmp_path / partition.name
+        result = export_table(source, ACTION, FULL, folder, part_bytes=1 << 30, partition=partition)
+        assert [p.name for p in result.parts] == [f"part-{partition.index:02d}-0000.csv.zst"]
+        text = read_part(folder / result.parts[0].name).decode()
+        seen += [int(row[0]) for row in csv.reader(io.StringIO(text))]
+        assert result.rows == len(list(csv.reader(io.StringIO(text))))
+    assert sorted(seen) == [row[0] for row in tricky_actions()]

@@ -93,3 +93,22 @@ def test_a_run_without_data_interval_is_validated_up_to_when_it_was_triggered():
     assert (plan.window_start, plan.window_end) == (triggered, triggered)
     plan = plan_run({}, START, END, run_after=triggered)
     assert (plan.window_start, plan.window_end) == (START, END)
+
+
+@pytest.mark.parametrize("partitions", [0, -1, 65, 2.5, "4", True])
+def test_partitions_outside_1_to_the_cap_are_refused_before_data_moves(partitions):
+    with pytest.raises(InvalidParams, match="is not a whole number from 1 to 64") as error:
+        plan_run({"mode": "full_refresh", "partitions": partitions}, START, END)
+    assert f"partitions={partitions!r}" in str(error.value)
+
+
+def test_a_full_refresh_takes_the_partitions_param_or_the_deployment_default():
+    assert plan_run({"mode": "full_refresh", "partitions": 4}, START, END).partitions == 4
+    assert plan_run({"mode": "full_refresh"}, START, END, default_partitions=3).partitions == 3
+    assert plan_run({"mode": "full_refresh", "partitions": None}, START, END).partitions == 1
+    plan = plan_run({"mode": "full_refresh", "partitions": 8}, START, END)
+    assert RunPlan.from_xcom(plan.to_xcom()) == plan
+
+
+def test_nightly_runs_and_backfills_are_one_slice_whatever_the_partitions():
+    assert plan_run({"partitions": 4}, START, END, default_partitions=8).partitions == 1
