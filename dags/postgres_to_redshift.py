@@ -66,7 +66,9 @@ the source included. Backfill a range from the UI (Trigger → Backfill) or
 once, and a day's scoped validation reads the days before it).
 A manual run needs a logical date for `mode=incremental` (the CLI's `airflow dags trigger`
 without `--logical-date` makes a run with no data interval; `plan_run` refuses it and says so).
-A manual run with logical date D moves the day before D. Conf keys other than the params are
+A run triggered in the UI with logical date D moves the day before D (the CLI's
+`dags trigger --logical-date` takes the interval from the moment it is triggered: backfill
+past days from the CLI). Conf keys other than the params are
 refused. A staging table `action_staging_<interval>` left by a killed run is dropped by the
 next run that runs alone (or by that interval's rerun). A rerun carries rows that a late
 correction moved out of its interval to their new place, so no row is lost between days.
