@@ -539,7 +539,10 @@ def serve_ui(state_dir: Path, port: int = 0, rows: int | None = None) -> int:
     from devstack import demo_data
     from devstack.stack import start_stack
 
-    signal.signal(signal.SIGTERM, _interrupt)  # SIGINT raises KeyboardInterrupt already
+    # Ctrl-C and SIGTERM (as `make stack-down` sends) both stop everything. SIGINT explicitly:
+    # started from a background job without job control, Python inherits it ignored.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     say = lambda message: print(message, flush=True)  # noqa: E731
     state_dir.mkdir(parents=True, exist_ok=True)
     env_file, pid_file, airflow_env_file = state_dir / "env", state_dir / "pid", state_dir / "airflow.env"

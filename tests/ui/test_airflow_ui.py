@@ -8,7 +8,7 @@ only to wait for runs to end and to check what the clicks did. The steps run in 
 
 1. the DAG list shows postgres_to_redshift, paused, and no import error;
 2. its docs (the "Dag Docs" book icon) show the runbook;
-3. the Trigger form shows mode, target_schema and validation with their descriptions and
+3. the Trigger form shows mode, target_schema, validation and partitions with their descriptions and
    choices; a full refresh triggered there turns the grid green, and validate's log shows
    the PASSED table. The form's "Unpause on trigger" stays ticked, as a new user leaves it
    (and as the README says): it unpauses the DAG, which also starts the scheduled run of the
@@ -50,6 +50,8 @@ PARAMS = {
     "mode": ("incremental: the run's data interval of action", ["incremental", "full_refresh"]),
     "target_schema": ("Redshift schema to load into", None),
     "validation": ("scoped: the users active in the interval", ["scoped", "full"]),
+    # A number field, empty by default (the deployment's TRACKING_SYNC_PARTITIONS).
+    "partitions": ("full_refresh only: the number of slices action is exported", "number"),
 }
 BACKFILL_DAYS = [datetime(2025, 3, 3, tzinfo=UTC), datetime(2025, 3, 4, tzinfo=UTC)]
 
@@ -179,6 +181,9 @@ def test_the_trigger_form_runs_a_full_refresh_that_turns_the_grid_green(page, ma
         if choices is None:
             expect(field.get_by_role("textbox")).to_have_value("tracking")
             continue
+        if choices == "number":
+            expect(field.get_by_role("spinbutton", name=name)).to_have_value("")
+            continue
         field.get_by_role("combobox", name=name).click()
         options = page.get_by_role("listbox").get_by_role("option")
         expect(options).to_have_text(choices)
@@ -233,7 +238,8 @@ def test_a_backfill_over_two_days_runs_both_days_in_order(page, make_airflow, sh
         page.keyboard.press("Enter")
         expect(pickers.nth(index)).to_contain_text(f"{day:%b %d, %Y} 00:00")
     expect(dialog).to_contain_text("2 runs will be triggered.")
-    dialog.get_by_role("spinbutton").fill("1")  # Max Active Runs
+    # Max Active Runs (the form's params, partitions among them, are number fields too)
+    dialog.locator('input[name="max_active_runs"]').fill("1")
     shot("07-backfill-form")
     dialog.get_by_role("button", name="Run Backfill").click()
     expect(page.get_by_text("Backfill in progress")).to_be_visible()
