@@ -96,11 +96,11 @@ from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag
 
 from tracking_sync import tasks
 from tracking_sync.connections import redact_task_logs_callback
-from tracking_sync.deadlines import nightly_deadline
-from tracking_sync.failures import RETRY_POLICY, on_retry_callback
-from tracking_sync.names import DAG_ID, IDENTIFIER_PATTERN, MAX_IDENTIFIER_BYTES
-from tracking_sync.notifications import on_failure_callback
-from tracking_sync.params import DEFAULT_PARAMS, MAX_PARTITIONS, MODES, VALIDATIONS
+from tracking_sync.core.names import DAG_ID, IDENTIFIER_PATTERN, MAX_IDENTIFIER_BYTES
+from tracking_sync.core.params import DEFAULT_PARAMS, MAX_PARTITIONS, MODES, VALIDATIONS
+from tracking_sync.oncall.deadlines import nightly_deadline
+from tracking_sync.oncall.failures import RETRY_POLICY, on_retry_callback
+from tracking_sync.oncall.notifications import on_failure_callback
 
 
 @dag(
@@ -223,5 +223,5 @@ def postgres_to_redshift():
 dag = postgres_to_redshift()
 
 if __name__ == "__main__":
-    dag.deadline = None  # Airflow 3.3's dag.test() fails a DAG with one (tracking_sync.deadlines)
+    dag.deadline = None  # Airflow 3.3's dag.test() fails a DAG with one (tracking_sync.oncall.deadlines)
     dag.test()

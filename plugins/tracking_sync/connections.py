@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tracking_sync.names import AWS_CONN_ID, REDSHIFT_CONN_ID, SOURCE_CONN_ID
+from tracking_sync.core.names import AWS_CONN_ID, REDSHIFT_CONN_ID, SOURCE_CONN_ID
 
 
 def source_connection(conn_id: str = SOURCE_CONN_ID) -> Any:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tracking_sync.names import DAG_ID
+from tracking_sync.core.names import DAG_ID
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO_ROOT / "dags" / "postgres_to_redshift.py"
@@ -100,7 +100,7 @@ def test_a_nightly_run_is_late_a_set_time_after_its_interval_ends(monkeypatch):
     assert alert.reference == DeadlineReference.DAGRUN_LOGICAL_DATE
     assert alert.interval == timedelta(days=1, minutes=45)
     assert isinstance(alert.callback, AsyncCallback)
-    assert alert.callback.path == "tracking_sync.deadlines.on_deadline_missed"
+    assert alert.callback.path == "tracking_sync.oncall.deadlines.on_deadline_missed"
     monkeypatch.delenv("TRACKING_SYNC_DEADLINE_MINUTES")
     assert load_dag().deadline[0].interval == timedelta(days=1, hours=6), "6 h by default"
 
@@ -219,8 +219,8 @@ def test_the_sql_is_found_next_to_the_package_wherever_it_is_deployed(tmp_path):
     shutil.copytree(REPO_ROOT / "plugins", deployed / "plugins")
     shutil.copytree(REPO_ROOT / "include", deployed / "include")
     probe = (
-        "from tracking_sync import config, schema; "
-        "print(config.SQL_DIR); print(len(schema.target_tables_statements('tracking')))"
+        "from tracking_sync.core import sql; from tracking_sync.load import schema; "
+        "print(sql.SQL_DIR); print(len(schema.target_tables_statements('tracking')))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe],
@@ -240,7 +240,7 @@ def test_the_sql_is_found_next_to_the_package_wherever_it_is_deployed(tmp_path):
 
 
 def test_the_trigger_form_offers_the_documented_params(dag):
-    from tracking_sync.params import DEFAULT_TARGET_SCHEMA, MAX_PARTITIONS, MODES, VALIDATIONS
+    from tracking_sync.core.params import DEFAULT_TARGET_SCHEMA, MAX_PARTITIONS, MODES, VALIDATIONS
 
     params = dag.params
     assert set(params.keys()) == {"mode", "target_schema", "validation", "partitions"}

@@ -26,7 +26,7 @@ import pytest
 
 from devstack import demo_data
 from tests.dag_helpers import DAG_ID, RUN_TIMEOUT, STARTUP_TIMEOUT, STOP_TIMEOUT
-from tracking_sync.deadlines import DEADLINE_ENV
+from tracking_sync.oncall.deadlines import DEADLINE_ENV
 
 pytestmark = pytest.mark.integration
 
