@@ -53,9 +53,9 @@ row counts); DAGs scheduled on them run after a validated load only.
 
 ## First run of a new deployment
 The DAG starts paused. Run `mode=full_refresh` first, while it is paused
-(`TRACKING_SYNC_DEADLINE_MINUTES=off airflow dags test postgres_to_redshift --conf
-'{"mode": "full_refresh"}'`), then unpause: the latest interval runs at once, and an
-incremental run into an empty target would fail its scoped validation.
+(`airflow dags test postgres_to_redshift --conf '{"mode": "full_refresh"}'`), then
+unpause: the latest interval runs at once, and an incremental run into an empty target
+would fail its scoped validation.
 
 ## Rerunning and backfilling
 Every task is idempotent per interval: clearing any run (or a range of runs) and running it

@@ -105,6 +105,19 @@ def test_a_nightly_run_is_late_a_set_time_after_its_interval_ends(monkeypatch):
     assert load_dag().deadline[0].interval == timedelta(days=1, hours=6), "6 h by default"
 
 
+def test_airflow_dags_test_parses_it_without_the_deadline_the_dag_processor_with_it(monkeypatch):
+    # `airflow dags test <dag_id>` parses under a parsing context naming the DAG (Airflow's
+    # get_parsing_context, read from this variable): Airflow 3.3's dag.test() cannot finish a
+    # successful run of a DAG with a deadline (tracking_sync.oncall.deadlines). The DAG processor
+    # parses without one, and a context naming another DAG leaves this one as it is.
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", DAG_ID)
+    assert load_dag().deadline is None
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "another_dag")
+    assert len(load_dag().deadline) == 1
+    monkeypatch.delenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID")
+    assert len(load_dag().deadline) == 1
+
+
 def test_only_validate_publishes_the_target_assets(dag):
     # Airflow emits a task's asset events only when it succeeds: validate passing is the
     # only way an analytics DAG scheduled on them is triggered.
@@ -219,7 +232,7 @@ def test_the_sql_is_found_next_to_the_package_wherever_it_is_deployed(tmp_path):
     shutil.copytree(REPO_ROOT / "plugins", deployed / "plugins")
     shutil.copytree(REPO_ROOT / "include", deployed / "include")
     probe = (
-        "from tracking_sync.core import sql; from tracking_sync.load import schema; "
+        "from tracking_sync.core import sql; from tracking_sync.load.publish import schema; "
         "print(sql.SQL_DIR); print(len(schema.target_tables_statements('tracking')))"
     )
     out = subprocess.run(

@@ -25,11 +25,14 @@ the notifier in a thread and never blocks the triggerer's event loop.
 
 The setting is read when the DAG file is parsed (environment, or [tracking_sync]
 deadline_minutes in airflow.cfg; no Variable, no I/O); a changed value applies to runs
-created after the next parse. `off` parses the DAG without a deadline: Airflow 3.3's
-dag.test() (and so `airflow dags test`) cannot finish a successful run of a DAG that has
-one (DagRun.update_state looks the alerts up by id and finds their serialized form:
-"'dict' object has no attribute 'hex'"), so `dags test` runs need
-TRACKING_SYNC_DEADLINE_MINUTES=off.
+created after the next parse. `off` parses the DAG without a deadline.
+
+`airflow dags test postgres_to_redshift` parses the DAG without its deadline too (see
+nightly_deadline): Airflow 3.3's dag.test() cannot finish a successful run of a DAG that
+has one. `dags test` also writes the DAG it parsed to the metadata database; the DAG
+processor writes it back with the deadline at its next parse (measured here: ~35 s after
+`dags test` ended), so a run the scheduler creates in between has no alert. A DAG object
+run by dag.test() in-process (DagBag, `python dags/...`) needs `dag.deadline = None`.
 """
 
 from __future__ import annotations
@@ -39,9 +42,10 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, get_parsing_context
 
 from tracking_sync.core.errors import MissingSetting
+from tracking_sync.core.names import DAG_ID
 from tracking_sync.core.settings import setting
 from tracking_sync.oncall.notifications import configured_notifier
 
@@ -75,11 +79,34 @@ def allowed_lateness(value: str | None = None) -> timedelta | None:
     return timedelta(minutes=minutes)
 
 
-def nightly_deadline(period: timedelta = NIGHTLY_PERIOD) -> DeadlineAlert | None:
+def parsed_to_run(dag_id: str = DAG_ID) -> bool:
+    """Whether Airflow parses the DAG file to run `dag_id` itself rather than to schedule it:
+    `airflow dags test <dag_id>`, or a worker about to run one of its tasks. Airflow's
+    documented parsing context (get_parsing_context) names the DAG then; the DAG processor,
+    whose serialized DAG is what creates runs and their deadlines, leaves it empty."""
+    return get_parsing_context().dag_id == dag_id
+
+
+def nightly_deadline(period: timedelta = NIGHTLY_PERIOD, dag_id: str = DAG_ID) -> DeadlineAlert | None:
     """The DAG's deadline: a run not done `allowed_lateness()` after its interval ended
-    (None when the setting is `off`)."""
+    (None when the setting is `off`, or when the file is parsed to run the DAG)."""
     lateness = allowed_lateness()
     if lateness is None:
+        return None
+    # Airflow 3.3.2's dag.test() cannot finish a successful run of a DAG with a deadline.
+    # It runs a copy made by serializing the DAG (airflow/sdk/definitions/dag.py:1280), whose
+    # `deadline` is the alerts' serialized dicts (airflow/serialization/serialized_objects.py:
+    # 1742 and 1889); only writing it to the database replaces them by ids of deadline_alert
+    # rows (airflow/models/serialized_dag.py:404-426). Once every task succeeded,
+    # DagRun.update_state looks each entry up as an id (airflow/models/dagrun.py:1267-1271;
+    # get_by_id, airflow/models/deadline_alert.py:116-118, converts a str only) and
+    # SQLAlchemy's UUID type fails on the dict ("'dict' object has no attribute 'hex'"):
+    # `dags test` exits 1. 3.3.2 is the newest 3.3. `airflow dags test <dag_id>` parses under
+    # a parsing context naming the DAG (airflow/utils/cli.py:293, apache/airflow#37606), so
+    # the DAG it runs has none; a worker's parse (the same context, with the task:
+    # airflow/sdk/execution_time/task_runner.py:1203) has no use for one. The DAG
+    # processor's parse keeps it: deployments keep the alert.
+    if parsed_to_run(dag_id):
         return None
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_LOGICAL_DATE,  # the interval's start
