@@ -232,7 +232,7 @@ def test_the_sql_is_found_next_to_the_package_wherever_it_is_deployed(tmp_path):
     shutil.copytree(REPO_ROOT / "plugins", deployed / "plugins")
     shutil.copytree(REPO_ROOT / "include", deployed / "include")
     probe = (
-        "from tracking_sync.core import sql; from tracking_sync.load.publish import schema; "
+        "from tracking_sync.core import sql; from tracking_sync.load import schema; "
         "print(sql.SQL_DIR); print(len(schema.target_tables_statements('tracking')))"
     )
     out = subprocess.run(
