@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tracking_sync.names import DAG_ID
+from tracking_sync.core.names import DAG_ID
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README = REPO_ROOT / "README.md"

@@ -125,7 +125,7 @@ class Settings:
             raise MissingSetting(
                 f"TRACKING_SYNC_PARTITIONS={partitions!r} is not a whole number from 1 to "
                 f"{MAX_PARTITIONS}: the slices a full refresh of action is exported in, in "
-                "parallel (1 = one slice; README, Scaling)"
+                "parallel (1 = one slice; docs/scaling.md)"
             )
         return cls(
             bucket=bucket,

@@ -5,7 +5,7 @@ copy_expert into PartWriter, which buffers 1 MiB before a zstd level-1 compresso
 closes a part once its uncompressed size passes the part size. Nothing holds more
 than the buffer, so memory stays flat however big the table is.
 
-Measured (README, Benchmarks): the export stage runs at 0.93-0.97 of a raw
+Measured (docs/benchmarks.md): the export stage runs at 0.93-0.97 of a raw
 `COPY action TO STDOUT` to /dev/null, with flat memory; without the buffer, with gzip
 or with psycopg 3's row iteration it is markedly slower (client-bound).
 

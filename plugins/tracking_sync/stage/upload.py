@@ -37,7 +37,7 @@ def _missing_part_advice(settings: Settings) -> str:
         return (
             f"export and upload must see the same staging folder ({area.url}). When they can "
             "run on different workers (Celery, Kubernetes), set TRACKING_SYNC_STAGING_URL="
-            "s3://bucket/prefix (README, Scaling) or mount one volume on every worker; if the "
+            "s3://bucket/prefix (docs/scaling.md) or mount one volume on every worker; if the "
             "folder was cleaned, clear the export task so it runs again (upload and load follow)."
         )
     return (
