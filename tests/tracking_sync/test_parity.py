@@ -118,3 +118,105 @@ def test_the_drill_down_checksum_is_rendered_per_engine(dialect, hex_to_number):
     # a row's text is the same on both engines: time as integer microseconds, NULL as '~'
     assert "cast(round(date_part('epoch', action_time) * 1000000) as bigint)" in sql
     assert "coalesce(md5(query), '~')" in sql
+
+
+# ---------------------------------------------------------------- scope users
+
+
+def _users_sql(check_name, users, base_relation=None):
+    check = parse_check(parity.PARITY_SQL_DIR / f"{check_name}.sql")
+    sql = check.render(
+        schema="tracking",
+        window_start=DAY,
+        window_end=DAY + timedelta(days=1),
+        scope="users",
+        users=users,
+        base_relation=base_relation,
+    )
+    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))  # the SQL only
+
+
+# PostgreSQL-only ways to pass a list that Redshift refuses or lacks
+NOT_ON_REDSHIFT = ("any(", "array", "unnest", "values", "::")
+
+
+@pytest.mark.parametrize("name", ["per_user_session_totals", "action_rows_per_day", "table_row_counts"])
+def test_the_users_scope_renders_the_list_as_checked_integers(name):
+    sql = _users_sql(name, [42, 7, "9", 7])
+    # the listed users' whole history: no lower bound, no interval's users
+    assert "user_profile_id in (7, 9, 42)" in sql
+    assert "action_time < timestamp '2025-03-11 00:00:00.000000'" in sql
+    assert "action_time >= " not in sql and "interval_users" not in sql
+    assert not any(word in sql.lower() for word in NOT_ON_REDSHIFT)
+    if name == "table_row_counts":
+        assert "'action_of_listed_users' as table_name" in sql
+
+
+def test_an_empty_user_list_renders_valid_sql_that_matches_no_row():
+    assert "user_profile_id in (null)" in _users_sql("per_user_session_totals", [])
+    assert parity.user_list([]) == "null"
+
+
+def test_the_users_scope_refuses_what_is_not_an_integer_and_a_missing_list():
+    for bad in ["1) or (1=1", True, 1.5, None, "1e3", 2**63]:
+        with pytest.raises(ParityCheckError, match="is not an integer"):
+            _users_sql("per_user_session_totals", [1, bad])
+    with pytest.raises(ParityCheckError, match="needs the list of users"):
+        _users_sql("per_user_session_totals", None)
+    with pytest.raises(ParityCheckError, match="take none"):
+        parse_check(parity.PARITY_SQL_DIR / "per_user_session_totals.sql").render(
+            schema="tracking", window_start=DAY, window_end=DAY, scope="scoped", users=[1]
+        )
+
+
+def test_a_statement_holds_at_most_users_per_statement_users_far_below_16_mb():
+    # the widest INTEGER ids: the list stays near 1.3 MB, Redshift's limit is 16 MB
+    widest = [-(2**31) + i for i in range(parity.USERS_PER_STATEMENT)]
+    assert len(_users_sql("per_user_session_totals", widest).encode()) < 2 * 1024 * 1024
+    with pytest.raises(ParityCheckError, match="in chunks"):
+        _users_sql("per_user_session_totals", range(parity.USERS_PER_STATEMENT + 1))
+    # a check over the shared pass's temp table does not render the list: no limit there
+    over_the_pass = _users_sql(
+        "per_user_session_totals", range(parity.USERS_PER_STATEMENT + 1), "parity_action_session_days"
+    )
+    assert "from parity_action_session_days" in over_the_pass and "in (" not in over_the_pass
+
+
+def test_the_shared_pass_takes_a_long_list_in_chunks():
+    from tracking_sync.validate.shared_pass import user_chunks
+    from tracking_sync.validate.streams import CheckWindow
+
+    def window(users):
+        return CheckWindow("public", "tracking", DAY, DAY, "users" if users is not None else "full", users)
+
+    assert user_chunks(window((1, 2, 3, 4, 5)), 2) == [(1, 2), (3, 4), (5,)]
+    assert user_chunks(window(()), 2) == [()]  # one statement, `in (null)`: an empty table
+    assert user_chunks(window(None)) == [None]
+
+
+@pytest.mark.parametrize("dialect", ["redshift", "postgresql"])
+def test_the_drill_down_stays_within_the_listed_users(dialect):
+    from tracking_sync.validate.drilldown import render_drilldown
+
+    sql = render_drilldown(
+        "action_rows.sql",
+        schema="tracking",
+        dialect=dialect,
+        ranges=[(0, 32)],
+        window_start=timestamp_literal(DAY),
+        window_end=timestamp_literal(DAY + timedelta(days=1)),
+        scope="users",
+        users=[7],
+        days=[(timestamp_literal(DAY), timestamp_literal(DAY + timedelta(days=1)))],
+        scope_users=parity.user_list([7, 9, 11]),
+    )
+    assert "and user_profile_id in (7, 9, 11)\n      and (\n          user_profile_id in (7)" in sql
+    assert "or (action_time >= timestamp '2025-03-10 00:00:00.000000'" in sql
+    assert not any(word in sql.lower() for word in ("any(", "array", "unnest"))
+
+
+def test_rows_by_id_on_redshift_are_an_inline_list_of_integers():
+    from tracking_sync.core.sql import render_sql
+
+    sql = render_sql("redshift/select_actions_by_id.sql", schema="tracking", ids=[3, 5, 8])
+    assert "where id in (3, 5, 8)" in sql and "any(" not in sql

@@ -475,3 +475,210 @@ def test_the_drill_down_stops_at_its_row_cap_and_says_so(source, target):
     assert len(found.rows) == 5 and found.capped.startswith("rows")
     assert {row.column for row in found.rows} == {"course_id"}
     assert found.queries <= 8  # a few queries, never the table
+
+
+# ---------------------------------------------------------------- scope users: a change batch's users
+
+
+def _listed_users(source, count=3, before=DAY):
+    """`count` users with rows before `before` and after it: a history on several days."""
+    with source.cursor() as cursor:
+        cursor.execute(
+            "select user_profile_id from action group by user_profile_id "
+            "having min(action_time) < %s and max(action_time) >= %s "
+            "order by user_profile_id limit %s",
+            (before.replace(tzinfo=None), before.replace(tzinfo=None), count),
+        )
+        users = [user for (user,) in cursor.fetchall()]
+    source.rollback()
+    assert len(users) == count
+    return users
+
+
+def _validate_users(source, target, users, **options):
+    report = run_validation(
+        source,
+        target,
+        target_schema="tracking",
+        window_start=DAY,
+        window_end=END_OF_DATA,
+        scope="users",
+        users=users,
+        **options,
+    )
+    json.dumps(report.to_dict())
+    return report
+
+
+def _move_last_action_of_a_session(target, user):
+    """One second later: the last action of the user's first session (its duration + 1 s);
+    returns the row's id and its day."""
+    return _change_one(
+        target,
+        f"""
+        update tracking.action set action_time = action_time + interval '1 second'
+        where id = (
+            select id from tracking.action
+            where session_id = (
+                select session_id from tracking.action where user_profile_id = {int(user)}
+                order by action_time, id limit 1)
+            order by action_time desc, id limit 1)
+        returning id, cast(action_time as date)
+        """,
+    )
+
+
+def test_users_scope_compares_the_listed_users_whole_history(source, target):
+    users = _listed_users(source)
+    report = _validate_users(source, target, users)
+    assert report.passed, report.format_table()
+    checks = _by_name(report)
+    assert checks["per_user_session_totals"].source_rows == 3
+    with source.cursor() as cursor:
+        cursor.execute(
+            "select count(*), count(distinct cast(action_time as date)) from action "
+            "where user_profile_id = any(%s)",
+            (users,),
+        )
+        rows, days = cursor.fetchone()
+    source.rollback()
+    assert checks["action_rows_per_day"].source_rows == days > 3  # every day, not the window's
+    assert checks["table_row_counts"].source_rows == 2  # action_of_listed_users, action_type
+    full = _source_values_of(source, target, "full")
+    assert {user: full[user] for user in users} == _source_values_of(source, target, "users", users)
+    assert "users: 3 listed users, whole history" in report.summary() and report.users_in_scope == 3
+    counts = next(c for c in load_checks() if c.name == "table_row_counts")
+    window = CheckWindow("public", "tracking", DAY, END_OF_DATA, "users", tuple(users))
+    source_rows, _ = stream_check(counts, source, target, window)
+    assert ("action_of_listed_users", rows) in list(source_rows)
+
+
+def _source_values_of(source, target, scope, users=None):
+    check = next(c for c in load_checks() if c.name == "per_user_session_totals")
+    window = CheckWindow(
+        "public", "tracking", DAY, END_OF_DATA, scope, None if users is None else tuple(users)
+    )
+    source_rows, target_rows = stream_check(check, source, target, window)
+    return {
+        key[0]: tuple(float(v) for v in source_values)
+        for key, source_values, _ in merge_by_key(check, source_rows, target_rows)
+    }
+
+
+def test_users_scope_names_the_user_and_the_row_moved_by_a_second(source, target):
+    users = _listed_users(source)
+    row_id, day = _move_last_action_of_a_session(target, users[1])
+    report = _validate_users(source, target, users)
+    assert not report.passed
+    totals = _by_name(report)["per_user_session_totals"]
+    assert totals.differing == 1 and totals.top_differences[0].key == [users[1]]
+    assert totals.top_differences[0].delta == pytest.approx(1.0, abs=1e-3)
+    assert report.days_to_backfill == [day.isoformat()]
+    # the drill-down: the row, in the region of the listed users
+    assert [(row.id, row.kind, row.column) for row in report.rows.rows] == [
+        (row_id, "changed", "action_time")
+    ]
+    assert f"user_profile_id {users[1]}" in report.rows.region and "3 listed users" in report.rows.region
+    assert report.diagnosis[0].startswith("the listed users differ")
+    assert report.diagnosis[0].endswith(f"per_user_session_totals user_profile_id {users[1]}")
+    assert f"action_rows_per_day day {day.isoformat()}" in report.diagnosis[0]
+    repair = "\n".join(report.repair)
+    assert repair.startswith("Reload the days on which the listed users' rows differ")
+    assert f"--from-date {day.isoformat()} --to-date {day.isoformat()}" in repair
+    assert "mode" in repair and "full_refresh" in repair  # the other way out
+    table = report.format_table()
+    assert "scope users: 3 listed users, whole history" in table and f"\n{row_id} " in table
+
+
+def test_users_scope_ignores_users_not_listed(source, target):
+    listed, other = _listed_users(source, 2), _listed_users(source, 3)[2]
+    _move_last_action_of_a_session(target, other)
+    _change(
+        target,
+        f"delete from tracking.action where id = (select max(id) from tracking.action "
+        f"where user_profile_id = {other})",
+    )
+    assert _validate_users(source, target, listed).passed
+    failed = _validate_users(source, target, [*listed, other])
+    assert not failed.passed
+    assert {row.id for row in failed.rows.rows} and failed.rows.capped is None
+
+
+def test_an_empty_user_list_compares_no_user(source, target):
+    (user,) = _listed_users(source, 1)
+    _move_last_action_of_a_session(target, user)
+    report = _validate_users(source, target, [])
+    assert report.passed, report.format_table()
+    checks = _by_name(report)
+    assert checks["per_user_session_totals"].source_rows == 0
+    assert checks["action_rows_per_day"].source_rows == 0
+    assert checks["table_row_counts"].matching == 2  # no row of nobody, and action_type
+
+
+def test_a_long_user_list_is_computed_and_drilled_in_chunks(source, target):
+    users = _listed_users(source, 7)
+    one_statement = _validate_users(source, target, users)
+    chunked = _validate_users(source, target, users, users_per_statement=2)
+    assert chunked.passed and [(c.name, c.source_rows, c.matching) for c in chunked.checks] == [
+        (c.name, c.source_rows, c.matching) for c in one_statement.checks
+    ]
+    row_id, _ = _move_last_action_of_a_session(target, users[5])  # in the third chunk
+    report = _validate_users(source, target, users, users_per_statement=2)
+    assert _by_name(report)["per_user_session_totals"].top_differences[0].key == [users[5]]
+    assert report.rows.row_ids == [row_id]
+    # a day named, so the region is the listed users' rows that day: 4 chunks, 4 narrowings
+    assert report.rows.queries >= 4
+
+
+def test_changed_rows_are_compared_by_id_in_chunks(source, target):
+    from tracking_sync.validate.placed_rows import CHANGED_ROWS_CHECK, compare_rows_by_id
+
+    ids = _row_ids(source, 10, "action_time >= '2025-06-01'")
+    changed, deleted = ids[4], ids[8]
+    _change(target, f"update tracking.action set course_id = coalesce(course_id, 0) + 1 where id = {changed}")
+    _change(target, f"delete from tracking.action where id = {deleted}")
+    nowhere = 900_000_000  # deleted in the source and gone from the target: as it should be
+    result = compare_rows_by_id(
+        source, target, "tracking", [*ids, nowhere], name=CHANGED_ROWS_CHECK, ids_per_query=3
+    )
+    assert result.name == "rows_changed_by_the_batch" and not result.passed
+    assert (result.source_rows, result.target_rows, result.matching) == (10, 9, 8)
+    assert result.differing == 1 and [(d.key, d.column) for d in result.top_differences] == [
+        ([changed], "course_id")
+    ]
+    assert result.missing_in_target == 1 and result.missing_in_target_sample == [[deleted]]
+    assert len(result.days) >= 1 and result.note is None
+    capped = compare_rows_by_id(source, target, "tracking", ids, max_ids=4, ids_per_query=3)
+    assert capped.name == "rows_placed_outside_interval" and capped.passed
+    assert capped.source_rows == 4 and capped.note.startswith("10 ids, the lowest 4 compared")
+
+
+def test_validate_for_run_of_a_change_batch(source, target):
+    from tracking_sync.core.plan import plan_run
+    from tracking_sync.validate.run import validate_for_run
+
+    users = _listed_users(source, 3)
+    row_id, day = _move_last_action_of_a_session(target, users[0])
+    other_ids = _row_ids(source, 2, f"user_profile_id = {users[2]}")
+    plan = plan_run({}, DAY, DAY + timedelta(days=1))  # a nightly run: scope scoped otherwise
+    report = validate_for_run(
+        plan, source, target, run_id="t", touched_users=users, touched_ids=[row_id, *other_ids]
+    )
+    assert report.scope == "users" and report.users_in_scope == 3
+    by_id = _by_name(report)["rows_changed_by_the_batch"]
+    assert (by_id.differing, by_id.matching) == (1, 2)
+    assert by_id.top_differences[0].key == [row_id] and by_id.top_differences[0].column == "action_time"
+    assert day.isoformat() in report.days_to_backfill
+    assert f"rows_changed_by_the_batch id {row_id}" in report.diagnosis[0]
+    # no user touched: nothing to compare per user, the ids still are
+    none = validate_for_run(plan, source, target, run_id="t", touched_users=[], touched_ids=[row_id])
+    assert none.scope == "users" and not none.passed and none.rows is None
+    assert _by_name(none)["per_user_session_totals"].source_rows == 0
+    # validation=full covers every user already: scope full, the ids still by id
+    full_plan = plan_run({"validation": "full"}, DAY, DAY + timedelta(days=1))
+    full = validate_for_run(full_plan, source, target, run_id="t", touched_users=users, touched_ids=[row_id])
+    assert full.scope == "full" and not _by_name(full)["rows_changed_by_the_batch"].passed
+    # not a capture run: as before, the placed rows under their own name, nothing by batch
+    nightly = validate_for_run(plan, source, target, run_id="t", placed_outside_ids=[row_id])
+    assert nightly.scope == "scoped" and "rows_changed_by_the_batch" not in _by_name(nightly)
+    assert not _by_name(nightly)["rows_placed_outside_interval"].passed

@@ -5,7 +5,10 @@
 -- region(): the rows the failed checks point at, before window_end. users and
 --   days are values validate took from the checks' results (integers, checked
 --   timestamp literals); none of them: everything (full) or the interval's users
---   with their whole history (scoped).
+--   with their whole history (scoped). scope_users (scope "users"): the listed
+--   users, a list of checked integers ("null" for none), one chunk of them per
+--   query; the region never leaves them (other users' rows are not compared in
+--   that scope); None when the named users alone are the region.
 -- ranges: [(lo, hi), ...] id ranges [lo, hi) still to narrow (none: all ids).
 -- row_text(): each column as text the same way on PostgreSQL and Redshift:
 --   integers as decimal text; action_time as integer microseconds since the
@@ -18,8 +21,11 @@
 --   STRTOL(text, 16), PostgreSQL a cast through bit(32). validate asks each
 --   engine which one it has (dialect).
 
-{% macro region(schema, window_end, users, days, scope, window_start) -%}
+{% macro region(schema, window_end, users, days, scope, window_start, scope_users) -%}
 action_time < {{ window_end }}
+{%- if scope_users %}
+      and user_profile_id in ({{ scope_users }})
+{%- endif %}
 {%- if users or days %}
       and (
 {%- if users %}

@@ -2,7 +2,7 @@
 -- ranges, every column, to compare column by column. action_time_us is
 -- action_time as integer microseconds (what is compared); action_time is
 -- there to be shown.
--- params: schema, window_start, window_end, scope, users, days,
+-- params: schema, window_start, window_end, scope, users, days, scope_users,
 --   ranges, dialect (see _action_row.sql)
 {% import "_action_row.sql" as action -%}
 select
@@ -18,6 +18,6 @@ select
     is_async,
     query
 from {{ schema }}.action
-where {{ action.region(schema, window_end, users, days, scope, window_start) }}
+where {{ action.region(schema, window_end, users, days, scope, window_start, scope_users) }}
 {{- action.id_ranges(ranges) }}
 order by id

@@ -26,6 +26,9 @@
 --   table. An old row of an interval user that differs is caught by
 --   per_user_session_totals and table_row_counts (both over those users'
 --   whole history); a `validation=full` run then names its day.
+--   users: every day before window_end, the listed users' rows only (a
+--   change-capture batch changes rows on any day): a difference names a day
+--   where one of those users' rows differ.
 --   Days are UTC (validate sets the session's time zone to UTC on both
 --   engines). Rows come from the shared pass (base/action_session_days.sql):
 --   the scoped interval's rows are its in_interval rows. The checksum is

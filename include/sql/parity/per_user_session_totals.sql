@@ -27,6 +27,9 @@
 --   joins its own users (distkey user_profile_id). It reads the shared pass
 --   (base/action_session_days.sql): per session, the min and max of its
 --   per-day first and last actions are the session's own.
+--   users: the listed users (a change-capture batch's: the old and the new
+--   user of every row it changed), each with the whole history before
+--   window_end, as in scoped.
 with user_sessions as (
     select
         user_profile_id,

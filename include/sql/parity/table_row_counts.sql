@@ -16,10 +16,14 @@
 --   the cost the scoped mode exists to avoid; a `validation=full` run counts
 --   everything. A user whose interval rows are on one side only is counted
 --   on that side only (see per_user_session_totals), with all their rows.
+--   users: `action_of_listed_users`, every row before window_end of the listed
+--   users (a change-capture batch's), from the same pass.
 with action_rows as (
     select
 {%- if scope == "scoped" %}
         'action_of_interval_users' as table_name,
+{%- elif scope == "users" %}
+        'action_of_listed_users' as table_name,
 {%- else %}
         'action' as table_name,
 {%- endif %}

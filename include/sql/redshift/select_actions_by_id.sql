@@ -1,6 +1,8 @@
 -- Target rows by id, in the shape of postgres/select_actions_by_id.sql (the export's
--- columns), to compare the rows a run placed outside its interval with the source.
--- Params: schema (identifier), ids (integers, rendered as a list).
+-- columns), to compare with the source the rows a run placed outside its interval or
+-- a change batch touched. Params: schema (identifier), ids (checked integers, rendered
+-- as a list: validate sends at most 10,000 a statement, ~110 kB, far below Redshift's
+-- 16 MB; no array, which Redshift lacks).
 select
     id,
     user_profile_id,

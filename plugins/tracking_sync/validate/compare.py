@@ -60,6 +60,7 @@ class CheckResult:
     # every differing or missing key, up to DIFFERING_KEYS (the row drill-down's region)
     differing_keys: list[list[Any]] = field(default_factory=list)
     seconds: float = 0.0
+    note: str | None = None  # what the check left out, when it had to (shown in the report)
 
     @property
     def passed(self) -> bool:

@@ -4,6 +4,9 @@
 
 The cause is named when it can be (a TIMESTAMP action_time on the target); the repair is
 the command and the UI path that reload what differs: the differing days, or everything.
+In scope "users" (a change-capture batch's users) it says which of the listed users,
+days and rows differ: a batch changes rows on any day, so its repair is a backfill of the
+days named (its per-day check covers every day of those users), or a full refresh.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 
 from tracking_sync.core.names import DAG_ID
 from tracking_sync.core.params import DEFAULT_TARGET_SCHEMA
-from tracking_sync.validate.parity import quote_identifier
+from tracking_sync.validate.compare import CheckResult, format_key
+from tracking_sync.validate.parity import USERS, quote_identifier
 from tracking_sync.validate.report import ValidationReport, day_ranges
 
 TIMESTAMP_HINT = (
@@ -34,6 +38,8 @@ def explain_failure(
     """Add to a failed report the days that differ, the cause when known and the repair."""
     report.days_to_backfill = sorted({day for check in report.checks for day in check.days})
     wrong_type = _diagnose(report, target_conn, target_schema)
+    if report.scope == USERS and not wrong_type:
+        report.diagnosis.append(listed_users_hint(report))
     report.repair = repair_steps(
         report.days_to_backfill,
         dag_id=report.dag_id,
@@ -110,7 +116,13 @@ def repair_steps(
     ranges = day_ranges(days)
     if len(ranges) > 5:  # one backfill over the span beats a page of commands
         ranges = [(ranges[0][0], ranges[-1][1])]
-    steps = ["Reload the differing days (each day is one daily interval; reruns are idempotent):"]
+    if scope == USERS:
+        steps = [
+            "Reload the days on which the listed users' rows differ (a change batch touches "
+            "any day; each day is one daily interval, reruns are idempotent):"
+        ]
+    else:
+        steps = ["Reload the differing days (each day is one daily interval; reruns are idempotent):"]
     steps += [f"CLI: {_backfill_cli(dag_id, first, last, schema)}" for first, last in ranges]
     steps.append(
         f"UI: {dag_id} > Trigger > Backfill, Date Range "
@@ -120,6 +132,28 @@ def repair_steps(
     )
     steps.append(f"or a full refresh: {full_refresh_cli}")
     return steps
+
+
+def listed_users_hint(report: ValidationReport, first: int = 5) -> str:
+    """What differs in scope "users", check by check: the users, days or ids it names."""
+    parts = [f"{check.name} {_named_keys(check, first)}" for check in report.failed_checks]
+    return (
+        f"the listed users differ (a change-capture run lists its batch's users, each "
+        f"compared over the whole history before {report.window_end}): {'; '.join(parts)}"
+    )
+
+
+def _named_keys(check: CheckResult, first: int) -> str:
+    """`user_profile_id 17, 42 and 3 more`: the keys a failed check names."""
+    keys = check.differing_keys or (
+        [d.key for d in check.top_differences]
+        + check.missing_in_target_sample
+        + check.missing_in_source_sample
+    )
+    shown = list(dict.fromkeys(format_key(key) for key in keys))[:first]
+    count = check.differing + check.missing_in_target + check.missing_in_source
+    more = f" and {count - len(shown)} more" if count > len(shown) else ""
+    return f"{', '.join(check.keys)} {', '.join(shown)}{more}"
 
 
 def _backfill_cli(dag_id: str, first: str, last: str, conf: dict) -> str:

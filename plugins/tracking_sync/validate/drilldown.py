@@ -12,12 +12,15 @@ row per bucket.
     found.rows          # [RowDifference(id=..., kind="changed", column="query", ...)]
 
 The region is the rows the failed checks point at (their users, their days) before the
-window's end; with neither, the scope's rows. Capped in rows (`max_rows`) and time
-(`max_seconds`): `capped` then says which cap stopped it.
+window's end; with neither, the scope's rows. In scope "users" it never leaves the listed
+users (a day named by a check is that day's rows of those users); a list longer than
+`users_per_statement` is narrowed chunk by chunk, each query carrying one chunk. Capped
+in rows (`max_rows`) and time (`max_seconds`): `capped` then says which cap stopped it.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +31,13 @@ from typing import Any
 from tracking_sync.core.errors import ParityCheckError
 from tracking_sync.core.sql import SQL_DIR
 from tracking_sync.validate.dialect import engine_dialect
-from tracking_sync.validate.parity import quote_identifier, timestamp_literal
+from tracking_sync.validate.parity import (
+    USERS,
+    USERS_PER_STATEMENT,
+    quote_identifier,
+    timestamp_literal,
+    user_list,
+)
 from tracking_sync.validate.streams import CheckWindow
 
 DRILLDOWN_SQL_DIR = SQL_DIR / "drilldown"
@@ -86,6 +95,7 @@ def render_drilldown(name: str, **params: Any) -> str:
         undefined=jinja2.StrictUndefined,
         autoescape=False,
     )
+    params.setdefault("scope_users", None)  # only scope "users" confines the region to a list
     return env.get_template(name).render(**params).strip().rstrip(";")
 
 
@@ -98,12 +108,16 @@ def drill_down(
     days: Iterable[str] = (),
     max_rows: int = MAX_ROWS,
     max_seconds: float = MAX_SECONDS,
+    users_per_statement: int = USERS_PER_STATEMENT,
 ) -> DrillDown:
     """Narrow the region's differences down to rows (see the module docstring)."""
     started = time.perf_counter()
     users = sorted({int(user) for user in users})
     day_list = sorted({date.fromisoformat(str(day)[:10]) for day in days})
-    found = DrillDown(region=_describe_region(users, day_list, window.scope))
+    listed = window.users if window.scope == USERS else None
+    if listed is not None:
+        users = sorted(set(users) & set(listed))  # the checks only name listed users
+    found = DrillDown(region=_describe_region(users, day_list, window.scope, listed))
     dialects = _both(engine_dialect, source_conn, target_conn)
     base = {
         "window_start": timestamp_literal(window.window_start),
@@ -117,20 +131,54 @@ def drill_down(
     }
     schemas = (quote_identifier(window.source_schema), quote_identifier(window.target_schema))
 
-    def run(name: str, ranges: Sequence[tuple[int, int]], **extra: Any) -> tuple[list[tuple], list[tuple]]:
-        found.queries += 1
-        sqls = [
-            render_drilldown(name, schema=schema, dialect=dialect, ranges=ranges, **base, **extra)
-            for schema, dialect in zip(schemas, dialects, strict=True)
-        ]
-        return _both_queries(source_conn, target_conn, *sqls)
-
     def out_of_time() -> bool:
         if time.perf_counter() - started > max_seconds:
             found.capped = f"time: stopped after {max_seconds:.0f} s"
             return True
         return False
 
+    def run(
+        scope_users: str | None, name: str, ranges: Sequence[tuple[int, int]], **extra: Any
+    ) -> tuple[list[tuple], list[tuple]]:
+        found.queries += 1
+        sqls = [
+            render_drilldown(
+                name, schema=schema, dialect=dialect, ranges=ranges, scope_users=scope_users, **base, **extra
+            )
+            for schema, dialect in zip(schemas, dialects, strict=True)
+        ]
+        return _both_queries(source_conn, target_conn, *sqls)
+
+    for scope_users in _scope_user_chunks(listed, users, day_list, users_per_statement):
+        if len(found.rows) >= max_rows or out_of_time():
+            break
+        _narrow(found, functools.partial(run, scope_users), out_of_time, max_rows)
+    if len(found.rows) > max_rows:
+        found.rows = found.rows[:max_rows]
+        found.capped = found.capped or f"rows: the first {max_rows} differing rows"
+    elif len(found.rows) == max_rows and not found.capped:
+        found.capped = f"rows: the first {max_rows} differing rows"
+    found.seconds = round(time.perf_counter() - started, 3)
+    return found
+
+
+def _scope_user_chunks(
+    listed: Sequence[int] | None, users: Sequence[int], days: Sequence[date], per_statement: int
+) -> list[str | None]:
+    """The listed users of scope "users" as the SQL lists the region is confined to, one
+    per pass of the narrowing; [None] when nothing confines it (other scopes, or named
+    users and no day: those users, all listed, are the region)."""
+    if listed is None or (users and not days):
+        return [None]
+    if not 1 <= per_statement <= USERS_PER_STATEMENT:
+        raise ValueError(f"users_per_statement must be from 1 to {USERS_PER_STATEMENT}")
+    return [user_list(listed[i : i + per_statement]) for i in range(0, len(listed), per_statement)] or [
+        user_list(())
+    ]
+
+
+def _narrow(found: DrillDown, run: Any, out_of_time: Any, max_rows: int) -> None:
+    """The bucket levels over one region, then its differing rows, added to `found`."""
     pending: list[tuple[int, int]] = []  # id ranges still to narrow; [] at the first level = all
     leaves: list[tuple[int, int]] = []
     for level, size in enumerate(LEVELS):
@@ -165,13 +213,6 @@ def drill_down(
             break
         source_rows, target_rows = run("action_rows.sql", chunk)
         found.rows += compare_rows(source_rows, target_rows)
-    if len(found.rows) > max_rows:
-        found.rows = found.rows[:max_rows]
-        found.capped = found.capped or f"rows: the first {max_rows} differing rows"
-    elif len(found.rows) == max_rows and not found.capped:
-        found.capped = f"rows: the first {max_rows} differing rows"
-    found.seconds = round(time.perf_counter() - started, 3)
-    return found
 
 
 def compare_rows(source_rows: Sequence[tuple], target_rows: Sequence[tuple]) -> list[RowDifference]:
@@ -233,7 +274,9 @@ def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-def _describe_region(users: Sequence[int], days: Sequence[date], scope: str) -> str:
+def _describe_region(
+    users: Sequence[int], days: Sequence[date], scope: str, listed: Sequence[int] | None = None
+) -> str:
     parts = []
     if users:
         shown = ", ".join(str(user) for user in users[:10])
@@ -242,6 +285,11 @@ def _describe_region(users: Sequence[int], days: Sequence[date], scope: str) -> 
         parts.append(
             f"days {', '.join(day.isoformat() for day in days[:10])}{', ...' if len(days) > 10 else ''}"
         )
+    if listed is not None:
+        of_listed = f"the {len(listed)} listed users"
+        if not parts:
+            return f"{of_listed}, whole history"
+        return " or ".join(parts) + ("" if users and not days else f", of {of_listed}")
     if not parts:
         return "the interval's users, whole history" if scope == "scoped" else "every row"
     return " or ".join(parts)

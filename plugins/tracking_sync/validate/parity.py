@@ -21,10 +21,17 @@ rendered with:
     schema        the schema holding `action` and `action_type` (a validated identifier)
     window_start  start of the run's data interval, as a SQL timestamp literal (UTC)
     window_end    end of the run's data interval, as a SQL timestamp literal (UTC)
-    scope         "scoped" or "full". full: everything before window_end. scoped: what
-                  the interval touched, each check saying how in its header (the
-                  interval's users with their whole history before window_end; the
-                  interval's days) so the cost grows with the interval, not the table
+    scope         "scoped", "full" or "users". full: everything before window_end.
+                  scoped: what the interval touched, each check saying how in its
+                  header (the interval's users with their whole history before
+                  window_end; the interval's days) so the cost grows with the
+                  interval, not the table. users: the listed users (a change-capture
+                  batch's), each with their whole history before window_end
+    users         (scope "users" only) the listed user ids as a SQL list, "1, 2, 3",
+                  for `user_profile_id in ({{ users }})`; "null" when the list is
+                  empty (valid SQL on both engines, no row matches). Integers checked
+                  in Python, at most USERS_PER_STATEMENT of them in one statement:
+                  the shared pass computes longer lists chunk by chunk
     base          (checks declaring a base) the relation holding the shared pass:
                   validate's session temp table, or the base inlined as a subquery
 
@@ -35,7 +42,9 @@ scan. A check without a base runs on its own, as written.
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +54,14 @@ from tracking_sync.core.sql import SQL_DIR
 
 PARITY_SQL_DIR = SQL_DIR / "parity"
 BASE_SQL_DIR = PARITY_SQL_DIR / "base"
-SCOPES = ("scoped", "full")
+SCOPES = ("scoped", "full", "users")
+USERS = "users"
+# Redshift refuses a statement over 16 MB (doc: c_redshift-sql). An id of an INTEGER
+# column is at most 11 characters, 13 with its ", ": 100k users are ~1.3 MB, far below.
+# Redshift evaluates an IN list of more than 10 values as a scalar array (doc:
+# r_in_condition), PostgreSQL hashes it: the list costs a lookup per row, not a scan of it.
+USERS_PER_STATEMENT = 100_000
+_BIGINT = (-(2**63), 2**63 - 1)
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,126}")
 # `params` is recognised (with its continuation lines) so that it ends the field before it;
@@ -83,16 +99,19 @@ class ParityCheck:
         window_end: datetime,
         scope: str,
         base_relation: str | None = None,
+        users: Sequence[int] | None = None,
     ) -> str:
         """The query for one engine: identifiers validated, timestamps as checked literals.
 
         A check with a base reads `base_relation` (a temp table holding the shared pass)
-        or, when None, the base inlined as a subquery: the check then runs alone."""
+        or, when None, the base inlined as a subquery: the check then runs alone.
+        `users`: the listed users of scope "users" (None in the other scopes)."""
         bounds = {
             "schema": schema,
             "window_start": window_start,
             "window_end": window_end,
             "scope": scope,
+            "users": users,
         }
         extra = {}
         if self.base is not None:
@@ -111,17 +130,30 @@ def render_template(
     window_start: datetime,
     window_end: datetime,
     scope: str,
+    users: Sequence[int] | None = None,
     **extra: str,
 ) -> str:
-    """A parity template for one engine: identifiers validated, timestamps as checked literals."""
+    """A parity template for one engine: identifiers validated, timestamps as checked
+    literals, the users of scope "users" as a list of checked integers."""
     import jinja2
+    from jinja2 import meta
 
     if scope not in SCOPES:
         raise ParityCheckError(f"validation scope {scope!r} is not one of {list(SCOPES)}")
     if window_start > window_end:
         raise ParityCheckError(f"window start {window_start} is after window end {window_end}")
+    if (scope == USERS) != (users is not None):
+        raise ParityCheckError(
+            f"scope 'users' needs the list of users (an empty list compares no user), and the "
+            f"other scopes take none: scope {scope!r} with users={'None' if users is None else '[...]'}"
+        )
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    sql = env.from_string(template).render(
+    parsed = env.parse(template)
+    if users is not None and "users" in meta.find_undeclared_variables(parsed):
+        # rendered only where a template reads it: a check over the shared pass's temp
+        # table does not, and must not be refused for a list the pass took in chunks
+        extra["users"] = user_list(users)
+    sql = env.from_string(parsed).render(
         schema=quote_identifier(schema),
         window_start=timestamp_literal(window_start),
         window_end=timestamp_literal(window_end),
@@ -129,6 +161,40 @@ def render_template(
         **extra,
     )
     return sql.strip().rstrip(";")
+
+
+def checked_integers(values: Iterable[object], what: str = "user id") -> list[int]:
+    """Distinct integers, ascending, from ints or decimal digit strings; anything else (a
+    bool, a float, text that is not a number) is refused, naming it. What goes into SQL
+    is each integer's own str(), never the text it came from."""
+    checked = set()
+    for value in values:
+        if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value):
+            number = int(value)
+        elif isinstance(value, bool):
+            number = None
+        else:
+            try:
+                number = operator.index(value)  # int and integer types of drivers (not float)
+            except TypeError:
+                number = None
+        if number is None or not _BIGINT[0] <= number <= _BIGINT[1]:
+            raise ParityCheckError(f"{what} {value!r} is not an integer (a 64-bit whole number)")
+        checked.add(number)
+    return sorted(checked)
+
+
+def user_list(users: Sequence[int]) -> str:
+    """The users as the inside of a SQL IN list: "1, 2, 3", or "null" for none (`in (null)`
+    is valid on both engines and matches no row). At most USERS_PER_STATEMENT users."""
+    checked = checked_integers(users)
+    if len(checked) > USERS_PER_STATEMENT:
+        raise ParityCheckError(
+            f"{len(checked)} users in one statement, more than {USERS_PER_STATEMENT} (Redshift "
+            "refuses a statement over 16 MB): render them in chunks of at most that many "
+            "(run_validation computes the shared pass chunk by chunk)"
+        )
+    return ", ".join(str(user) for user in checked) or "null"
 
 
 def base_path(name: str) -> Path:

@@ -37,6 +37,14 @@ class ValidationReport:
     repair: list[str] = field(default_factory=list)
     rows: DrillDown | None = None  # the differing `action` rows, when a check failed
     seconds: float = 0.0
+    users_in_scope: int | None = None  # scope "users": how many users were listed
+
+    @property
+    def scope_label(self) -> str:
+        """The scope as people read it: `users` says how many."""
+        if self.users_in_scope is None:
+            return self.scope
+        return f"{self.scope}: {self.users_in_scope} listed users, whole history"
 
     @property
     def passed(self) -> bool:
@@ -57,7 +65,7 @@ class ValidationReport:
         """One line: the verdict and, on failure, what differs."""
         if self.passed:
             return (
-                f"parity OK: {len(self.checks)} checks agree ({self.scope}, "
+                f"parity OK: {len(self.checks)} checks agree ({self.scope_label}, "
                 f"{self.window_start} -> {self.window_end})"
             )
         parts = []
@@ -76,13 +84,13 @@ class ValidationReport:
             ids = self.rows.row_ids
             rows = f"; rows: {len(ids)} ids differ, e.g. {', '.join(str(i) for i in ids[:5])}"
         hint = f"; {self.diagnosis[0]}" if self.diagnosis else ""
-        return f"parity FAILED ({self.scope}): {'; '.join(parts)}{days}{rows}{hint}"
+        return f"parity FAILED ({self.scope_label}): {'; '.join(parts)}{days}{rows}{hint}"
 
     def format_table(self) -> str:
         """The report as on-call reads it in the task log."""
         lines = [
             f"Validation {'PASSED' if self.passed else 'FAILED'}: {self.dag_id} run {self.run_id}",
-            f"  window  {self.window_start} -> {self.window_end}   scope {self.scope}",
+            f"  window  {self.window_start} -> {self.window_end}   scope {self.scope_label}",
             f"  source  {self.source}",
             f"  target  {self.target}",
             "",
@@ -110,6 +118,9 @@ class ValidationReport:
                 for c in self.checks
             ],
         )
+        notes = [f"{check.name}: {check.note}" for check in self.checks if check.note]
+        if notes:
+            lines += ["", *notes]
         for check in self.failed_checks:
             if check.top_differences:
                 lines += ["", f"{check.name}: largest differences"]

@@ -13,6 +13,15 @@ compared as sorted streams by key (tracking_sync.validate.compare). The verdict 
 `run_validation` takes DB-API connections (psycopg 2/3, redshift_connector) and runs
 without Airflow; `validate_for_run` is what the DAG's `validate` task (tracking_sync.tasks)
 calls with the run plan.
+
+A change-capture run applies a batch of inserts, updates and deletes on any day and
+knows the users it touched (the old and the new user of every changed row) and the ids:
+it is validated in scope "users" (those users' whole history, by the same checks) plus
+its ids row by row:
+
+    report = run_validation(..., scope="users", users=[17, 42])
+    report = validate_for_run(plan, source, target, run_id=..., touched_users=[17, 42],
+                              touched_ids=[1001, 1002])
 """
 
 from __future__ import annotations
@@ -34,8 +43,15 @@ from tracking_sync.validate.compare import (
 )
 from tracking_sync.validate.diagnosis import TIMESTAMP_HINT, explain_failure
 from tracking_sync.validate.drilldown import DrillDown, drill_down
-from tracking_sync.validate.parity import SCOPES, ParityCheck, load_checks
-from tracking_sync.validate.placed_rows import compare_rows_by_id
+from tracking_sync.validate.parity import (
+    SCOPES,
+    USERS,
+    USERS_PER_STATEMENT,
+    ParityCheck,
+    checked_integers,
+    load_checks,
+)
+from tracking_sync.validate.placed_rows import CHANGED_ROWS_CHECK, MAX_CHANGED_IDS, compare_rows_by_id
 from tracking_sync.validate.report import ValidationReport
 from tracking_sync.validate.shared_pass import shared_passes
 from tracking_sync.validate.streams import CheckWindow, stream_check
@@ -80,23 +96,33 @@ def run_validation(
     rerun_interval_start: datetime | None = None,
     extra_results: Sequence[CheckResult] = (),
     drill: bool = True,
+    users: Sequence[int] | None = None,
+    users_per_statement: int = USERS_PER_STATEMENT,
 ) -> ValidationReport:
     """Run every parity check on both engines and build the report (never raises on a mismatch).
 
     Everything before `window_end` is compared; a scoped run picks the users and days of
-    [window_start, window_end). `extra_results`
+    [window_start, window_end); scope "users" compares the `users` listed (integers; an
+    empty list compares no user's rows), each with the whole history before
+    `window_end`, their SQL lists cut into `users_per_statement` users. `extra_results`
     (already compared, e.g. the rows a publish placed outside its interval) join the
     report. The repair of a scoped failure that names no day reruns the interval that
     starts at `rerun_interval_start` with a full validation. A failure is narrowed to the
     differing `action` rows (tracking_sync.validate.drilldown) unless `drill` is False."""
     if scope not in SCOPES:
         raise ParityCheckError(f"validation scope {scope!r} is not one of {list(SCOPES)}")
+    if (scope == USERS) != (users is not None):
+        raise ParityCheckError(
+            "scope 'users' compares the users passed as users=[...] ([] for none); "
+            f"scope {scope!r} takes no users"
+        )
     started = time.perf_counter()
     checks = load_checks() if checks is None else list(checks)
-    window = CheckWindow(source_schema, target_schema, window_start, window_end, scope)
+    listed = None if users is None else tuple(checked_integers(users))
+    window = CheckWindow(source_schema, target_schema, window_start, window_end, scope, listed)
     # The shared passes first (one scan of `action` per engine, both engines at once),
     # then each check on both engines at once, over those passes' small results.
-    with shared_passes(checks, source_conn, target_conn, window) as bases:
+    with shared_passes(checks, source_conn, target_conn, window, users_per_statement) as bases:
         results = [
             run_check(check, source_conn, target_conn, window, top=top, base_relation=bases.get(check.base))
             for check in checks
@@ -111,20 +137,28 @@ def run_validation(
         source=f"{source_name} (PostgreSQL) schema {source_schema}",
         target=f"{target_name} (Redshift) schema {target_schema}",
         checks=results,
+        users_in_scope=None if listed is None else len(listed),
     )
     if not report.passed:
         explain_failure(report, target_conn, target_schema, rerun_interval_start=rerun_interval_start)
         if drill and not any(TIMESTAMP_HINT in hint for hint in report.diagnosis):
-            report.rows = drill_to_rows(report, source_conn, target_conn, window)
+            report.rows = drill_to_rows(report, source_conn, target_conn, window, users_per_statement)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 
 def drill_to_rows(
-    report: ValidationReport, source_conn: Any, target_conn: Any, window: CheckWindow
-) -> DrillDown:
+    report: ValidationReport,
+    source_conn: Any,
+    target_conn: Any,
+    window: CheckWindow,
+    users_per_statement: int = USERS_PER_STATEMENT,
+) -> DrillDown | None:
     """The failed checks' users and days, narrowed to rows. A drill-down that fails says so
-    in the report: the verdict stands without it."""
+    in the report: the verdict stands without it. None in scope "users" with no user
+    listed: no `action` row is in that scope (a by-id check names its own rows)."""
+    if window.scope == USERS and not window.users:
+        return None
     users: set[Any] = set()
     wide = False  # a check named more keys than it keeps: look at the whole scope
     for check in report.failed_checks:
@@ -135,7 +169,9 @@ def drill_to_rows(
     if wide or len(days) > MAX_DRILL_DAYS:
         users, days = set(), []
     try:
-        return drill_down(source_conn, target_conn, window, users=users, days=days)
+        return drill_down(
+            source_conn, target_conn, window, users=users, days=days, users_per_statement=users_per_statement
+        )
     except Exception as error:  # noqa: BLE001 - reported; the failed verdict is raised anyway
         log.exception("row drill-down failed")
         return DrillDown(region="-", capped=f"error: {type(error).__name__}: {error}")
@@ -148,19 +184,43 @@ def validate_for_run(
     *,
     run_id: str | None,
     placed_outside_ids: Sequence[int] = (),
+    touched_users: Sequence[int] | None = None,
+    touched_ids: Sequence[int] = (),
 ) -> ValidationReport:
     """The run plan's validation: its parity checks over everything before the interval's
-    end in its scope, plus the rows the publish placed outside the interval, by id."""
+    end in its scope, plus the rows the publish placed outside the interval, by id.
+
+    A change-capture run passes the users its batch touched (`touched_users`, the old and
+    the new user of every changed row; [] when it touched none) and the ids: its parity
+    checks then run in scope "users" over exactly those users, unless the plan's scope is
+    full (validation=full, or a full refresh), which covers them already. The touched ids
+    are compared row by row in either scope (check rows_changed_by_the_batch): the parity
+    checks sum times, counts and query bytes, only a row's columns show a changed
+    course_id or is_async."""
     extra = []
     if placed_outside_ids:
         extra.append(compare_rows_by_id(source_conn, target_conn, plan.target_schema, placed_outside_ids))
+    capture = touched_users is not None
+    if capture or touched_ids:
+        extra.append(
+            compare_rows_by_id(
+                source_conn,
+                target_conn,
+                plan.target_schema,
+                touched_ids,
+                name=CHANGED_ROWS_CHECK,
+                max_ids=MAX_CHANGED_IDS,
+            )
+        )
+    by_users = capture and plan.scope != "full"
     return run_validation(
         source_conn,
         target_conn,
         target_schema=plan.target_schema,
         window_start=plan.window_start,
         window_end=plan.window_end,
-        scope=plan.scope,
+        scope=USERS if by_users else plan.scope,
+        users=touched_users if by_users else None,
         run_id=run_id,
         rerun_interval_start=plan.window_start,
         extra_results=extra,

@@ -13,6 +13,12 @@ validation within 1.5x the reference per-user query alone, bench/bench_validatio
 The temp tables are committed (the checks each run in a transaction of their own and
 roll it back) and dropped at the end; temp tables are session-local on both engines,
 so concurrent runs never see each other's.
+
+In scope "users" the listed users go into the SQL as an IN list: more than
+`users_per_statement` of them are computed chunk by chunk (a CREATE TABLE AS for the
+first, an INSERT for each next) into the same table, so no statement nears Redshift's
+16 MB limit. A base groups by user, so every user's rows land in one chunk and the
+checks' sums over the table are the same as over one statement.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tracking_sync.validate.dialect import POSTGRESQL, engine_dialect
-from tracking_sync.validate.parity import ParityCheck, render_base
+from tracking_sync.validate.parity import USERS_PER_STATEMENT, ParityCheck, render_base
 from tracking_sync.validate.streams import CheckWindow
 
 POSTGRES_WORK_MEM = "256MB"
@@ -34,7 +40,26 @@ def base_table(name: str) -> str:
     return f"parity_{name}"
 
 
-def materialize(conn: Any, names: Sequence[str], schema: str, window: CheckWindow) -> float:
+def user_chunks(
+    window: CheckWindow, users_per_statement: int = USERS_PER_STATEMENT
+) -> list[tuple[int, ...] | None]:
+    """The window's users cut into statements: [None] outside scope "users", one empty
+    chunk for an empty list (the base then renders `in (null)`: a table with no rows)."""
+    if window.users is None:
+        return [None]
+    if not 1 <= users_per_statement <= USERS_PER_STATEMENT:
+        raise ValueError(f"users_per_statement must be from 1 to {USERS_PER_STATEMENT}")
+    users = window.users
+    return [users[i : i + users_per_statement] for i in range(0, len(users), users_per_statement)] or [()]
+
+
+def materialize(
+    conn: Any,
+    names: Sequence[str],
+    schema: str,
+    window: CheckWindow,
+    users_per_statement: int = USERS_PER_STATEMENT,
+) -> float:
     """Compute each base into its temp table on one engine; the seconds it took."""
     started = time.perf_counter()
     dialect = engine_dialect(conn)
@@ -52,15 +77,20 @@ def materialize(conn: Any, names: Sequence[str], schema: str, window: CheckWindo
             cursor.execute(f"set work_mem = '{POSTGRES_WORK_MEM}'")
             cursor.execute("set local enable_sort = off")
         for name in names:
-            sql = render_base(
-                name,
-                schema=schema,
-                window_start=window.window_start,
-                window_end=window.window_end,
-                scope=window.scope,
-            )
             cursor.execute(f"drop table if exists {base_table(name)}")
-            cursor.execute(f"create temp table {base_table(name)} as\n{sql}")
+            for number, users in enumerate(user_chunks(window, users_per_statement)):
+                sql = render_base(
+                    name,
+                    schema=schema,
+                    window_start=window.window_start,
+                    window_end=window.window_end,
+                    scope=window.scope,
+                    users=users,
+                )
+                if number == 0:
+                    cursor.execute(f"create temp table {base_table(name)} as\n{sql}")
+                else:
+                    cursor.execute(f"insert into {base_table(name)}\n{sql}")
         conn.commit()
     except BaseException:
         conn.rollback()
@@ -88,18 +118,27 @@ def drop(conn: Any, names: Sequence[str]) -> None:
 
 @contextlib.contextmanager
 def shared_passes(
-    checks: Sequence[ParityCheck], source_conn: Any, target_conn: Any, window: CheckWindow
+    checks: Sequence[ParityCheck],
+    source_conn: Any,
+    target_conn: Any,
+    window: CheckWindow,
+    users_per_statement: int = USERS_PER_STATEMENT,
 ) -> Iterator[dict[str, str]]:
     """The bases the checks read, computed on both engines at once: {name: temp table}.
-    `seconds` of each side is kept on the returned mapping's `timings` attribute."""
+    `seconds` of each side is kept on the returned mapping's `timings` attribute.
+    `users_per_statement`: the chunk of a scope "users" list (see the module docstring)."""
     names = sorted({check.base for check in checks if check.base})
     relations = BaseRelations({name: base_table(name) for name in names})
     if not names:
         yield relations
         return
     with ThreadPoolExecutor(max_workers=2) as pool:
-        source = pool.submit(materialize, source_conn, names, window.source_schema, window)
-        target = pool.submit(materialize, target_conn, names, window.target_schema, window)
+        source = pool.submit(
+            materialize, source_conn, names, window.source_schema, window, users_per_statement
+        )
+        target = pool.submit(
+            materialize, target_conn, names, window.target_schema, window, users_per_statement
+        )
         try:
             relations.seconds["source"] = source.result()
         finally:

@@ -25,13 +25,15 @@ FETCH_ROWS = 1000  # Redshift caps FETCH FORWARD at 1000 rows on single-node clu
 @dataclass(frozen=True)
 class CheckWindow:
     """Where and over what a check runs: the schema of its tables on each engine, and the
-    run's window [window_start, window_end) in `scope` (see tracking_sync.validate.parity)."""
+    run's window [window_start, window_end) in `scope` (see tracking_sync.validate.parity);
+    in scope "users", the listed users (checked integers, ascending; None in the others)."""
 
     source_schema: str
     target_schema: str
     window_start: datetime
     window_end: datetime
     scope: str
+    users: tuple[int, ...] | None = None
 
 
 def stream_rows(conn: Any, sql: str, batch_rows: int = FETCH_ROWS) -> Iterator[list[tuple]]:
@@ -88,6 +90,7 @@ def stream_check(
         "window_end": window.window_end,
         "scope": window.scope,
         "base_relation": base_relation,
+        "users": window.users,
     }
     sql_source = check.render(schema=window.source_schema, **bounds)
     sql_target = check.render(schema=window.target_schema, **bounds)

@@ -5,8 +5,13 @@
 -- aggregates that (~250k rows at 10M actions) instead of scanning `action`
 -- again: the per-user, per-day and row-count checks cost one scan together.
 -- Rendered standalone, a check inlines it as a subquery.
--- params: schema, window_start, window_end, scope
+-- params: schema, window_start, window_end, scope, users
 --   full: every action before window_end; in_interval is true for all.
+--   users: the listed users' actions before window_end (a change-capture
+--   batch's users: changes on any day), in_interval true for all. `users` is a
+--   list of checked integers ("null" for none: no row); validate computes a
+--   long list chunk by chunk into the same temp table (a user's rows are all
+--   in one chunk, so the checks' sums over the chunks are exact).
 --   scoped: the users active in [window_start, window_end), each with the
 --   WHOLE history before window_end (see per_user_session_totals); in_interval
 --   marks the rows of [window_start, window_end) (every row of the interval
@@ -40,6 +45,13 @@ actions as (
     where action_time >= {{ window_start }}
       and action_time < {{ window_end }}
       and user_profile_id in (select user_profile_id from interval_users)
+)
+{%- elif scope == "users" %}
+actions as (
+    select user_profile_id, session_id, action_time, query
+    from {{ schema }}.action
+    where action_time < {{ window_end }}
+      and user_profile_id in ({{ users }})
 )
 {%- else %}
 actions as (
