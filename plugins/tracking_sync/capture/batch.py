@@ -81,8 +81,6 @@ CHANGE_COLUMNS: tuple[ChangeColumn, ...] = (
 )
 CHANGE_COLUMN_NAMES = tuple(column.name for column in CHANGE_COLUMNS)
 
-KIND_INSERT, KIND_UPDATE, KIND_DELETE = "I", "U", "D"
-
 # --- Formatting one image of action into its CSV fields. ----------------------------------
 
 NULL = b"\\N"
@@ -91,10 +89,6 @@ TIMESTAMP_OID = 1114  # timestamp without time zone: the source's action_time ho
 TIMESTAMPTZ_OID = 1184  # timestamptz: printed with +00 in a session with TimeZone UTC
 UTC_OFFSET = b"+00"
 _ID_COLUMN = "id"
-
-
-def _quote(value: bytes) -> bytes:
-    return b'"' + value.replace(b'"', b'""') + b'"'
 
 
 def _naive_utc(value: bytes) -> bytes:
@@ -131,6 +125,15 @@ class ActionImages:
                 "tracking_sync.tables.ACTION. Change ACTION (and the target table) to match the "
                 "source, then run the DAG with mode=full_refresh so the target takes every row "
                 "in the new shape"
+            )
+        if not relation.columns[source[_ID_COLUMN]].is_key:
+            identity = {"d": "DEFAULT", "n": "NOTHING", "f": "FULL", "i": "USING INDEX"}
+            raise SourceTableChanged(
+                f"the source table {relation.namespace}.{relation.name} has replica identity "
+                f"{identity.get(relation.replica_identity, relation.replica_identity)} without "
+                f"{_ID_COLUMN}: its deletes would not say which row went. Give it a primary key on "
+                f"{_ID_COLUMN} and REPLICA IDENTITY DEFAULT (tracking_sync.capture.preflight says "
+                "how), then run the DAG with mode=full_refresh"
             )
         self.replica_identity = relation.replica_identity
         self.order = [source[name] for name in needed]
@@ -192,6 +195,25 @@ class ActionImages:
             name = ACTION.column_names[self.order.index(values.index(UNCHANGED))]
             raise ProtocolError(f"pgoutput left {name} unsent (unchanged TOAST): only query can be")
         return self.fields(tuple(values)), unchanged
+
+
+class RefusedRelation:
+    """A Relation of action that the capture cannot move: its error is raised when a change
+    of it is in the window, not when it is announced (a skipped transaction may carry the
+    Relation of a shape long since fixed)."""
+
+    def __init__(self, error: SourceTableChanged) -> None:
+        self.error = error
+
+    def __getattr__(self, name: str) -> Any:
+        raise self.error
+
+
+def action_images(relation: Relation) -> ActionImages | RefusedRelation:
+    try:
+        return ActionImages(relation)
+    except SourceTableChanged as error:
+        return RefusedRelation(error)
 
 
 # --- Touched ids: exact, in memory bounded by the id range, not by the changes. -----------
@@ -321,7 +343,7 @@ def read_changes(
 
 def _write_batch(rows: Any, applied_lsn: int, upto_lsn: int, next_xid: int, writer: RowWriter) -> BatchResult:
     write = writer.write
-    images: dict[int, ActionImages] = {}  # relation OID -> its images, for action only
+    images: dict[int, ActionImages | RefusedRelation] = {}  # relation OID -> images, action's only
     touched = TouchedIds()
     add_touched = touched.add
     join = b",".join
@@ -396,7 +418,7 @@ def _write_batch(rows: Any, applied_lsn: int, upto_lsn: int, next_xid: int, writ
             # it: read even in a skipped transaction.
             relation = decode_relation(data)
             if relation.namespace == SOURCE_SCHEMA and relation.name == ACTION.name:
-                images[relation.oid] = ActionImages(relation)
+                images[relation.oid] = action_images(relation)
             else:
                 images.pop(relation.oid, None)
             continue

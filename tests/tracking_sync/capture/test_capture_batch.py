@@ -335,6 +335,28 @@ def test_a_changed_source_table_stops_the_capture(captured, change, says):
         captured.read(captured.consistent_lsn, captured.now())
 
 
+def test_a_table_shape_fixed_before_the_window_does_not_stop_it(captured):
+    captured.execute(*insert(1))
+    captured.execute("alter table action add column referrer text")
+    captured.execute(*insert(2))  # sent with the Relation that has referrer
+    captured.execute("alter table action drop column referrer")
+    applied = captured.now()
+    captured.execute(*insert(3))  # sent with a new Relation, of the pipeline's shape
+    upto = captured.now()
+    rows, result = captured.read(applied, upto)
+    assert [change["id"] for change in parse_rows(rows)] == ["3"]
+    assert result.skipped_transactions == 2  # the inserts (DDL sends no transaction)
+    with pytest.raises(SourceTableChanged, match="referrer"):
+        captured.read(captured.consistent_lsn, applied)
+
+
+def test_replica_identity_nothing_stops_the_capture(captured):
+    captured.execute("alter table action replica identity nothing")
+    captured.execute(*insert(1))
+    with pytest.raises(SourceTableChanged, match="replica identity NOTHING without id"):
+        captured.read(captured.consistent_lsn, captured.now())
+
+
 def test_a_timestamptz_action_time_is_written_with_its_offset_too(captured):
     captured.execute(
         "alter table action alter column action_time type timestamptz using action_time at time zone 'UTC'"

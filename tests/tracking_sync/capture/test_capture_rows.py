@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.tracking_sync.capture import pgoutput_messages as m
-from tracking_sync.capture.batch import CHANGE_COLUMN_NAMES, ActionImages, TouchedIds
+from tracking_sync.capture.batch import CHANGE_COLUMN_NAMES, ActionImages, TouchedIds, action_images
 from tracking_sync.capture.errors import SourceTableChanged
 from tracking_sync.capture.pgoutput import UNCHANGED, ProtocolError, decode_message
 from tracking_sync.tables import ACTION
@@ -107,3 +107,15 @@ def test_touched_ids_count_each_id_once_in_any_range():
     for id_ in (1, 2, 1, 65_536, 2**31 - 1, -5, -5, 2, 70_000):
         touched.add(id_)
     assert len(touched) == 6
+
+
+@pytest.mark.parametrize("identity", ["n", "i"])
+def test_a_replica_identity_without_id_is_refused_when_a_change_needs_it(identity):
+    columns = [(name, TYPES.get(name, 23), -1, False) for name in ACTION.column_names]
+    without_key = decode_message(m.relation(16389, "public", "action", identity, columns))
+    with pytest.raises(SourceTableChanged, match="without id"):
+        ActionImages(without_key)
+    refused = action_images(without_key)  # announced: nothing raised yet
+    with pytest.raises(SourceTableChanged, match="without id"):
+        refused.fields(image())
+    assert isinstance(action_images(relation()), ActionImages)
