@@ -10,10 +10,14 @@ the fix on PostgreSQL, on Amazon RDS and on Aurora PostgreSQL. It changes nothin
                               updates, deletes and truncates
     action's replica identity DEFAULT with a primary key on id, FULL, or an index on id;
                               not NOTHING
+    action's primary key      (id): the target applies changes by id
     max_slot_wal_keep_size    a warning when -1 (unlimited): a stalled slot keeps WAL until
                               the disk is full
     the slot                  when given: exists, not lost (wal_status); a warning when
                               unreserved; when not given: a free slot to create it in
+
+max_wal_senders does not matter: the SQL interface (pg_logical_slot_peek_binary_changes)
+decodes in the connection's own backend, not in a WAL sender.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from pg_settings as s
 where s.name in (
     'wal_level',
     'max_replication_slots',
-    'max_wal_senders',
     'max_slot_wal_keep_size',
     'rds.logical_replication'
 )
