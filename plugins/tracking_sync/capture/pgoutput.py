@@ -22,9 +22,11 @@ TOASTed value that the update left as it was (pgoutput does not send it again), 
 BinaryValue for a value sent in binary (only with the `binary` option).
 
 Format: PostgreSQL 15 docs, "Logical Replication Message Formats"; the writer is
-src/backend/replication/logical/proto.c. Pure Python and no database: the read loop of
-a capture batch (tracking_sync.capture.batch) runs it once per change, so it reads with
-precompiled structs and slices and builds nothing it does not return.
+src/backend/replication/logical/proto.c. Pure Python and no database; it reads with
+precompiled structs and slices and builds nothing it does not return. A capture batch
+(tracking_sync.capture.batch) decodes every message but the changes with it, and reads
+the changes' tuples straight into CSV fields (ActionImages.format_tuple), which its tests
+hold to this decoder.
 """
 
 from __future__ import annotations

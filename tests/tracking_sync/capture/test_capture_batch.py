@@ -16,9 +16,10 @@ from tests.pipeline_helpers import (
     insert_actions,
     tricky_actions,
 )
-from tests.tracking_sync.capture.utils import TOASTED_QUERY_SQL, action_fields, parse_rows
-from tracking_sync.capture.batch import CHANGE_COLUMNS, read_changes
+from tests.tracking_sync.capture.utils import TOASTED_QUERY_SQL, action_fields, parse_rows, reference_fields
+from tracking_sync.capture.batch import CHANGE_COLUMNS, ActionImages, read_changes
 from tracking_sync.capture.errors import SlotAheadOfTarget, SlotMissing, SourceTableChanged, TruncateCaptured
+from tracking_sync.capture.lsn import format_lsn
 from tracking_sync.capture.pgoutput import (
     UNCHANGED,
     Begin,
@@ -31,6 +32,7 @@ from tracking_sync.capture.pgoutput import (
     Truncate,
     Type,
     Update,
+    decode_message,
 )
 from tracking_sync.capture.slot import advance_slot
 from tracking_sync.export import PartWriter, export_table
@@ -244,6 +246,46 @@ def test_change_parts_load_back_into_postgres_with_exports_copy_options(captured
 def read_part(path: Path) -> bytes:
     with open(path, "rb") as compressed:
         return zstandard.ZstdDecompressor().stream_reader(compressed).read()
+
+
+def test_the_batchs_tuple_formatting_agrees_with_the_decoder(captured):
+    """ActionImages.format_tuple reads tuples straight from the messages; the decoder's
+    records, written the plain way, must give the same fields for every tuple of a stream
+    of tricky rows, updates (old key, old row), unsent TOAST and deletes."""
+    insert_actions(captured.connect(synchronous_commit="on"), tricky_actions())
+    captured.execute(
+        "update action set query = query || '!', session_id = '\\N' where id % 2 = 0",
+        "update action set id = id + 100 where id = 3",
+        "delete from action where id in (1, 4)",
+    )
+    captured.execute("alter table action replica identity full")
+    captured.execute("update action set course_id = 1 where id in (5, 9)", "delete from action where id = 6")
+    upto = captured.now()
+    raw = [
+        bytes(data)
+        for (data,) in captured.fetch(
+            "select data from pg_logical_slot_peek_binary_changes(%s, %s::pg_lsn, null, 'proto_version', '1', "
+            "'publication_names', %s)",
+            (captured.slot, format_lsn(upto), captured.publication),
+        )
+    ]
+    checked = 0
+    for data in raw:
+        record = decode_message(data)
+        if isinstance(record, Relation):
+            relation, images = record, ActionImages(record)
+            continue
+        tuples = {Insert: ["new"], Delete: ["old"], Update: ["old", "new"]}.get(type(record), [])
+        pos = 6  # after the type, the relation OID and the tuple's K, O or N
+        for name in tuples:
+            values = getattr(record, name)
+            if values is None:  # an update without its old key: the new tuple is first
+                continue
+            fields, end, _ = images.format_tuple(data, pos)
+            assert fields == reference_fields(relation, values)
+            pos = end + 1
+            checked += 1
+    assert checked > 2 * len(tricky_actions())
 
 
 def test_truncate_stops_the_capture_and_names_the_full_refresh(captured):

@@ -8,7 +8,7 @@ import pytest
 from tests.tracking_sync.capture import pgoutput_messages as m
 from tracking_sync.capture.batch import CHANGE_COLUMN_NAMES, ActionImages, TouchedIds, action_images
 from tracking_sync.capture.errors import SourceTableChanged
-from tracking_sync.capture.pgoutput import UNCHANGED, ProtocolError, decode_message
+from tracking_sync.capture.pgoutput import ProtocolError, decode_message
 from tracking_sync.tables import ACTION
 
 TYPES = {"action_time": 1114, "session_id": 1043, "query": 25, "is_exercise_checked": 16, "is_async": 16}
@@ -30,8 +30,15 @@ def test_the_change_columns_are_defined_once():
     assert CHANGE_COLUMN_NAMES[-1] == "query_unchanged"
 
 
+def fields_of(images: ActionImages, values: tuple) -> list[bytes]:
+    data = m.tuple_data(*values)
+    fields, end, _ = images.format_tuple(data, 0)
+    assert end == len(data)
+    return fields
+
+
 def test_an_image_is_written_in_exports_dialect():
-    fields = ActionImages(relation()).fields(image())
+    fields = fields_of(ActionImages(relation()), image())
     assert b",".join(fields) == b'1,7,"s,""1""",8,2025-03-01 12:00:00.5+00,3,\\N,t,f,"select 1",f'
 
 
@@ -45,7 +52,7 @@ def test_an_image_is_written_in_exports_dialect():
     ],
 )
 def test_query_null_empty_and_marker_text(query, written):
-    assert b",".join(ActionImages(relation()).fields(image(query=query))).endswith(b"," + written)
+    assert b",".join(fields_of(ActionImages(relation()), image(query=query))).endswith(b"," + written)
 
 
 @pytest.mark.parametrize(
@@ -58,36 +65,40 @@ def test_query_null_empty_and_marker_text(query, written):
     ],
 )
 def test_a_naive_utc_action_time_gets_its_offset(source, written):
-    assert ActionImages(relation()).fields(image(action_time=source))[4] == written
+    assert fields_of(ActionImages(relation()), image(action_time=source))[4] == written
 
 
 def test_a_timestamptz_action_time_is_left_as_printed():
     images = ActionImages(relation(action_time_type=1184))
-    assert images.fields(image(action_time=b"2025-03-01 12:00:00+00"))[4] == b"2025-03-01 12:00:00+00"
+    assert fields_of(images, image(action_time=b"2025-03-01 12:00:00+00"))[4] == b"2025-03-01 12:00:00+00"
 
 
 def test_columns_are_matched_by_name_not_position():
     names = list(reversed(ACTION.column_names))
-    images = ActionImages(relation(names=tuple(names)))
     values = dict(zip(ACTION.column_names, image()))
     reordered = tuple(values[name] for name in names)
-    assert images.fields(reordered) == ActionImages(relation()).fields(image())
-    assert images.id_position == names.index("id")
+    assert fields_of(ActionImages(relation(names=tuple(names))), reordered) == fields_of(
+        ActionImages(relation()), image()
+    )
 
 
-def test_an_unsent_query_is_null_and_flagged_unless_the_old_row_has_it():
-    images = ActionImages(relation())
-    new = image(query=UNCHANGED)
-    fields, unchanged = images.new_fields(new, old=None)
-    assert fields[-2:] == [b"\\N", b"f"] and unchanged == b"t"
-    fields, unchanged = images.new_fields(new, old=image(query=b"from the old row"))
-    assert fields[-2:] == [b'"from the old row"', b"f"] and unchanged == b"f"
+def test_an_unsent_query_is_null_and_said_so():
+    data = m.tuple_data(*image(query=m.UNCHANGED_MARK))
+    fields, _, unchanged = ActionImages(relation()).format_tuple(data, 0)
+    assert fields[-2:] == [b"\\N", b"f"] and unchanged
 
 
-def test_another_unsent_column_is_a_protocol_error():
-    new = image(session=UNCHANGED)
-    with pytest.raises(ProtocolError, match="session_id"):
-        ActionImages(relation()).new_fields(new, old=None)
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        (image(session=m.UNCHANGED_MARK), "session_id unsent"),
+        (image(session=(m.BINARY, b"x")), "session_id of kind 'b'"),
+        (image()[:-1], "a tuple of 9 columns"),
+    ],
+)
+def test_what_action_tuples_never_hold_is_a_protocol_error(values, says):
+    with pytest.raises(ProtocolError, match=says):
+        ActionImages(relation()).format_tuple(m.tuple_data(*values), 0)
 
 
 @pytest.mark.parametrize(
@@ -117,5 +128,5 @@ def test_a_replica_identity_without_id_is_refused_when_a_change_needs_it(identit
         ActionImages(without_key)
     refused = action_images(without_key)  # announced: nothing raised yet
     with pytest.raises(SourceTableChanged, match="without id"):
-        refused.fields(image())
+        refused.format_tuple(m.tuple_data(*image()), 0)
     assert isinstance(action_images(relation()), ActionImages)

@@ -11,8 +11,9 @@ import psycopg2
 
 from tracking_sync.capture.batch import CHANGE_COLUMN_NAMES, BatchResult, read_changes
 from tracking_sync.capture.lsn import format_lsn
-from tracking_sync.capture.pgoutput import Record, decode_message
+from tracking_sync.capture.pgoutput import UNCHANGED, Record, Relation, decode_message
 from tracking_sync.capture.slot import PUBLICATION, create_slot, current_lsn
+from tracking_sync.tables import ACTION
 
 # 40,000 characters of hex from md5: compresses to about half, still far past the 2 kB
 # TOAST threshold, so the value is stored out of line (a TOAST pointer in the row).
@@ -128,3 +129,24 @@ def action_fields(row: bytes) -> bytes:
     for _ in range(4):
         head_end = row.index(b",", head_end) + 1
     return row[head_end : row.rindex(b",")]
+
+
+def reference_fields(relation: Relation, values: tuple) -> list[bytes]:
+    """The action fields of a decoded tuple in export's dialect, written the plain way, by
+    name: what ActionImages.format_tuple must give for the same message."""
+    by_name = dict(zip((column.name for column in relation.columns), values, strict=True))
+    types = {column.name: column.type_oid for column in relation.columns}
+    fields = []
+    for column in ACTION.columns:
+        value = by_name[column.name]
+        if value is None or value is UNCHANGED:
+            fields.append(b"\\N")
+        elif column.is_text:
+            fields.append(b'"' + value.replace(b'"', b'""') + b'"')
+        elif column.name == ACTION.time_column and types[column.name] == 1114:
+            fields.append(value + b"+00")
+        else:
+            fields.append(value)
+        if column.travels_with_null_flag:
+            fields.append(b"t" if value == b"\\N" else b"f")
+    return fields
