@@ -19,6 +19,7 @@ from typing import Any
 
 from tracking_sync.capture.errors import BOOTSTRAP, SlotLost, SlotMissing, SourceTableChanged
 from tracking_sync.capture.lsn import format_lsn, parse_lsn
+from tracking_sync.exceptions import InvalidParams
 from tracking_sync.sql_templates import render_sql
 from tracking_sync.tables import ACTION
 
@@ -34,7 +35,7 @@ def slot_name(target_schema: str) -> str:
     """The slot of the target schema: tracking_sync_<schema>."""
     name = SLOT_PREFIX + target_schema
     if not _SLOT_NAME.match(name) or len(name) > MAX_SLOT_NAME_BYTES:
-        raise ValueError(
+        raise InvalidParams(
             f"target schema {target_schema!r} gives the slot name {name!r}, which PostgreSQL "
             f"refuses: a slot name is lower-case letters, digits and _, at most "
             f"{MAX_SLOT_NAME_BYTES} bytes; use a schema name of at most "
@@ -164,9 +165,13 @@ class SlotCreated:
 def create_slot(connection: Any, slot: str, publication: str = PUBLICATION) -> SlotCreated:
     """Create the publication (ensure_publication) and the slot, if missing.
 
-    A new slot waits for the transactions running on the source to end (that is how it
-    finds its consistent point): a long-running transaction holds it up. The connection
-    must not be in a transaction that has written anything.
+    A bootstrap creates the slot BEFORE its full export and stores consistent_lsn as the
+    target's applied LSN: the first batch then replays the changes committed between the
+    slot's consistent point and the export's snapshot, which the export already holds;
+    harmless, as the last image per id wins. A new slot waits for the transactions running
+    on the source to end (that is how it finds its consistent point): a long-running
+    transaction holds it up. The connection must not be in a transaction that has written
+    anything.
     """
     ensure_publication(connection, publication)
     status = slot_status(connection, slot)

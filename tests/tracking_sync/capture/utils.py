@@ -39,6 +39,8 @@ class CaptureSource:
     publication: str = PUBLICATION
     consistent_lsn: int = 0
     _connections: list[Any] = field(default_factory=list)
+    _reader: Any = None
+    _writer: Any = None
 
     def connect(self, **settings: str) -> Any:
         connection = psycopg2.connect(self.dsn)
@@ -53,14 +55,14 @@ class CaptureSource:
     @property
     def reader(self) -> Any:
         """The capture's connection (the pipeline's: psycopg2, not autocommit)."""
-        if not hasattr(self, "_reader"):
+        if self._reader is None:
             self._reader = self.connect()
         return self._reader
 
     def execute(self, *statements: str, params: Any = None) -> None:
         """Run statements in ONE transaction, committed synchronously: the devstack runs
         synchronous_commit=off, and a batch planned at the flushed LSN must see the commit."""
-        if not hasattr(self, "_writer"):
+        if self._writer is None:
             self._writer = self.connect(synchronous_commit="on")
         with self._writer.cursor() as cursor:
             for statement in statements:
