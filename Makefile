@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
-.PHONY: demo test stack-up stack-down airflow bench clean postgres-binaries chromium redis-server
+.PHONY: demo test test-unit test-integration stack-up stack-down airflow bench clean postgres-binaries chromium redis-server
 .PHONY: docker-engine docker-engine-stop compose-up compose-down
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
@@ -38,6 +38,14 @@ demo: $(STAMP) postgres-binaries
 
 test: $(STAMP) postgres-binaries chromium redis-server
 	$(PY) -m pytest
+
+# The two tiers of `make test` (tests/conftest.py puts each test in one). test-unit needs only the
+# venv and takes seconds: no PostgreSQL, S3, Redshift stand-in, Airflow, browser, redis or Docker.
+test-unit: $(STAMP)
+	$(PY) -m pytest -m "not integration"
+
+test-integration: $(STAMP) postgres-binaries chromium redis-server
+	$(PY) -m pytest -m integration
 
 stack-up: $(STAMP) postgres-binaries
 	$(PY) -m devstack up

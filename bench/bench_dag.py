@@ -64,8 +64,8 @@ def run_full_refresh() -> tuple[float, dict[str, float], str]:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.session import create_session
 
-    from tracking_sync.names import DAG_ID
-    from tracking_sync.params import DEFAULT_PARAMS
+    from tracking_sync.core.names import DAG_ID
+    from tracking_sync.core.params import DEFAULT_PARAMS
 
     dag = DagBag(dag_folder=str(REPO / "dags")).get_dag(DAG_ID)
     dag.deadline = None  # Airflow 3.3's dag.test() cannot finish a run with one
@@ -102,10 +102,10 @@ def export_limit(dsn: str) -> float:
 def export_parts(dsn: str, directory: Path) -> list[Path]:
     import psycopg2
 
-    from tracking_sync.config import Settings
-    from tracking_sync.export import export_table
-    from tracking_sync.plan import RunSlice
-    from tracking_sync.tables import ACTION
+    from tracking_sync.core.plan import RunSlice
+    from tracking_sync.core.settings import Settings
+    from tracking_sync.core.tables import ACTION
+    from tracking_sync.extract.export import export_table
 
     connection = psycopg2.connect(dsn)
     try:
@@ -137,7 +137,7 @@ def load_limit(backend_dsn: str, parts: list[Path]) -> float:
     import psycopg2
     import zstandard
 
-    from tracking_sync.schema import action_staging_statements
+    from tracking_sync.load.schema import action_staging_statements
 
     connection = psycopg2.connect(backend_dsn)
     try:

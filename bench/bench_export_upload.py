@@ -4,8 +4,8 @@
 
 Starts a local PostgreSQL and S3 (devstack), generates N demo rows, then measures, each
 in a child process of its own (so its peak RSS is its own):
-  export   tracking_sync.export.export_table (full table)  vs  raw COPY TO STDOUT -> /dev/null
-  upload   tracking_sync.staging.upload_export of those parts  vs  plain boto3 upload_file
+  export   tracking_sync.extract.export.export_table (full table)  vs  raw COPY TO STDOUT -> /dev/null
+  upload   tracking_sync.stage.upload.upload_export of those parts  vs  plain boto3 upload_file
 Prints a table. Not part of the test suite.
 """
 
@@ -32,9 +32,9 @@ def raw_export(dsn: str, same_select: bool, out) -> None:
     """COPY TO STDOUT -> /dev/null: of the table, or of the export stage's own SELECT."""
     import psycopg2
 
-    from tracking_sync.export import copy_statement
-    from tracking_sync.plan import RunSlice
-    from tracking_sync.tables import ACTION
+    from tracking_sync.core.plan import RunSlice
+    from tracking_sync.core.tables import ACTION
+    from tracking_sync.extract.export import copy_statement
 
     connection = psycopg2.connect(dsn)
     with connection.cursor() as cursor:
@@ -55,9 +55,9 @@ def raw_export(dsn: str, same_select: bool, out) -> None:
 def stage_export(dsn: str, directory: str, out) -> None:
     import psycopg2
 
-    from tracking_sync.export import export_table
-    from tracking_sync.plan import RunSlice
-    from tracking_sync.tables import ACTION
+    from tracking_sync.core.plan import RunSlice
+    from tracking_sync.core.tables import ACTION
+    from tracking_sync.extract.export import export_table
 
     connection = psycopg2.connect(dsn)
     start = time.perf_counter()
@@ -82,11 +82,11 @@ def raw_upload(endpoint: str, bucket: str, files: list[str], out) -> None:
 
 def stage_upload(endpoint: str, bucket: str, staging: str, summary: dict, out) -> None:
     from devstack.s3 import LocalS3
-    from tracking_sync.config import Settings
-    from tracking_sync.staging import upload_export
+    from tracking_sync.core.settings import Settings
+    from tracking_sync.stage.upload import upload_export
 
     client = LocalS3(port=int(endpoint.rsplit(":", 1)[1])).client()
-    settings = Settings(bucket=bucket, prefix="bench", staging_dir=Path(staging))
+    settings = Settings(bucket=bucket, prefix="bench", scratch_dir=Path(staging))
     start = time.perf_counter()
     result = upload_export(client, settings, summary)
     out.put(("upload stage", time.perf_counter() - start, 0, result["bytes"], _peak_rss_mb()))
@@ -116,10 +116,11 @@ def main() -> None:
 
     from devstack import demo_data
     from devstack.stack import Stack
-    from tracking_sync.config import Settings
-    from tracking_sync.export import ExportResult, Part, describe_export
-    from tracking_sync.layout import staging_directory
-    from tracking_sync.plan import RunSlice
+    from tracking_sync.core.layout import run_prefix
+    from tracking_sync.core.plan import RunSlice
+    from tracking_sync.core.settings import Settings
+    from tracking_sync.extract.export import describe_export
+    from tracking_sync.extract.parts import ExportResult, Part
 
     stack = Stack(with_redshift=False).start()
     try:
@@ -127,8 +128,8 @@ def main() -> None:
         demo_data.generate(stack.source_dsn, rows=args.rows)
         print(f"generated {args.rows:,} rows in {time.perf_counter() - t:.1f} s", flush=True)
         work = Path(tempfile.mkdtemp(prefix="bench-"))
-        settings = Settings(bucket=stack.s3.bucket, prefix="bench", staging_dir=work)
-        directory = staging_directory(settings, "action", RunSlice(True))
+        settings = Settings(bucket=stack.s3.bucket, prefix="bench", scratch_dir=work)
+        directory = settings.scratch_dir / run_prefix(settings, "action", RunSlice(True))
 
         # Each measurement runs --repeat times, interleaved, in a fresh child process;
         # the machine is shared and noisy, so the medians are what is reported.

@@ -9,8 +9,8 @@ run), interleaved over --repeat rounds:
 
   limit    the raw `COPY (<the export SELECT of each partition>) TO STDOUT` -> /dev/null,
            the partitions' streams side by side
-  export   tracking_sync.export.export_for_run of each partition (file:// staging area)
-  upload   tracking_sync.staging.publish_parts of each partition, then write_manifest
+  export   tracking_sync.extract.export.export_for_run of each partition (file:// staging area)
+  upload   tracking_sync.stage.upload.publish_parts of each partition, then write_manifest
 
 It prints wall times (the slowest partition's end minus the first start), the speed-up over
 one partition, the ratio to the limit, and each task's peak RSS.
@@ -62,7 +62,7 @@ def _backend_cpu_seconds(connection) -> float:
 def _plan(partitions: int):
     from datetime import UTC, datetime
 
-    from tracking_sync.plan import plan_run
+    from tracking_sync.core.plan import plan_run
 
     return plan_run(
         {"mode": "full_refresh", "partitions": partitions},
@@ -76,9 +76,9 @@ def raw_copy(dsn: str, partition: dict, start_together, out) -> None:
     """COPY (<the partition's export SELECT>) TO STDOUT -> /dev/null."""
     import psycopg2
 
-    from tracking_sync.export import copy_statement
-    from tracking_sync.partitions import Partition
-    from tracking_sync.tables import ACTION
+    from tracking_sync.core.tables import ACTION
+    from tracking_sync.extract.export import copy_statement
+    from tracking_sync.extract.partitions import Partition
 
     connection = psycopg2.connect(dsn)
     with connection.cursor() as cursor:
@@ -97,8 +97,8 @@ def raw_copy(dsn: str, partition: dict, start_together, out) -> None:
 def export_partition(dsn: str, settings, partition: dict, start_together, out) -> None:
     import psycopg2
 
-    from tracking_sync.export import export_for_run
-    from tracking_sync.partitions import Partition
+    from tracking_sync.extract.export import export_for_run
+    from tracking_sync.extract.partitions import Partition
 
     partition = Partition.from_xcom(partition)
     connection = psycopg2.connect(dsn)
@@ -112,7 +112,7 @@ def export_partition(dsn: str, settings, partition: dict, start_together, out) -
 
 def upload_partition(s3_port: int, settings, summary: dict, start_together, out) -> None:
     from devstack.s3 import LocalS3
-    from tracking_sync.staging import publish_parts
+    from tracking_sync.stage.upload import publish_parts
 
     client = LocalS3(port=s3_port).client()
     start_together.wait()
@@ -144,9 +144,9 @@ def measure_stages(stack, partitions: int, settings, round_: int) -> dict:
     import psycopg2
 
     from devstack.s3 import LocalS3
-    from tracking_sync.partitions import plan_partitions
-    from tracking_sync.staging import write_manifest
-    from tracking_sync.tables import ACTION
+    from tracking_sync.core.tables import ACTION
+    from tracking_sync.extract.partitions import plan_partitions
+    from tracking_sync.stage.upload import write_manifest
 
     with psycopg2.connect(stack.source_dsn) as connection:
         cut = [p.to_xcom() for p in plan_partitions(connection, ACTION, partitions)]
@@ -185,7 +185,7 @@ def whole_runs(stack, rows: int) -> dict[int, dict]:
     import uuid
 
     from devstack.airflow import AirflowDeployment
-    from tracking_sync.names import DAG_ID
+    from tracking_sync.core.names import DAG_ID
 
     home = Path(tempfile.mkdtemp(prefix="bench-airflow-"))
     deployment = AirflowDeployment(
@@ -249,7 +249,7 @@ def main() -> None:
 
     from devstack import demo_data
     from devstack.stack import Stack
-    from tracking_sync.config import Settings
+    from tracking_sync.core.settings import Settings
 
     stack = Stack(with_redshift=args.whole_run).start()
     try:
@@ -259,7 +259,7 @@ def main() -> None:
         settings = Settings(
             bucket=stack.s3.bucket,
             prefix="bench-partitions",
-            staging_dir=Path(tempfile.mkdtemp(prefix="bench-")),
+            scratch_dir=Path(tempfile.mkdtemp(prefix="bench-")),
         )
         rounds: dict[int, list[dict]] = {n: [] for n in PARTITION_COUNTS}
         for round_ in range(args.repeat):

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_standin_copy.py [--rows 2000000] [--repeat 3]
 
 Starts the local stack (PostgreSQL, S3, the stand-in), generates N demo rows, exports
-them with the pipeline's exporter (tracking_sync.export.export_table: zstd CSV parts)
+them with the pipeline's exporter (tracking_sync.extract.export.export_table: zstd CSV parts)
 and uploads them with its upload stage (parts + manifest in the local S3). Then, --repeat
 times, interleaved, into two identical empty staging tables made by the pipeline's own
 DDL through the stand-in (so both carry the compat catalog's byte-length CHECKs):
@@ -63,7 +63,7 @@ def standin_copy(connect_kwargs: dict, table: str, manifest_uri: str, keys: str)
     """The stand-in's COPY from S3 with the pipeline's options, through redshift_connector."""
     import redshift_connector
 
-    from tracking_sync.load import COPY_OPTIONS
+    from tracking_sync.load.copy import COPY_OPTIONS
 
     connection = redshift_connector.connect(**connect_kwargs)
     try:
@@ -93,13 +93,13 @@ def main() -> None:
 
     from devstack import demo_data
     from devstack.stack import Stack
-    from tracking_sync.config import MIB, Settings
-    from tracking_sync.export import describe_export, export_table
-    from tracking_sync.layout import staging_directory
-    from tracking_sync.plan import RunSlice
-    from tracking_sync.schema import action_staging_statements
-    from tracking_sync.staging import upload_export
-    from tracking_sync.tables import ACTION
+    from tracking_sync.core.layout import run_prefix
+    from tracking_sync.core.plan import RunSlice
+    from tracking_sync.core.settings import MIB, Settings
+    from tracking_sync.core.tables import ACTION
+    from tracking_sync.extract.export import describe_export, export_table
+    from tracking_sync.load.schema import action_staging_statements
+    from tracking_sync.stage.upload import upload_export
 
     stack = Stack().start()
     work = None
@@ -110,10 +110,10 @@ def main() -> None:
 
         work = Path(tempfile.mkdtemp(prefix="bench-copy-"))
         settings = Settings(
-            bucket=stack.s3.bucket, prefix="bench-copy", staging_dir=work, part_bytes=args.part_mb * MIB
+            bucket=stack.s3.bucket, prefix="bench-copy", scratch_dir=work, part_bytes=args.part_mb * MIB
         )
         run_slice = RunSlice(True)
-        directory = staging_directory(settings, "action", run_slice)
+        directory = settings.scratch_dir / run_prefix(settings, "action", run_slice)
         source = psycopg2.connect(stack.source_dsn)
         try:
             export = export_table(source, ACTION, run_slice, directory, settings.part_bytes)

@@ -98,6 +98,34 @@ where action_time < timestamp '2025-07-02'
 """
 
 
+def time_one_engine(conn, schema: str, window, checks=None) -> float:
+    """Seconds one engine takes to answer every check (shared passes, then each check's
+    rows read and dropped): one side of a validation, the source's as reported here."""
+    from tracking_sync.validate.parity import load_checks
+    from tracking_sync.validate.shared_pass import base_table, drop, materialize
+    from tracking_sync.validate.streams import stream_rows
+
+    checks = load_checks() if checks is None else list(checks)
+    names = sorted({check.base for check in checks if check.base})
+    bounds = {
+        "window_start": window.window_start,
+        "window_end": window.window_end,
+        "scope": window.scope,
+    }
+    started = time.perf_counter()
+    materialize(conn, names, schema, window)
+    try:
+        for check in checks:
+            sql = check.render(
+                schema=schema, base_relation=base_table(check.base) if check.base else None, **bounds
+            )
+            for _ in stream_rows(conn, sql):
+                pass
+    finally:
+        drop(conn, names)
+    return time.perf_counter() - started
+
+
 def _copy_table(source_dsn: str, target_dsn: str, select: str, table: str) -> None:
     """COPY source -> target through a pipe: nothing held in memory."""
     import psycopg2
@@ -176,7 +204,7 @@ def measure(source_dsn: str, target_dsn: str, repeat: int) -> dict:
     import psycopg
     import psycopg2
 
-    from tracking_sync.validate import run_validation
+    from tracking_sync.validate.run import run_validation
 
     source = psycopg.connect(source_dsn)  # what PostgresHook returns (psycopg 3: streams)
     target = psycopg2.connect(target_dsn)  # DECLARE/FETCH, the path redshift_connector takes
@@ -203,13 +231,12 @@ def measure(source_dsn: str, target_dsn: str, repeat: int) -> dict:
         conn.rollback()
 
     def source_side(scope, start, end):
-        from tracking_sync.streams import CheckWindow
-        from tracking_sync.validate import time_one_engine
+        from tracking_sync.validate.streams import CheckWindow
 
         time_one_engine(source, "public", CheckWindow("public", "tracking", start, end, scope))
 
     def scoped_plan(conn, schema):
-        from tracking_sync.parity import load_checks
+        from tracking_sync.validate.parity import load_checks
 
         check = next(c for c in load_checks() if c.name == "per_user_session_totals")
         sql = check.render(

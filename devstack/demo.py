@@ -67,7 +67,7 @@ def _print_run(dag_run) -> bool:
 def _side_by_side(window_end: datetime) -> str:
     from devstack.side_by_side import format_side_by_side
     from tracking_sync.connections import redshift_connection, source_streaming_connection
-    from tracking_sync.params import DEFAULT_TARGET_SCHEMA
+    from tracking_sync.core.params import DEFAULT_TARGET_SCHEMA
 
     source = source_streaming_connection()
     target = redshift_connection()
@@ -100,12 +100,12 @@ def run(rows: int) -> int:
 
         logging.getLogger("alembic").setLevel(logging.WARNING)
         db.resetdb()
-        from tracking_sync.names import DAG_ID
-        from tracking_sync.params import DEFAULT_PARAMS
+        from tracking_sync.core.names import DAG_ID
+        from tracking_sync.core.params import DEFAULT_PARAMS
 
         dag = DagBag(dag_folder=str(REPO_ROOT / "dags")).get_dag(DAG_ID)
         # Airflow 3.3's dag.test() cannot mark a run of a DAG with a Deadline Alert successful
-        # (tracking_sync.deadlines): the demo runs without it.
+        # (tracking_sync.oncall.deadlines): the demo runs without it.
         dag.deadline = None
         runs = [
             (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,97 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_airflow_home, ignore_errors=True)
+
+
+# --- test tiers ------------------------------------------------------------------------------
+# `make test-unit` runs `pytest -m "not integration"` in seconds with nothing but the venv;
+# `make test` runs everything. Which tier a test is in is decided here, from what it uses, so a
+# new test cannot land in the unit tier by forgetting a marker.
+
+# Fixtures that start the local stack, Airflow, a browser or a Docker engine (here or in a
+# sub-conftest). item.fixturenames is the test's whole fixture closure, so a fixture built on
+# one of these (source, redshift, pipeline_dag, page, compose, ...) counts too.
+STACK_FIXTURES = frozenset(
+    {
+        "stack",
+        "stack_env",
+        "airflow_db",
+        "airflow_deployment",
+        "target_schema_of_test",
+        "chromium",
+        "docker_engine",
+    }
+)
+# Folders that are integration by nature: every test in them runs the pipeline, Airflow or a
+# browser against the stack, whatever its fixtures.
+INTEGRATION_DIRS = frozenset({"e2e", "faults", "ui"})
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("integration"):
+            continue
+        in_integration_dir = item.path.is_relative_to(TESTS_DIR) and (
+            item.path.relative_to(TESTS_DIR).parts[0] in INTEGRATION_DIRS
+        )
+        if in_integration_dir or STACK_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.integration)
+
+
+# The guard behind the rule: a test without the marker that spawns a server anyway (LocalPostgres
+# started by hand, `python -m devstack up`, a fixture fetched with getfixturevalue) fails, in any
+# run, instead of quietly putting PostgreSQL back into the unit tier.
+STACK_PROGRAMS = frozenset({"initdb", "pg_ctl", "postgres", "redis-server", "chromium", "docker", "dockerd"})
+STACK_MODULES = frozenset({"devstack", "airflow"})  # python -m devstack[.s3|.redshift], -m airflow
+
+_unit_test = None  # the unmarked test whose setup or call is running, if any
+
+
+def _stack_program(args) -> str | None:
+    if isinstance(args, str | bytes | os.PathLike):
+        argv = os.fsdecode(args).split()  # a shell line or one program
+    else:
+        argv = [os.fsdecode(arg) for arg in args]
+    for i, arg in enumerate(argv):
+        # the program, or one run through a wrapper (runuser -u postgres -- /usr/lib/.../initdb)
+        if (i == 0 or os.sep in arg) and os.path.basename(arg) in STACK_PROGRAMS:
+            return arg
+        if arg == "-m" and i + 1 < len(argv) and argv[i + 1].split(".")[0] in STACK_MODULES:
+            return f"python -m {argv[i + 1]}"
+    return None
+
+
+class StackInUnitTest(RuntimeError):
+    pass
+
+
+_popen_init = subprocess.Popen.__init__
+
+
+def _guarded_popen_init(self, args, *more, **kwargs):
+    if _unit_test is not None and (program := _stack_program(args)):
+        raise StackInUnitTest(
+            f"{_unit_test.nodeid} starts the local stack ({program}): mark it integration "
+            "(@pytest.mark.integration), or use the stack fixtures, which mark it"
+        )
+    _popen_init(self, args, *more, **kwargs)
+
+
+subprocess.Popen.__init__ = _guarded_popen_init
+
+
+@pytest.hookimpl(tryfirst=True)  # before the test's fixtures are set up
+def pytest_runtest_setup(item):
+    global _unit_test
+    _unit_test = None if item.get_closest_marker("integration") else item
+
+
+@pytest.hookimpl(tryfirst=True)  # teardown may stop a session's stack started by an earlier test
+def pytest_runtest_teardown(item):
+    global _unit_test
+    _unit_test = None
 
 
 @pytest.fixture(scope="session")

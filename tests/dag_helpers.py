@@ -7,7 +7,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from tracking_sync.names import DAG_ID
+from tracking_sync.core.names import DAG_ID
 
 # What tests that need Airflow's real scheduler start (no deferrable task: no triggerer).
 COMPONENTS = ("api-server", "dag-processor", "scheduler")
@@ -30,7 +30,7 @@ def load_dag(dag_id: str = DAG_ID, dag_folder: str | Path | None = None, *, retr
     for task in dag.tasks:
         task.retries = retries
     # Airflow 3.3's dag.test() cannot mark a run of a DAG with a Deadline Alert successful
-    # (tracking_sync.deadlines); the alert is shown through the real scheduler instead.
+    # (tracking_sync.oncall.deadlines); the alert is shown through the real scheduler instead.
     dag.deadline = None
     return dag
 
@@ -39,7 +39,7 @@ def run_dag(dag, *, logical_date: datetime, conf: dict | None = None, expect: st
     """One dag.test() run; asserts its final state (dag.test() does not raise on failure)."""
     # Every param explicitly: dag.test() runs the tasks in this process on this DAG object,
     # whose params an earlier run's conf was merged into.
-    from tracking_sync.params import DEFAULT_PARAMS
+    from tracking_sync.core.params import DEFAULT_PARAMS
 
     conf = DEFAULT_PARAMS | (conf or {})
     run = dag.test(logical_date=logical_date, run_conf=conf)

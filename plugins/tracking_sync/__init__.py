@@ -1,29 +1,48 @@
 """tracking_sync: move the tracking tables from the source PostgreSQL to Redshift through S3.
 
-One module per stage, in the order data flows:
+One subpackage per stage, in the order data flows, over a small core; the Airflow-facing
+layer on top. Imports run one way: a module imports only the core and stages upstream of it.
 
-    names        the names everything shares (DAG id, connection ids, XCom key, identifiers)
-    tables       the column list and Redshift types of each table (the one source of truth)
-    config       settings read at run time (bucket, prefix, staging area, part size,
-                 retention, default partitions)
-    params       the trigger params and their checks
-    plan         the run plan: what one run moves and checks, the input of every task
-    tasks        the Airflow tasks: thin wrappers that open connections and call a stage
-    connections  connections to the three systems, from Airflow connections
-    partitions   a full refresh cut into id ranges of about equal rows (source statistics)
-    staging_area where the export leaves parts for the upload: file:// folder or s3:// prefix
-    export       source rows (one partition) -> compressed CSV parts in the staging area
-    layout       where a run's parts live, in the staging area and in S3
-    staging      staged parts -> S3 under a run-scoped prefix (upload or server-side copy),
-                 plus ONE COPY manifest of every partition's parts; retention
-    schema       the target schema, tables and the run's staging table (DDL from include/sql)
-    operators    the provider's S3ToRedshiftOperator with the load's error report
-    load         COPY options and the one-transaction publish (lock, carry moved rows)
-    validate     the parity checks on both engines (parity, streams, compare, report,
-                 diagnosis, placed_rows)
-    failures     which failures retry; notifications: the on-call line and notifier
-    exceptions   every error the pipeline raises on purpose
+    core/       names, tables (the column lists), settings (the one reader), params, plan
+                (what one run moves and checks: the input of every task), errors, sql
+                (include/sql rendering), layout (keys), s3, scratch (the scratch area where
+                the export leaves parts for the upload)
+    extract/    partitions (id ranges of a full refresh), parts (zstd CSV part writer),
+                export (source rows -> parts in the scratch area)
+    stage/      upload (parts -> the run's load prefix in S3, one COPY manifest), retention
+    load/       schema (target DDL, the run's Redshift staging table), copy (COPY options,
+                rejected rows), publish (the one-transaction publish), moved_rows, swap
+    validate/   run (parity on both engines) over parity, shared_pass, streams, compare,
+                placed_rows, drilldown, report, diagnosis, dialect
+    oncall/     failures (what retries), notifications, deadlines (the late-run alert)
+    connections, operators, assets, tasks   the Airflow-facing layer the DAG wires together
 
 Every stage function runs without Airflow (plain values and open connections in, plain
-values out); the DAG's tasks are thin wrappers around them.
+values out); the DAG's tasks (tracking_sync.tasks) are thin wrappers around them.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# The public entry points, imported on first use: `import tracking_sync` stays cheap.
+_PUBLIC = {
+    "Settings": "tracking_sync.core.settings",
+    "RunPlan": "tracking_sync.core.plan",
+    "RunSlice": "tracking_sync.core.plan",
+    "plan_run": "tracking_sync.core.plan",
+    "export_table": "tracking_sync.extract.export",
+    "publish_parts": "tracking_sync.stage.upload",
+    "write_manifest": "tracking_sync.stage.upload",
+    "publish_action": "tracking_sync.load.publish",
+    "run_validation": "tracking_sync.validate.run",
+    "ValidationReport": "tracking_sync.validate.report",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'tracking_sync' has no attribute {name!r}")

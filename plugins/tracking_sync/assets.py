@@ -25,8 +25,8 @@ from typing import Any
 
 from airflow.sdk import Asset
 
-from tracking_sync.names import REDSHIFT_CONN_ID
-from tracking_sync.params import DEFAULT_TARGET_SCHEMA
+from tracking_sync.core.names import REDSHIFT_CONN_ID
+from tracking_sync.core.params import DEFAULT_TARGET_SCHEMA
 
 ASSET_GROUP = "tracking_sync"
 

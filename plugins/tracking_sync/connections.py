@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tracking_sync.names import AWS_CONN_ID, REDSHIFT_CONN_ID, SOURCE_CONN_ID
+from tracking_sync.core.names import AWS_CONN_ID, REDSHIFT_CONN_ID, SOURCE_CONN_ID
 
 
 def source_connection(conn_id: str = SOURCE_CONN_ID) -> Any:
@@ -17,7 +17,7 @@ def source_connection(conn_id: str = SOURCE_CONN_ID) -> Any:
 
     psycopg2 on purpose: its copy_expert streams COPY TO STDOUT into a file-like
     object fastest (PostgresHook would hand out psycopg 3 here, whose row iteration
-    is client-bound: see the export figures in the README's Benchmarks).
+    is client-bound: see the export figures in docs/benchmarks.md).
     """
     import psycopg2
     from airflow.sdk import BaseHook

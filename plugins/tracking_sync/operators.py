@@ -23,8 +23,8 @@ from typing import Any
 from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
 
 from tracking_sync.connections import mask_aws_credentials, redshift_connection
-from tracking_sync.exceptions import LoadRejected
-from tracking_sync.load import format_load_errors, load_errors
+from tracking_sync.core.errors import LoadRejected
+from tracking_sync.load.copy import format_load_errors, load_errors
 
 # Redshift's words for a COPY that cannot succeed on the same files (no stl_load_errors row
 # when the manifest or a part is missing).
@@ -79,6 +79,6 @@ def load_rejected_message(schema: str, table: str, bucket: str, key: str, report
     return (
         f"COPY into {schema}.{table} failed: {first}{more} -- the target is unchanged (the COPY's "
         "transaction rolled back). Fix the source row (or the column's type in include/sql and "
-        "tracking_sync.tables), then clear the export task of this run (upload and load follow); "
+        "tracking_sync.core.tables), then clear the export task of this run (upload and load follow); "
         f"files s3://{bucket}/{key}" + (f"\n{rest}" if rest else "")
     )

@@ -111,7 +111,7 @@ def test_full_refresh_through_the_rest_api_succeeds(api, timings):
 
 def _per_user_totals(dsn: str, schema: str) -> dict[int, tuple[float, float]]:
     # The reference check as validate renders it (its shared pass inlined: it runs alone).
-    from tracking_sync.parity import load_checks
+    from tracking_sync.validate.parity import load_checks
 
     check = next(c for c in load_checks() if c.name == "per_user_session_totals")
     sql = check.render(

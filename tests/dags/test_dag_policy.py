@@ -54,5 +54,8 @@ def test_dag_file_policy(dag_bag):
         assert dag.default_args.get("retries", 0) >= 2, f"{dag_id}: default_args retries must be >= 2"
         assert dag.catchup is False, f"{dag_id}: catchup must be off"
         assert dag.doc_md and dag.doc_md.strip(), f"{dag_id}: doc_md (the runbook) must be set"
+        # doc_md="<path>.md" is read by Airflow; a path it did not find stays as the docs.
+        unread = dag.doc_md.strip().endswith(".md") and "\n" not in dag.doc_md.strip()
+        assert not unread, f"{dag_id}: doc_md is the path {dag.doc_md!r}: Airflow did not find it"
         for task in dag.tasks:
             assert task.retries >= 2, f"{dag_id}.{task.task_id}: retries must be >= 2"

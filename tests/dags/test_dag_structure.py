@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tracking_sync.names import DAG_ID
+from tracking_sync.core.names import DAG_ID
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAG_FILE = REPO_ROOT / "dags" / "postgres_to_redshift.py"
@@ -100,9 +100,22 @@ def test_a_nightly_run_is_late_a_set_time_after_its_interval_ends(monkeypatch):
     assert alert.reference == DeadlineReference.DAGRUN_LOGICAL_DATE
     assert alert.interval == timedelta(days=1, minutes=45)
     assert isinstance(alert.callback, AsyncCallback)
-    assert alert.callback.path == "tracking_sync.deadlines.on_deadline_missed"
+    assert alert.callback.path == "tracking_sync.oncall.deadlines.on_deadline_missed"
     monkeypatch.delenv("TRACKING_SYNC_DEADLINE_MINUTES")
     assert load_dag().deadline[0].interval == timedelta(days=1, hours=6), "6 h by default"
+
+
+def test_airflow_dags_test_parses_it_without_the_deadline_the_dag_processor_with_it(monkeypatch):
+    # `airflow dags test <dag_id>` parses under a parsing context naming the DAG (Airflow's
+    # get_parsing_context, read from this variable): Airflow 3.3's dag.test() cannot finish a
+    # successful run of a DAG with a deadline (tracking_sync.oncall.deadlines). The DAG processor
+    # parses without one, and a context naming another DAG leaves this one as it is.
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", DAG_ID)
+    assert load_dag().deadline is None
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "another_dag")
+    assert len(load_dag().deadline) == 1
+    monkeypatch.delenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID")
+    assert len(load_dag().deadline) == 1
 
 
 def test_only_validate_publishes_the_target_assets(dag):
@@ -219,8 +232,8 @@ def test_the_sql_is_found_next_to_the_package_wherever_it_is_deployed(tmp_path):
     shutil.copytree(REPO_ROOT / "plugins", deployed / "plugins")
     shutil.copytree(REPO_ROOT / "include", deployed / "include")
     probe = (
-        "from tracking_sync import config, schema; "
-        "print(config.SQL_DIR); print(len(schema.target_tables_statements('tracking')))"
+        "from tracking_sync.core import sql; from tracking_sync.load import schema; "
+        "print(sql.SQL_DIR); print(len(schema.target_tables_statements('tracking')))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe],
@@ -240,7 +253,7 @@ def test_the_sql_is_found_next_to_the_package_wherever_it_is_deployed(tmp_path):
 
 
 def test_the_trigger_form_offers_the_documented_params(dag):
-    from tracking_sync.params import DEFAULT_TARGET_SCHEMA, MAX_PARTITIONS, MODES, VALIDATIONS
+    from tracking_sync.core.params import DEFAULT_TARGET_SCHEMA, MAX_PARTITIONS, MODES, VALIDATIONS
 
     params = dag.params
     assert set(params.keys()) == {"mode", "target_schema", "validation", "partitions"}

@@ -13,6 +13,7 @@ from devstack.postgres import PostgresServer
 from devstack.redis_server import HOST, LocalRedis, RedisNotInstalled, redis_server_binary
 
 
+@pytest.mark.integration  # starts redis-server
 def test_local_redis_answers_a_ping_writes_nothing_but_its_log_and_stops(tmp_path):
     try:
         redis_server_binary()

@@ -3,9 +3,12 @@ from __future__ import annotations
 import os
 
 import psycopg2
+import pytest
 
 from devstack.net import port_is_open
 from devstack.postgres import LocalPostgres
+
+pytestmark = pytest.mark.integration  # starts a PostgreSQL server of its own
 
 
 def test_cluster_starts_serves_md5_and_is_removed():

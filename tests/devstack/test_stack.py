@@ -11,9 +11,12 @@ import sys
 from pathlib import Path
 
 import psycopg2
+import pytest
 
 from devstack.__main__ import process_alive
 from devstack.net import port_is_open
+
+pytestmark = pytest.mark.integration  # `python -m devstack up`: the whole stack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

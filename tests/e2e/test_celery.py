@@ -43,7 +43,7 @@ from tests.pipeline_helpers import (
     source_rows,
     target_rows,
 )
-from tracking_sync.names import DAG_ID
+from tracking_sync.core.names import DAG_ID
 
 pytestmark = pytest.mark.integration
 

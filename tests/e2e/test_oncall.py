@@ -26,7 +26,7 @@ import pytest
 
 from devstack import demo_data
 from tests.dag_helpers import DAG_ID, RUN_TIMEOUT, STARTUP_TIMEOUT, STOP_TIMEOUT
-from tracking_sync.deadlines import DEADLINE_ENV
+from tracking_sync.oncall.deadlines import DEADLINE_ENV
 
 pytestmark = pytest.mark.integration
 
@@ -73,16 +73,13 @@ def oncall_deployment(stack, tmp_path_factory):
     try:
         deployment.start(dag_ids=(DAG_ID, CONSUMER_DAG_ID))
         # The first night as the README says: paused, a full refresh by `airflow dags test`
-        # (without the deadline, which Airflow 3.3's dags test cannot finish), then unpause.
+        # (the deployment's settings, deadline on), then unpause.
         (paused,) = deployment.query("select is_paused from dag where dag_id = %s", (DAG_ID,))[0]
         assert paused, "the pipeline starts paused (is_paused_upon_creation)"
-        deployment.env[DEADLINE_ENV] = "off"
-        try:
-            deployment.cli(
-                "dags", "test", DAG_ID, "--conf", json.dumps({"mode": "full_refresh"}), timeout=900
-            )
-        finally:
-            deployment.env[DEADLINE_ENV] = LATENESS_MINUTES
+        deployment.cli("dags", "test", DAG_ID, "--conf", json.dumps({"mode": "full_refresh"}), timeout=900)
+        # `dags test` may have written the DAG without its deadline (tracking_sync.oncall.deadlines);
+        # the run unpausing starts must have it.
+        wait_for_serialized_deadline(deployment)
         deployment.cli("dags", "unpause", DAG_ID)
         yield deployment, notified, consumed
     finally:
@@ -91,6 +88,20 @@ def oncall_deployment(stack, tmp_path_factory):
         assert not deployment.leftover_pids() and not deployment.open_ports()
         if killed:
             print(f"killed with SIGKILL: {killed}")
+
+
+def wait_for_serialized_deadline(deployment, timeout: float = RUN_TIMEOUT) -> None:
+    """Wait until the DAG's latest serialized form, the one the scheduler creates runs from,
+    has its Deadline Alert: after a `dags test`, the DAG processor's next parse writes it back."""
+    give_up_at = time.monotonic() + timeout
+    while not deployment.query(
+        "select data::json->'dag'->'deadline' from serialized_dag where dag_id = %s "
+        "order by created_at desc limit 1",
+        (DAG_ID,),
+    )[0][0]:
+        deployment.check_alive()
+        assert time.monotonic() < give_up_at, f"the serialized DAG has no deadline after {timeout:.0f}s"
+        time.sleep(1)
 
 
 def wait_for_lines(path: Path, pattern: str, deployment, timeout: float = RUN_TIMEOUT) -> list[str]:

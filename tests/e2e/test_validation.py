@@ -22,7 +22,8 @@ from airflow.sdk import BaseNotifier
 
 from devstack import demo_data
 from tests.dag_helpers import load_dag
-from tracking_sync.validate import REPORT_XCOM_KEY, run_validation
+from tracking_sync.core.names import REPORT_XCOM_KEY
+from tracking_sync.validate.run import run_validation
 
 pytestmark = pytest.mark.integration
 

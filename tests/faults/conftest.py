@@ -56,7 +56,7 @@ def dag_run_parent(airflow_db, pipeline_env, tmp_path_factory):  # noqa: F811
 @pytest.fixture
 def dag_run_process(dag_run_parent):
     """start(logical_date, conf): one dag.test() run in a subprocess (a child of the warm parent)."""
-    from tracking_sync.params import DEFAULT_PARAMS
+    from tracking_sync.core.params import DEFAULT_PARAMS
 
     def start(logical_date: datetime, conf: dict | None = None) -> DagRunProcess:
         return dag_run_parent.start(logical_date, DEFAULT_PARAMS | (conf or {}))

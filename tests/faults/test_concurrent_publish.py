@@ -30,13 +30,13 @@ STAGING_COLUMNS = (
 
 
 def the_day() -> object:
-    from tracking_sync.plan import RunSlice
+    from tracking_sync.core.plan import RunSlice
 
     return RunSlice(False, datetime(2025, 3, 2, tzinfo=UTC), datetime(2025, 3, 3, tzinfo=UTC))
 
 
 def full_refresh() -> object:
-    from tracking_sync.plan import RunSlice
+    from tracking_sync.core.plan import RunSlice
 
     return RunSlice(True)
 
@@ -52,7 +52,7 @@ def run_statements(connection, statements: list[str]) -> None:
 def publish_target(stack_env, target):
     """A target schema of its own: `action` with ROWS rows, and two filled staging tables, one of
     a full refresh (every row, query 'full') and one of 2025-03-02 (its 24 rows, query 'day')."""
-    from tracking_sync.schema import action_staging_statements, target_tables_statements
+    from tracking_sync.load.schema import action_staging_statements, target_tables_statements
 
     statements = [*target_tables_statements(SCHEMA)]
     statements.append(
@@ -88,7 +88,7 @@ class Publish(threading.Thread):
 
     def run(self) -> None:
         from tracking_sync.connections import redshift_connection
-        from tracking_sync.load import publish_action
+        from tracking_sync.load.publish import publish_action
 
         try:
             with closing(redshift_connection()) as connection:
@@ -137,7 +137,7 @@ def test_without_the_lock_the_stand_in_aborts_one_with_redshift_error_1023(
     deleted in its open transaction; once that one commits, Redshift (and the stand-in) abort
     the other with a serializable isolation violation."""
     from tracking_sync.connections import redshift_connection
-    from tracking_sync.load import _bounds, publish_statements
+    from tracking_sync.load.publish import _bounds, publish_statements
 
     def statements(staging, run_slice):
         bounds = {} if run_slice.full_refresh else _bounds(run_slice)

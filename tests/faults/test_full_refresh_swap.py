@@ -35,7 +35,7 @@ EXPECTED_QUERIES = {1: None, 2: "", 3: "\\N", 4: "select 1"}
 
 
 def full_refresh() -> object:
-    from tracking_sync.plan import RunSlice
+    from tracking_sync.core.plan import RunSlice
 
     return RunSlice(True)
 
@@ -51,7 +51,7 @@ def run_statements(connection, statements: list[str]) -> None:
 def swap_target(stack_env, target):
     """`action` with ROWS old rows (query 'old'), a late-binding view on it, SELECT granted to a
     user and a group, and a full refresh's staging table loaded with 4 new rows."""
-    from tracking_sync.schema import action_staging_statements, target_tables_statements
+    from tracking_sync.load.schema import action_staging_statements, target_tables_statements
 
     run_statements(target, [f"drop schema if exists {SCHEMA} cascade"])
     for create in (f"create user {READER}", f"create group {GROUP}"):
@@ -101,7 +101,7 @@ def grants(connection) -> tuple[bool, bool]:
 
 def publish():
     from tracking_sync.connections import redshift_connection
-    from tracking_sync.load import publish_action
+    from tracking_sync.load.publish import publish_action
 
     with closing(redshift_connection()) as connection:
         return publish_action(connection, SCHEMA, STAGING, full_refresh())

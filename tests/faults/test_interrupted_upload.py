@@ -14,7 +14,7 @@ from airflow.sdk import RetryAction
 
 from tests.dag_helpers import run_dag
 from tests.pipeline_helpers import assert_same_rows, change_source_within, source_rows, target_rows
-from tracking_sync.failures import RETRY_POLICY
+from tracking_sync.oncall.failures import RETRY_POLICY
 
 pytestmark = pytest.mark.integration
 

@@ -40,7 +40,7 @@ def day(n: int) -> datetime:
 
 def staging_table(n: int) -> str:
     """The staging table of the nightly run for day n (as the run plan names it)."""
-    from tracking_sync.plan import RunSlice
+    from tracking_sync.core.plan import RunSlice
 
     return "tracking.action_staging_" + RunSlice(False, day(n), day(n + 1)).label
 

@@ -96,8 +96,8 @@ def test_validate_checks_the_rows_a_rerun_placed_outside_its_interval(loaded, so
 
 def test_a_row_the_rerun_lost_outside_its_interval_fails_validation_naming_it(loaded, source, target):
     """The check itself: had the publish lost the carried row, validate names it and its day."""
-    from tracking_sync.plan import plan_run
-    from tracking_sync.validate import validate_for_run
+    from tracking_sync.core.plan import plan_run
+    from tracking_sync.validate.run import validate_for_run
 
     lost = _one_id(source, day(4), day(5))
     with target.cursor() as cursor:

@@ -1,7 +1,7 @@
 """Every repair command the validation report prints runs as printed, through Airflow's real
 CLI, scheduler and backfill machinery, and its runs succeed (validate included).
 
-The commands come from tracking_sync.diagnosis.repair_steps, the function that writes the
+The commands come from tracking_sync.validate.diagnosis.repair_steps, the function that writes the
 report's repair lines, for each kind of failure: no day singled out (and a TIMESTAMP
 target, which prints the same full refresh), differing days, and a scoped run whose users
 differ outside its days; and the trigger with a logical date that plan_run prints when it
@@ -20,9 +20,9 @@ import pytest
 
 from devstack import demo_data
 from tests.dag_helpers import DAG_ID, RUN_TIMEOUT, airflow_cli, new_backfill, wait_for_backfill
-from tracking_sync.diagnosis import repair_steps
-from tracking_sync.exceptions import InvalidParams
-from tracking_sync.plan import plan_run
+from tracking_sync.core.errors import InvalidParams
+from tracking_sync.core.plan import plan_run
+from tracking_sync.validate.diagnosis import repair_steps
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import uuid
 import psycopg2
 import pytest
 
-from tracking_sync.config import Settings
+from tracking_sync.core.settings import Settings
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def settings(stack, tmp_path):
     return Settings(
         bucket=stack.s3.bucket,
         prefix=f"test-{uuid.uuid4().hex[:8]}",
-        staging_dir=tmp_path / "staging",
+        scratch_dir=tmp_path / "staging",
         part_bytes=64 * 1024 * 1024,
     )
 

@@ -6,10 +6,10 @@ from datetime import date
 
 import pytest
 
-from tracking_sync.compare import compare_sorted, merge_by_key
-from tracking_sync.diagnosis import repair_steps
-from tracking_sync.exceptions import ParityCheckError
-from tracking_sync.parity import parse_check
+from tracking_sync.core.errors import ParityCheckError
+from tracking_sync.validate.compare import compare_sorted, merge_by_key
+from tracking_sync.validate.diagnosis import repair_steps
+from tracking_sync.validate.parity import parse_check
 
 
 def _check(tmp_path, day_key=False):
@@ -71,7 +71,7 @@ def test_every_differing_key_is_kept_for_the_drill_down(tmp_path):
 def test_rows_compare_by_id_column_by_column():
     from datetime import UTC, datetime
 
-    from tracking_sync.drilldown import compare_rows
+    from tracking_sync.validate.drilldown import compare_rows
 
     when = datetime(2025, 3, 10, 12, 0, 0, 123456)
     row = (5, 7, "s1", 2, 1741608000123456, when, None, 3, True, False, "select 1")

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from tracking_sync.config import MIB, Settings
-from tracking_sync.exceptions import MissingSetting
+from tracking_sync.core.errors import MissingSetting
+from tracking_sync.core.settings import MIB, Settings
 
 
 def test_settings_come_from_the_environment():
@@ -41,7 +41,7 @@ def test_retention_is_whole_days_and_a_bad_value_says_what_it_is():
 
 def test_the_staging_area_is_the_url_or_the_older_folder_setting():
     settings = Settings.from_env({"TRACKING_SYNC_BUCKET": "b", "TRACKING_SYNC_STAGING_DIR": "/shared/stage"})
-    assert settings.staging.is_local and settings.staging.url == "file:///shared/stage"
+    assert settings.scratch.is_local and settings.scratch.url == "file:///shared/stage"
     settings = Settings.from_env(
         {
             "TRACKING_SYNC_BUCKET": "b",
@@ -49,7 +49,7 @@ def test_the_staging_area_is_the_url_or_the_older_folder_setting():
             "TRACKING_SYNC_STAGING_URL": "s3://stage-bucket/runs",
         }
     )
-    assert (settings.staging.bucket, settings.staging.root) == ("stage-bucket", "runs/")
+    assert (settings.scratch.bucket, settings.scratch.root) == ("stage-bucket", "runs/")
     with pytest.raises(MissingSetting, match="TRACKING_SYNC_STAGING_URL='ftp://x/y': the scheme 'ftp'"):
         Settings.from_env({"TRACKING_SYNC_BUCKET": "b", "TRACKING_SYNC_STAGING_URL": "ftp://x/y"})
 

@@ -15,9 +15,9 @@ from tests.pipeline_helpers import (
     insert_actions,
     tricky_actions,
 )
-from tracking_sync.export import export_table
-from tracking_sync.plan import RunSlice
-from tracking_sync.tables import ACTION, ACTION_TYPE
+from tracking_sync.core.plan import RunSlice
+from tracking_sync.core.tables import ACTION, ACTION_TYPE
+from tracking_sync.extract.export import export_table
 
 FULL = RunSlice(full_refresh=True)
 
@@ -121,7 +121,7 @@ def test_a_rerun_replaces_the_parts_of_the_earlier_attempt(source, tmp_path):
 
 
 def test_partitions_export_every_row_exactly_once_with_their_own_part_names(source, tmp_path):
-    from tracking_sync.partitions import partitions_from_cuts
+    from tracking_sync.extract.partitions import partitions_from_cuts
 
     insert_actions(source, tricky_actions())  # ids 1..16
     seen = []

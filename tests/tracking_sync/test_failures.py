@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 from airflow.sdk import RetryAction
 
-from tracking_sync.exceptions import InvalidParams, LoadRejected, ParityCheckError, StagingDiskFull
-from tracking_sync.failures import RETRY_POLICY, on_retry_callback, retry_delay_bounds
+from tracking_sync.core.errors import InvalidParams, LoadRejected, ParityCheckError, StagingDiskFull
+from tracking_sync.oncall.failures import RETRY_POLICY, on_retry_callback, retry_delay_bounds
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,7 @@ def test_each_retry_logs_one_line_with_what_and_when(caplog):
         "data_interval_start": datetime(2025, 3, 1, tzinfo=UTC),
         "data_interval_end": datetime(2025, 3, 2, tzinfo=UTC),
     }
-    with caplog.at_level(logging.WARNING, logger="tracking_sync.failures"):
+    with caplog.at_level(logging.WARNING, logger="tracking_sync.oncall.failures"):
         on_retry_callback(context)
     (line,) = [r.getMessage() for r in caplog.records]
     assert line == (

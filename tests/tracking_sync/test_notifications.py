@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from tests.e2e.notifiers import RecordingNotifier
-from tracking_sync.notifications import (
+from tracking_sync.oncall.notifications import (
     NOTIFIER_ENV,
     NOTIFIER_KWARGS_ENV,
     configured_notifier,
@@ -57,7 +57,7 @@ def test_summary_names_dag_task_interval_what_and_where():
 def test_callback_logs_one_line_and_calls_the_configured_notifier(monkeypatch, caplog):
     monkeypatch.setenv(NOTIFIER_ENV, NOTIFIER_PATH)
     monkeypatch.setenv(NOTIFIER_KWARGS_ENV, '{"text": "on-call: {{ failure_summary }}"}')
-    with caplog.at_level(logging.ERROR, logger="tracking_sync.notifications"):
+    with caplog.at_level(logging.ERROR, logger="tracking_sync.oncall.notifications"):
         on_failure_callback(_context(exception=ValueError("boom")))
     assert [r.getMessage() for r in caplog.records if "TRACKING_SYNC FAILED" in r.getMessage()]
     assert len(RecordingNotifier.sent) == 1
@@ -66,7 +66,7 @@ def test_callback_logs_one_line_and_calls_the_configured_notifier(monkeypatch, c
 
 def test_no_notifier_configured_only_logs(caplog):
     assert configured_notifier() is None
-    with caplog.at_level(logging.ERROR, logger="tracking_sync.notifications"):
+    with caplog.at_level(logging.ERROR, logger="tracking_sync.oncall.notifications"):
         on_failure_callback(_context(exception=ValueError("boom")))
     assert RecordingNotifier.sent == []
     assert any("TRACKING_SYNC FAILED" in r.getMessage() for r in caplog.records)
@@ -74,7 +74,7 @@ def test_no_notifier_configured_only_logs(caplog):
 
 def test_a_misnamed_notifier_is_reported_without_hiding_the_failure(monkeypatch, caplog):
     monkeypatch.setenv(NOTIFIER_ENV, "no_such_package.Notifier")
-    with caplog.at_level(logging.ERROR, logger="tracking_sync.notifications"):
+    with caplog.at_level(logging.ERROR, logger="tracking_sync.oncall.notifications"):
         on_failure_callback(_context(exception=ValueError("boom")))
     messages = [r.getMessage() for r in caplog.records]
     assert any("TRACKING_SYNC FAILED" in m for m in messages)

@@ -19,7 +19,8 @@ from airflow.sdk import AsyncCallback, DeadlineReference
 from tests.e2e.notifiers import RecordingNotifier
 from tracking_sync import tasks
 from tracking_sync.assets import ACTION_ASSET, ACTION_TYPE_ASSET, LOADED_TABLES, load_event_extras
-from tracking_sync.deadlines import (
+from tracking_sync.core.errors import InvalidParams, LoadRejected, MissingSetting, StagingDiskFull
+from tracking_sync.oncall.deadlines import (
     DEADLINE_ENV,
     allowed_lateness,
     late_summary,
@@ -27,8 +28,7 @@ from tracking_sync.deadlines import (
     notify_late_run,
     on_deadline_missed,
 )
-from tracking_sync.exceptions import InvalidParams, LoadRejected, MissingSetting, StagingDiskFull
-from tracking_sync.notifications import NOTIFIER_ENV, NOTIFIER_KWARGS_ENV, failure_summary
+from tracking_sync.oncall.notifications import NOTIFIER_ENV, NOTIFIER_KWARGS_ENV, failure_summary
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +69,7 @@ def test_the_deadline_is_the_interval_end_plus_the_lateness(monkeypatch):
     assert alert.reference == DeadlineReference.DAGRUN_LOGICAL_DATE
     assert alert.interval == timedelta(days=1, minutes=30)
     assert isinstance(alert.callback, AsyncCallback), "runs in the triggerer"
-    assert alert.callback.path == "tracking_sync.deadlines.on_deadline_missed"
+    assert alert.callback.path == "tracking_sync.oncall.deadlines.on_deadline_missed"
 
 
 def _context(run_type="scheduled"):
@@ -170,22 +170,37 @@ class OutletEvents(dict):
         return self[asset]
 
 
-def _run_validate(monkeypatch, outcome):
-    import tracking_sync.validate
+def _report(passed: bool):
+    return SimpleNamespace(
+        passed=passed,
+        summary=lambda: (
+            "parity PASSED (scoped)"
+            if passed
+            else "parity FAILED (scoped): per_user_session_totals: 3 user_profile_id differ; days: 2025-03-01"
+        ),
+        format_table=lambda: "Validation\n(table)",
+        to_dict=lambda: {},
+    )
 
-    def validate_task(plan, ti, published):
-        if outcome is not None:
-            raise outcome
 
-    monkeypatch.setattr(tracking_sync.validate, "validate_task", validate_task)
+def _run_validate(monkeypatch, passed: bool):
+    """The validate task with the parity checks' verdict given (no databases)."""
+    import tracking_sync.connections
+    import tracking_sync.validate.run
+
+    monkeypatch.setattr(tracking_sync.validate.run, "validate_for_run", lambda *a, **k: _report(passed))
+    for name in ("source_streaming_connection", "redshift_connection"):
+        monkeypatch.setattr(tracking_sync.connections, name, lambda: SimpleNamespace(close=lambda: None))
     events = OutletEvents()
-    ti = SimpleNamespace(dag_id="postgres_to_redshift", run_id="scheduled__x")
+    ti = SimpleNamespace(
+        dag_id="postgres_to_redshift", task_id="validate", run_id="scheduled__x", xcom_push=lambda **kw: None
+    )
     tasks.validate.function(PLAN, PUBLISHED, {"rows": 118}, {"rows": 12}, ti=ti, outlet_events=events)
     return events
 
 
 def test_a_passing_validate_sets_each_assets_extra(monkeypatch):
-    events = _run_validate(monkeypatch, None)
+    events = _run_validate(monkeypatch, passed=True)
     assert events[ACTION_ASSET].extra["rows_inserted"] == 120
     assert events[ACTION_TYPE_ASSET].extra["table"] == "action_type"
 
@@ -194,7 +209,7 @@ def test_a_failing_validate_sets_no_extra_and_raises(monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
     with pytest.raises(AirflowFailException):
-        _run_validate(monkeypatch, AirflowFailException("parity FAILED (scoped): ..."))
+        _run_validate(monkeypatch, passed=False)
 
 
 # --- every failure's first line is the on-call summary ------------------------------------
@@ -240,34 +255,15 @@ def test_a_rejected_copy_says_what_where_and_the_fix_on_its_first_line():
 def test_a_validate_failure_says_what_and_where_the_report_is_on_its_first_line(monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    import tracking_sync.connections
-    import tracking_sync.validate as validate
-
-    report = SimpleNamespace(
-        passed=False,
-        summary=lambda: (
-            "parity FAILED (scoped): per_user_session_totals: 3 user_profile_id differ; days: 2025-03-01"
-        ),
-        format_table=lambda: "Validation FAILED\n(table)",
-        to_dict=lambda: {},
-    )
-    monkeypatch.setattr(validate, "validate_for_run", lambda *args, **kwargs: report)
-    monkeypatch.setattr(
-        tracking_sync.connections, "source_streaming_connection", lambda: SimpleNamespace(close=lambda: None)
-    )
-    monkeypatch.setattr(
-        tracking_sync.connections, "redshift_connection", lambda: SimpleNamespace(close=lambda: None)
-    )
-    ti = SimpleNamespace(task_id="validate", run_id="scheduled__x", xcom_push=lambda **kwargs: None)
     with pytest.raises(AirflowFailException) as raised:
-        validate.validate_task(SimpleNamespace(), ti)
+        _run_validate(monkeypatch, passed=False)
     _assert_first_line_is_the_summary(
         raised.value, "parity FAILED (scoped): per_user_session_totals: 3", "XCom 'validation_report'"
     )
 
 
 def test_invalid_params_list_what_is_allowed_on_the_first_line():
-    from tracking_sync.params import validate_params
+    from tracking_sync.core.params import validate_params
 
     with pytest.raises(InvalidParams) as raised:
         validate_params(
@@ -278,9 +274,9 @@ def test_invalid_params_list_what_is_allowed_on_the_first_line():
 
 
 def test_a_full_staging_disk_names_the_folder_and_the_fix_on_the_first_line(tmp_path: Path):
-    from tracking_sync.export import export_table
-    from tracking_sync.plan import RunSlice
-    from tracking_sync.tables import ACTION_TYPE
+    from tracking_sync.core.plan import RunSlice
+    from tracking_sync.core.tables import ACTION_TYPE
+    from tracking_sync.extract.export import export_table
 
     class Cursor:
         def __enter__(self):

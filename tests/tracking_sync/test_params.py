@@ -2,9 +2,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tracking_sync.exceptions import InvalidParams
-from tracking_sync.params import RunParams, validate_params
-from tracking_sync.plan import RunPlan, RunSlice, plan_run
+from tracking_sync.core.errors import InvalidParams
+from tracking_sync.core.params import RunParams, validate_params
+from tracking_sync.core.plan import RunPlan, RunSlice, plan_run
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
 END = datetime(2025, 3, 2, tzinfo=UTC)

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tracking_sync import parity
-from tracking_sync.exceptions import ParityCheckError
-from tracking_sync.parity import load_checks, parse_check, timestamp_literal
+from tracking_sync.core.errors import ParityCheckError
+from tracking_sync.validate import parity
+from tracking_sync.validate.parity import load_checks, parse_check, timestamp_literal
 
 DAY = datetime(2025, 3, 10, tzinfo=UTC)
 
@@ -96,7 +96,7 @@ def test_a_base_that_is_not_a_file_is_refused(tmp_path):
     [("redshift", "strtol(substr(md5("), ("postgresql", "as bit(32)) as bigint)")],
 )
 def test_the_drill_down_checksum_is_rendered_per_engine(dialect, hex_to_number):
-    from tracking_sync.drilldown import render_drilldown
+    from tracking_sync.validate.drilldown import render_drilldown
 
     sql = render_drilldown(
         "action_buckets.sql",

@@ -6,8 +6,14 @@ from __future__ import annotations
 import pytest
 
 from tests.pipeline_helpers import fetch_rows
-from tracking_sync.partitions import WHOLE, Partition, cut_points, partitions_from_cuts, plan_partitions
-from tracking_sync.tables import ACTION
+from tracking_sync.core.tables import ACTION
+from tracking_sync.extract.partitions import (
+    WHOLE,
+    Partition,
+    cut_points,
+    partitions_from_cuts,
+    plan_partitions,
+)
 
 
 def test_one_partition_is_the_whole_table_under_the_old_names():

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from tests.pipeline_helpers import insert_actions, tricky_actions
-from tracking_sync.exceptions import MissingSetting, StagingPartMissing
-from tracking_sync.export import export_for_run
-from tracking_sync.partitions import WHOLE, partitions_from_cuts
-from tracking_sync.plan import plan_run
-from tracking_sync.staging import publish_parts, upload_export, write_manifest
-from tracking_sync.staging_area import StagingArea
+from tracking_sync.core.errors import MissingSetting, StagingPartMissing
+from tracking_sync.core.plan import plan_run
+from tracking_sync.core.scratch import ScratchArea
+from tracking_sync.extract.export import export_for_run
+from tracking_sync.extract.partitions import WHOLE, partitions_from_cuts
+from tracking_sync.stage.upload import publish_parts, upload_export, write_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DAY_PLAN = plan_run({}, datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 2, tzinfo=UTC))
@@ -33,7 +33,7 @@ def staged_settings(request, settings):
     prefix of the test's own in the stack's bucket)."""
     if request.param == "file":
         return settings
-    return dataclasses.replace(settings, staging_url=f"s3://{settings.bucket}/{settings.prefix}-staging")
+    return dataclasses.replace(settings, scratch_url=f"s3://{settings.bucket}/{settings.prefix}-staging")
 
 
 def export(source, settings, s3_client, part_bytes, plan=DAY_PLAN, partition=WHOLE, attempt=1):
@@ -50,7 +50,7 @@ def keys_under(s3_client, bucket, prefix):
 
 def staged_files(settings, s3_client) -> list[str]:
     """Everything left in the staging area under the test's prefix."""
-    area = settings.staging
+    area = settings.scratch
     if area.is_local:
         root = area.path_of(settings.prefix)
         return sorted(str(p) for p in root.rglob("*") if p.is_file()) if root.exists() else []
@@ -64,7 +64,7 @@ def test_upload_writes_parts_and_a_mandatory_manifest(source, staged_settings, s
     assert len(summary["parts"]) > 1
     prefix = f"{settings.prefix}/action/20250301t000000_20250302t000000/"
     assert all(p["uri"].startswith(f"s3://{settings.bucket}/{prefix}") for p in summary["parts"])
-    staged_root = settings.staging.url_of(prefix + "whole/try-1/")
+    staged_root = settings.scratch.url_of(prefix + "whole/try-1/")
     assert all(p["staged"].startswith(staged_root) for p in summary["parts"]), summary["parts"]
 
     uploaded = upload_export(s3_client, settings, summary)
@@ -143,7 +143,7 @@ def test_partitions_are_published_apart_and_listed_in_one_manifest(source, stage
 
 def test_a_missing_local_part_names_the_part_and_the_s3_staging_url(source, settings, s3_client):
     summary = export(source, settings, s3_client, part_bytes=1 << 20)
-    Path(settings.staging.path_of(settings.staging.key_of(summary["parts"][0]["staged"]))).unlink()
+    Path(settings.scratch.path_of(settings.scratch.key_of(summary["parts"][0]["staged"]))).unlink()
     with pytest.raises(StagingPartMissing) as error:
         upload_export(s3_client, settings, summary)
     message = str(error.value)
@@ -157,7 +157,7 @@ def test_export_and_upload_in_processes_that_share_no_disk(stack, source, settin
     the parts from the s3:// staging area alone."""
     insert_actions(source, tricky_actions())
     settings = dataclasses.replace(
-        settings, staging_url=f"s3://{settings.bucket}/{settings.prefix}-staging", part_bytes=16 * 1024
+        settings, scratch_url=f"s3://{settings.bucket}/{settings.prefix}-staging", part_bytes=16 * 1024
     )
     worker_tmp = tmp_path / "worker-a-tmp"
     worker_tmp.mkdir()
@@ -166,18 +166,18 @@ import dataclasses, json, sys
 from pathlib import Path
 import psycopg2
 from devstack.s3 import LocalS3
-from tracking_sync.config import Settings
-from tracking_sync.export import export_for_run
-from tracking_sync.plan import RunPlan
+from tracking_sync.core.settings import Settings
+from tracking_sync.extract.export import export_for_run
+from tracking_sync.core.plan import RunPlan
 args = json.loads(sys.argv[1])
-settings = Settings(**{**args["settings"], "staging_dir": Path(args["settings"]["staging_dir"])})
+settings = Settings(**{**args["settings"], "scratch_dir": Path(args["settings"]["scratch_dir"])})
 client = LocalS3(port=args["s3_port"]).client()
 summary = export_for_run("action", RunPlan.from_xcom(args["plan"]), settings,
                          psycopg2.connect(args["dsn"]), s3_client=client)
 print(json.dumps(summary))
 """
     args = {
-        "settings": {**dataclasses.asdict(settings), "staging_dir": str(settings.staging_dir)},
+        "settings": {**dataclasses.asdict(settings), "scratch_dir": str(settings.scratch_dir)},
         "plan": DAY_PLAN.to_xcom(),
         "dsn": stack.source_dsn,
         "s3_port": stack.s3.port,
@@ -198,7 +198,7 @@ print(json.dumps(summary))
     assert len(summary["parts"]) > 1 and all(p["staged"].startswith("s3://") for p in summary["parts"])
     assert list(worker_tmp.iterdir()) == [], "the export left nothing on its worker's disk"
     worker_tmp.rmdir()  # that worker's disk is gone
-    assert not settings.staging_dir.exists(), "no local staging folder was used"
+    assert not settings.scratch_dir.exists(), "no local staging folder was used"
 
     uploaded = upload_export(s3_client, settings, summary)
 
@@ -223,18 +223,18 @@ print(json.dumps(summary))
 )
 def test_a_bad_staging_url_says_what_is_allowed(url, message):
     with pytest.raises(MissingSetting, match="TRACKING_SYNC_STAGING_URL=") as error:
-        StagingArea.parse(url)
+        ScratchArea.parse(url)
     assert message in str(error.value)
 
 
 def test_staging_urls_name_their_parts_and_back():
-    area = StagingArea.parse("s3://bucket/some/prefix/")
+    area = ScratchArea.parse("s3://bucket/some/prefix/")
     assert (area.bucket, area.root) == ("bucket", "some/prefix/")
     assert (
         area.url_of("p/action/x/part-0000.csv.zst") == "s3://bucket/some/prefix/p/action/x/part-0000.csv.zst"
     )
     assert area.key_of(area.url_of("a b/c")) == "a b/c"
-    local = StagingArea.parse("file:///srv/staging")
+    local = ScratchArea.parse("file:///srv/staging")
     assert local.is_local and local.url_of("a b/c") == "file:///srv/staging/a%20b/c"
     assert local.key_of(local.url_of("a b/c")) == "a b/c"
     with pytest.raises(MissingSetting, match="ran with different TRACKING_SYNC_STAGING_URL"):
@@ -246,7 +246,7 @@ def test_a_staging_area_that_cannot_be_written_is_refused_by_the_probe(s3_client
     a_file.write_text("not a folder")
     for url in (a_file.as_uri() + "/staging", "s3://no-such-bucket-here/prefix"):
         with pytest.raises(MissingSetting, match="is not writable from this worker") as error:
-            StagingArea.parse(url).probe(s3_client, "run")
+            ScratchArea.parse(url).probe(s3_client, "run")
         assert "TRACKING_SYNC_STAGING_URL" in str(error.value) and "nothing has moved yet" in str(error.value)
-    StagingArea.parse((tmp_path / "ok").as_uri()).probe(None, "manual__2025-03-02T00:00:00+00:00")
+    ScratchArea.parse((tmp_path / "ok").as_uri()).probe(None, "manual__2025-03-02T00:00:00+00:00")
     assert list((tmp_path / "ok").iterdir()) == [], "the probe leaves nothing behind"

@@ -8,18 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tracking_sync.load import (
-    COPY_OPTIONS,
-    Grant,
-    describe_load_error,
-    parse_acl,
-    preview,
-    publish_statements,
-    swap_statements,
-)
-from tracking_sync.plan import RunSlice
-from tracking_sync.schema import action_staging_statements, target_tables_statements
-from tracking_sync.sql_templates import render_sql, render_statements
+from tracking_sync.core.plan import RunSlice
+from tracking_sync.core.sql import render_sql, render_statements
+from tracking_sync.load.copy import COPY_OPTIONS, describe_load_error, preview
+from tracking_sync.load.publish import publish_statements
+from tracking_sync.load.schema import action_staging_statements, target_tables_statements
+from tracking_sync.load.swap import Grant, parse_acl, swap_statements
 
 DAY = RunSlice(False, datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 2, tzinfo=UTC))
 ACTION_COLUMNS = (

@@ -18,10 +18,10 @@ import pytest
 from devstack import demo_data
 from devstack.side_by_side import format_side_by_side
 from devstack.stack import create_source_schema
-from tracking_sync.compare import merge_by_key
-from tracking_sync.parity import load_checks
-from tracking_sync.streams import CheckWindow, stream_check
-from tracking_sync.validate import run_validation
+from tracking_sync.validate.compare import merge_by_key
+from tracking_sync.validate.parity import load_checks
+from tracking_sync.validate.run import run_validation
+from tracking_sync.validate.streams import CheckWindow, stream_check
 
 DAY = datetime(2025, 3, 10, tzinfo=UTC)
 END_OF_DATA = datetime(2026, 1, 2, tzinfo=UTC)
@@ -448,7 +448,7 @@ def strtol(parity_db):
 
 
 def test_the_drill_down_in_the_redshift_dialect_finds_the_same_rows(source, target, strtol):
-    from tracking_sync.dialect import engine_dialect
+    from tracking_sync.validate.dialect import engine_dialect
 
     assert engine_dialect(target) == "redshift"
     moved, changed, deleted, extra = _damage_four_rows(source, target)
@@ -463,7 +463,7 @@ def test_scoped_drill_down_finds_an_old_row_of_an_interval_user(source, target):
 
 
 def test_the_drill_down_stops_at_its_row_cap_and_says_so(source, target):
-    from tracking_sync.drilldown import drill_down
+    from tracking_sync.validate.drilldown import drill_down
 
     _change(
         target,

@@ -77,6 +77,7 @@ def test_cancel_request_reaches_the_backend(pg_conn):
 
 
 # docs: concurrency-scaling — many sessions at once, each served while others wait
+@pytest.mark.perf
 def test_many_concurrent_sessions(redshift):
     import redshift_connector
 

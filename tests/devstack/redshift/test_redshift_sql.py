@@ -90,6 +90,7 @@ def test_per_row_compat_functions_are_inlined_into_native_calls(rs_conn, schema)
         assert name not in text, f"{name} is called per row, not inlined:\n{text}"
 
 
+@pytest.mark.perf
 def test_extract_over_many_rows_is_as_fast_as_native_date_part(rs_conn, schema):
     query(rs_conn, f"create table {schema}.e (ts timestamp)")
     query(

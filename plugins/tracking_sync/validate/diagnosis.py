@@ -1,0 +1,150 @@
+"""Why a validation failed and what to run to repair it: the end of a failed report.
+
+    explain_failure(report, target_conn, target_schema)   # fills days_to_backfill, diagnosis, repair
+
+The cause is named when it can be (a TIMESTAMP action_time on the target); the repair is
+the command and the UI path that reload what differs: the differing days, or everything.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from tracking_sync.core.names import DAG_ID
+from tracking_sync.core.params import DEFAULT_TARGET_SCHEMA
+from tracking_sync.validate.parity import quote_identifier
+from tracking_sync.validate.report import ValidationReport, day_ranges
+
+TIMESTAMP_HINT = (
+    "action_time must be TIMESTAMPTZ on Redshift: EXTRACT(EPOCH FROM timestamp) is an "
+    "integer there, so session durations lose their fractions"
+)
+
+
+def explain_failure(
+    report: ValidationReport,
+    target_conn: Any,
+    target_schema: str,
+    rerun_interval_start: datetime | None = None,
+) -> None:
+    """Add to a failed report the days that differ, the cause when known and the repair."""
+    report.days_to_backfill = sorted({day for check in report.checks for day in check.days})
+    wrong_type = _diagnose(report, target_conn, target_schema)
+    report.repair = repair_steps(
+        report.days_to_backfill,
+        dag_id=report.dag_id,
+        wrong_type=wrong_type,
+        scope=report.scope,
+        rerun_interval_start=rerun_interval_start or datetime.fromisoformat(report.window_start),
+        target_schema=target_schema,
+    )
+
+
+def target_column_type(target_conn: Any, schema: str, table: str, column: str) -> str | None:
+    """The declared type of a target column (information_schema exists on both engines)."""
+    for name in (schema, table, column):
+        quote_identifier(name)
+    cursor = target_conn.cursor()
+    try:
+        cursor.execute(
+            "select data_type from information_schema.columns "
+            f"where table_schema = '{schema}' and table_name = '{table}' "
+            f"and column_name = '{column}'"
+        )
+        row = cursor.fetchone()
+        return None if row is None else str(row[0]).lower()
+    finally:
+        cursor.close()
+        target_conn.rollback()
+
+
+def repair_steps(
+    days: Sequence[str],
+    *,
+    dag_id: str = DAG_ID,
+    wrong_type: bool = False,
+    scope: str = "full",
+    rerun_interval_start: datetime | None = None,
+    target_schema: str = DEFAULT_TARGET_SCHEMA,
+) -> list[str]:
+    """What to run to make the target right again, for the report: each CLI line runs as
+    printed (tests/faults/test_repair_commands.py runs every kind), into the same schema."""
+    schema = {} if target_schema == DEFAULT_TARGET_SCHEMA else {"target_schema": target_schema}
+    full_refresh_cli = f"airflow dags trigger {dag_id} --conf {_conf({'mode': 'full_refresh', **schema})}"
+    full_refresh_ui = f"UI: {dag_id} > Trigger > mode = full_refresh" + (
+        f", target_schema = {target_schema}" if schema else ""
+    )
+    if wrong_type:
+        return [
+            "Fix the target DDL first (a reload into the same TIMESTAMP column fails again): "
+            "drop the target tables (or alter action_time to TIMESTAMPTZ), let create_schema "
+            "recreate them from include/sql/redshift, then reload everything:",
+            f"CLI: {full_refresh_cli}",
+            full_refresh_ui,
+        ]
+    if not days and scope == "scoped" and rerun_interval_start is not None:
+        # A scoped run counts days only inside its interval: another row of one of the
+        # interval's users differs. A full validation names its day. A backfill of the
+        # interval reruns its existing run with the new conf (a manual trigger with the
+        # same logical date would collide with the scheduled run that has it).
+        day = rerun_interval_start.astimezone(UTC).date().isoformat()
+        conf = {"validation": "full", **schema}
+        return [
+            "Users differ outside this interval's days: find the days with a full validation "
+            "(its per-day check names them), then backfill those days:",
+            f"CLI: {_backfill_cli(dag_id, day, day, conf)}",
+            f"UI: {dag_id} > Trigger > Backfill, Date Range {day} to {day}, Reprocess Behaviour "
+            f"'All Runs', Max Active Runs 1, Advanced Options > Configuration JSON {json.dumps(conf)}",
+            f"or reload everything: {full_refresh_cli}",
+        ]
+    if not days:
+        return [
+            "No day is singled out: reload everything with a full refresh.",
+            f"CLI: {full_refresh_cli}",
+            full_refresh_ui,
+        ]
+    ranges = day_ranges(days)
+    if len(ranges) > 5:  # one backfill over the span beats a page of commands
+        ranges = [(ranges[0][0], ranges[-1][1])]
+    steps = ["Reload the differing days (each day is one daily interval; reruns are idempotent):"]
+    steps += [f"CLI: {_backfill_cli(dag_id, first, last, schema)}" for first, last in ranges]
+    steps.append(
+        f"UI: {dag_id} > Trigger > Backfill, Date Range "
+        + ", ".join(f"{first} to {last}" for first, last in ranges)
+        + ", Reprocess Behaviour 'All Runs', Max Active Runs 1"
+        + (f", Configuration JSON {json.dumps(schema)}" if schema else "")
+    )
+    steps.append(f"or a full refresh: {full_refresh_cli}")
+    return steps
+
+
+def _backfill_cli(dag_id: str, first: str, last: str, conf: dict) -> str:
+    command = (
+        f"airflow backfill create --dag-id {dag_id} --from-date {first} --to-date {last} "
+        "--reprocess-behavior completed --max-active-runs 1"
+    )
+    return f"{command} --dag-run-conf {_conf(conf)}" if conf else command
+
+
+def _conf(conf: dict) -> str:
+    """A JSON conf as one shell word."""
+    return shlex.quote(json.dumps(conf))
+
+
+def _diagnose(report: ValidationReport, target_conn: Any, target_schema: str) -> bool:
+    """Name the cause when it can be named; True when it is the TIMESTAMP column type."""
+    action_time_type = target_column_type(target_conn, target_schema, "action", "action_time")
+    whole = sum(check.whole_target_fraction_source for check in report.checks)
+    wrong_type = action_time_type in ("timestamp", "timestamp without time zone")
+    if wrong_type:
+        report.diagnosis.append(f"{TIMESTAMP_HINT} (the target's action_time is {action_time_type!r})")
+    elif whole:
+        report.diagnosis.append(
+            f"{whole} differing values are whole numbers on the target where the source has "
+            f"fractions: {TIMESTAMP_HINT}"
+        )
+    return wrong_type

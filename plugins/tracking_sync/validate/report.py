@@ -1,0 +1,235 @@
+"""The verdict of a validation: `ValidationReport`, JSON for XCom and tables for the task log.
+
+One report, read three ways:
+
+    print(report.summary())        # one line: the verdict and what differs
+    print(report.format_table())   # the whole report, as on-call reads it
+    report.to_dict()               # JSON-serialisable, whatever the outcome
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tracking_sync.validate.compare import CheckResult, format_key
+from tracking_sync.validate.drilldown import DrillDown
+
+REPORT_ROWS = 20  # differing rows printed; the XCom holds every one found
+
+
+@dataclass
+class ValidationReport:
+    dag_id: str
+    run_id: str | None
+    window_start: str
+    window_end: str
+    scope: str
+    source: str
+    target: str
+    checks: list[CheckResult]
+    days_to_backfill: list[str] = field(default_factory=list)
+    diagnosis: list[str] = field(default_factory=list)
+    repair: list[str] = field(default_factory=list)
+    rows: DrillDown | None = None  # the differing `action` rows, when a check failed
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    @property
+    def failed_checks(self) -> list[CheckResult]:
+        return [check for check in self.checks if not check.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["passed"] = self.passed
+        for check, result in zip(data["checks"], self.checks, strict=True):
+            check["passed"] = result.passed
+        return _jsonable(data)
+
+    def summary(self) -> str:
+        """One line: the verdict and, on failure, what differs."""
+        if self.passed:
+            return (
+                f"parity OK: {len(self.checks)} checks agree ({self.scope}, "
+                f"{self.window_start} -> {self.window_end})"
+            )
+        parts = []
+        for check in self.failed_checks:
+            what = []
+            if check.differing:
+                what.append(f"{check.differing} {check.keys[0]} differ")
+            if check.missing_in_target:
+                what.append(f"{check.missing_in_target} missing in target")
+            if check.missing_in_source:
+                what.append(f"{check.missing_in_source} missing in source")
+            parts.append(f"{check.name}: {', '.join(what)}")
+        days = f"; days: {format_days(self.days_to_backfill)}" if self.days_to_backfill else ""
+        rows = ""
+        if self.rows is not None and self.rows.rows:
+            ids = self.rows.row_ids
+            rows = f"; rows: {len(ids)} ids differ, e.g. {', '.join(str(i) for i in ids[:5])}"
+        hint = f"; {self.diagnosis[0]}" if self.diagnosis else ""
+        return f"parity FAILED ({self.scope}): {'; '.join(parts)}{days}{rows}{hint}"
+
+    def format_table(self) -> str:
+        """The report as on-call reads it in the task log."""
+        lines = [
+            f"Validation {'PASSED' if self.passed else 'FAILED'}: {self.dag_id} run {self.run_id}",
+            f"  window  {self.window_start} -> {self.window_end}   scope {self.scope}",
+            f"  source  {self.source}",
+            f"  target  {self.target}",
+            "",
+        ]
+        lines += text_table(
+            [
+                "check",
+                "source rows",
+                "target rows",
+                "differ",
+                "missing in target",
+                "missing in source",
+                "verdict",
+            ],
+            [
+                [
+                    c.name,
+                    c.source_rows,
+                    c.target_rows,
+                    c.differing,
+                    c.missing_in_target,
+                    c.missing_in_source,
+                    "ok" if c.passed else "FAILED",
+                ]
+                for c in self.checks
+            ],
+        )
+        for check in self.failed_checks:
+            if check.top_differences:
+                lines += ["", f"{check.name}: largest differences"]
+                lines += text_table(
+                    [", ".join(check.keys), "column", "source", "target", "delta"],
+                    [
+                        [
+                            format_key(d.key),
+                            d.column,
+                            format_value(d.source),
+                            format_value(d.target),
+                            format_value(d.delta),
+                        ]
+                        for d in check.top_differences
+                    ],
+                )
+            if check.missing_in_target:
+                lines.append(
+                    f"{check.name}: {check.missing_in_target} {', '.join(check.keys)} missing in "
+                    f"target, e.g. {', '.join(format_key(k) for k in check.missing_in_target_sample)}"
+                )
+            if check.missing_in_source:
+                lines.append(
+                    f"{check.name}: {check.missing_in_source} {', '.join(check.keys)} missing in "
+                    f"source (extra in target), e.g. "
+                    f"{', '.join(format_key(k) for k in check.missing_in_source_sample)}"
+                )
+        if self.rows is not None:
+            lines += ["", *format_rows(self.rows)]
+        if self.days_to_backfill:
+            lines += ["", f"days that differ: {format_days(self.days_to_backfill)}"]
+        if self.diagnosis:
+            lines += ["", "diagnosis:"] + [f"  - {hint}" for hint in self.diagnosis]
+        if self.repair:
+            lines += ["", "repair:"] + [f"  {step}" for step in self.repair]
+        lines.append(f"({self.seconds:.2f} s)")
+        return "\n".join(lines)
+
+
+def format_rows(found: DrillDown, first: int = REPORT_ROWS) -> list[str]:
+    """The row drill-down as on-call reads it: the first `first` differing rows."""
+    capped = f"; capped by {found.capped}" if found.capped else ""
+    head = (
+        f"rows that differ: {len(found.rows)} (action rows of {found.region}; "
+        f"{found.queries} queries on each engine, {found.seconds:.2f} s{capped})"
+    )
+    if not found.rows:
+        return [head, "  no row differs in that region (a difference outside it, or only a type)"]
+    lines = [head]
+    lines += text_table(
+        ["id", "difference", "column", "source", "target"],
+        [
+            [
+                row.id,
+                row.kind,
+                row.column or "(row)",
+                _cell(row.source),
+                _cell(row.target),
+            ]
+            for row in found.rows[:first]
+        ],
+    )
+    if len(found.rows) > first:
+        lines.append(f"... and {len(found.rows) - first} more: XCom 'validation_report', rows")
+    return lines
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):  # a whole row: its time and session say which one it is
+        return f"row at {value.get('action_time')} session {value.get('session_id')}"
+    text = format_value(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def day_ranges(days: Sequence[str]) -> list[tuple[str, str]]:
+    """ISO days as runs of consecutive days: [(first, last), ...], in order."""
+    ranges: list[list[date]] = []
+    for day in sorted(date.fromisoformat(d) for d in days):
+        if ranges and day - ranges[-1][1] == timedelta(days=1):
+            ranges[-1][1] = day
+        else:
+            ranges.append([day, day])
+    return [(first.isoformat(), last.isoformat()) for first, last in ranges]
+
+
+def format_days(days: Sequence[str]) -> str:
+    return ", ".join(first if first == last else f"{first}..{last}" for first, last in day_ranges(days))
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, (float, Decimal)):
+        return f"{float(value):.6f}"
+    return str(value)
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A plain-text table: the first column left-aligned, the others right-aligned."""
+    cells = [[str(cell) for cell in row] for row in rows]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(header)]
+
+    def line(row: Sequence[str]) -> str:
+        return " | ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+
+    return [line(header), "-+-".join("-" * width for width in widths)] + [line(row) for row in cells]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value
