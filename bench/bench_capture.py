@@ -9,7 +9,7 @@ transactions of 100 changes; a tenth of the updates change query). Each measurem
 the same changes again (peek does not consume), best of --repeat:
   raw COPY    COPY (select data from pg_logical_slot_peek_binary_changes(...)) TO STDOUT -> /dev/null
   raw cursor  the same peek through a psycopg2 named cursor, rows dropped
-  capture     read_changes through a named cursor into export's PartWriter (zstd parts)
+  capture     read_changes through a named cursor into tracking_sync.extract.parts.PartWriter (zstd parts)
 Prints each run's wall time and CPU seconds (client = this Python process, backend = the
 PostgreSQL backend that decodes), then the ratio raw / capture of the best wall times (1.0 =
 as fast as raw) and of the CPU seconds (steadier on a busy machine). Not part of the test
@@ -90,8 +90,8 @@ def main() -> None:
     from devstack.stack import SOURCE_DATABASE, create_source_schema
     from tracking_sync.capture.batch import read_changes
     from tracking_sync.capture.slot import PUBLICATION, create_slot, current_lsn, slot_name
-    from tracking_sync.export import PartWriter
-    from tracking_sync.sql_templates import render_sql
+    from tracking_sync.core.sql import render_sql
+    from tracking_sync.extract.parts import PartWriter
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--changes", type=int, default=100_000)

@@ -13,34 +13,3 @@ the target applies it and stores upto_lsn as its applied LSN in the same transac
 only then is the slot advanced (slot.advance_slot). A lost advance is harmless: the next
 batch skips the transactions committed before the applied LSN.
 """
-
-from tracking_sync.capture.batch import CHANGE_COLUMNS, BatchResult, read_changes
-from tracking_sync.capture.preflight import Preflight, check_source
-from tracking_sync.capture.slot import (
-    PUBLICATION,
-    SlotStatus,
-    advance_slot,
-    create_slot,
-    current_lsn,
-    drop_slot,
-    require_slot,
-    slot_name,
-    slot_status,
-)
-
-__all__ = [
-    "CHANGE_COLUMNS",
-    "PUBLICATION",
-    "BatchResult",
-    "Preflight",
-    "SlotStatus",
-    "advance_slot",
-    "check_source",
-    "create_slot",
-    "current_lsn",
-    "drop_slot",
-    "read_changes",
-    "require_slot",
-    "slot_name",
-    "slot_status",
-]

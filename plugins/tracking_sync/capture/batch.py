@@ -9,13 +9,13 @@ and stored upto_lsn as its applied LSN, the slot is advanced to upto_lsn; if tha
 is lost, the next peek returns the applied transactions again, and the window skips them:
 every change is applied exactly once.
 
-The rows are written to `writer` (one write() per row, e.g. export's PartWriter, which
+The rows are written to `writer` (one write() per row, e.g. tracking_sync.extract.parts.PartWriter, which
 cuts zstd parts between rows) as they are decoded, so memory stays flat however many
 changes a batch has: the peek is read through a server-side cursor, `itersize` rows at a
 time (the server itself keeps the peek's result in a tuplestore, spilled to disk past
 work_mem).
 
-The CSV dialect is export's (tracking_sync.export), so the load reads change files with
+The CSV dialect is export's (tracking_sync.extract.export), so the load reads change files with
 the same COPY options: NULL is an unquoted \\N, every text is quoted (quotes doubled),
 query travels with query_is_marker, action_time carries its +00 offset, booleans are t/f.
 """
@@ -44,8 +44,8 @@ from tracking_sync.capture.pgoutput import (
     decode_truncate,
 )
 from tracking_sync.capture.slot import SOURCE_SCHEMA, require_slot, wal_position
-from tracking_sync.sql_templates import render_sql
-from tracking_sync.tables import ACTION, marker_flag
+from tracking_sync.core.sql import render_sql
+from tracking_sync.core.tables import ACTION, marker_flag
 
 # --- The change rows: their columns, in file order (the one place they are defined). -----
 
@@ -135,7 +135,7 @@ class ActionImages:
             raise SourceTableChanged(
                 f"the source table {relation.namespace}.{relation.name} {' and '.join(problems)}, "
                 "as the slot decodes it: the capture moves exactly the columns of "
-                "tracking_sync.tables.ACTION. Change ACTION (and the target table) to match the "
+                "tracking_sync.core.tables.ACTION. Change ACTION (and the target table) to match the "
                 "source, then run the DAG with mode=full_refresh so the target takes every row "
                 "in the new shape"
             )
@@ -153,7 +153,7 @@ class ActionImages:
         if time_type not in (TIMESTAMP_OID, TIMESTAMPTZ_OID):
             raise SourceTableChanged(
                 f"the source's {relation.name}.{time_column} has type OID {time_type}, not "
-                "timestamp or timestamptz: change tracking_sync.tables.ACTION and the capture's "
+                "timestamp or timestamptz: change tracking_sync.core.tables.ACTION and the capture's "
                 "formatting to match, then run the DAG with mode=full_refresh"
             )
         file_names = [column.name for column in ACTION.file_columns]

@@ -1,13 +1,13 @@
 """The errors change capture raises on purpose; each says what to do.
 
-They are NeedsFix (tracking_sync.exceptions): a retry meets them again, so the task fails
+They are NeedsFix (tracking_sync.core.errors): a retry meets them again, so the task fails
 at once through the on-call line. Kept here while the capture is wired in; they belong
-beside the package's other errors in tracking_sync.exceptions.
+beside the package's other errors in tracking_sync.core.errors.
 """
 
 from __future__ import annotations
 
-from tracking_sync.exceptions import NeedsFix
+from tracking_sync.core.errors import NeedsFix
 
 BOOTSTRAP = "run the DAG with mode=full_refresh (it creates the slot and reloads action)"
 

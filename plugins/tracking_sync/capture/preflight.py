@@ -27,8 +27,8 @@ from typing import Any
 
 from tracking_sync.capture.errors import BOOTSTRAP, CaptureNotReady
 from tracking_sync.capture.slot import PUBLICATION, SOURCE_SCHEMA, publishes_action, slot_status
-from tracking_sync.sql_templates import render_sql
-from tracking_sync.tables import ACTION
+from tracking_sync.core.sql import render_sql
+from tracking_sync.core.tables import ACTION
 
 _RESTART = "and restart the server"
 _IN_PARAMETER_GROUP = "in the DB parameter group"

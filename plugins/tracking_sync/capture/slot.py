@@ -19,9 +19,9 @@ from typing import Any
 
 from tracking_sync.capture.errors import BOOTSTRAP, SlotLost, SlotMissing, SourceTableChanged
 from tracking_sync.capture.lsn import format_lsn, parse_lsn
-from tracking_sync.exceptions import InvalidParams
-from tracking_sync.sql_templates import render_sql
-from tracking_sync.tables import ACTION
+from tracking_sync.core.errors import InvalidParams
+from tracking_sync.core.sql import render_sql
+from tracking_sync.core.tables import ACTION
 
 PUBLICATION = "tracking_sync_action"
 SLOT_PREFIX = "tracking_sync_"

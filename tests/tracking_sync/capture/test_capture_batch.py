@@ -35,9 +35,10 @@ from tracking_sync.capture.pgoutput import (
     decode_message,
 )
 from tracking_sync.capture.slot import advance_slot
-from tracking_sync.export import PartWriter, export_table
-from tracking_sync.plan import RunSlice
-from tracking_sync.tables import ACTION
+from tracking_sync.core.plan import RunSlice
+from tracking_sync.core.tables import ACTION
+from tracking_sync.extract.export import export_table
+from tracking_sync.extract.parts import PartWriter
 
 pytestmark = pytest.mark.integration
 
