@@ -3,7 +3,7 @@
 initdb refuses to run as root, so when we are root the cluster is created and
 run as an unprivileged user (``postgres`` when it exists, ``nobody`` otherwise).
 Durability is off (fsync, full_page_writes, synchronous_commit): the data is
-disposable and tests want speed. Passwords are checked with md5 on TCP, because
+disposable and tests want speed. wal_level is logical, as change capture needs on the source. Passwords are checked with md5 on TCP, because
 the real Redshift driver fails on SCRAM (see ../shared/redshift-facts.md).
 """
 
@@ -156,6 +156,12 @@ class LocalPostgres(PostgresServer):
             "max_connections": "200",
             "shared_buffers": "256MB",
             "timezone": "UTC",
+            # Change capture (tracking_sync.capture) reads the source through a logical
+            # replication slot: pgoutput needs wal_level = logical, and each test of it owns a
+            # slot of its own (PostgreSQL's defaults: 10 slots, 10 WAL senders).
+            "wal_level": "logical",
+            "max_replication_slots": "20",
+            "max_wal_senders": "10",
         }
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             for name, value in options.items():

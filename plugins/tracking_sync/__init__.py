@@ -9,6 +9,9 @@ layer on top. Imports run one way: a module imports only the core and stages ups
                 the export leaves parts for the upload)
     extract/    partitions (id ranges of a full refresh), parts (zstd CSV part writer),
                 export (source rows -> parts in the scratch area)
+    capture/    changes to action from a logical replication slot: pgoutput (the protocol
+                decoder), slot (slot and publication), batch (the transactions committed in
+                [applied LSN, upto LSN) -> CSV change rows), preflight (is the source set up)
     stage/      upload (parts -> the run's load prefix in S3, one COPY manifest), retention
     load/       schema (target DDL, the run's Redshift staging table), copy (COPY options,
                 rejected rows), publish (the one-transaction publish), moved_rows, swap

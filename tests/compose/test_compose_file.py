@@ -64,3 +64,11 @@ def test_every_image_is_built_here():
         assert spec["image"] in built, f"{name} runs {spec['image']}, which nothing here builds"
         if "build" not in spec:
             assert spec.get("pull_policy") == "never", f"{name} would try to pull {spec['image']}"
+
+
+def test_the_source_postgres_can_be_captured_from():
+    # Change capture (tracking_sync.capture) reads a logical replication slot: wal_level=logical.
+    command = _config()["services"]["stack-postgres"]["command"]
+    settings = dict(command[i + 1].split("=", 1) for i, arg in enumerate(command) if arg == "-c")
+    assert settings["wal_level"] == "logical"
+    assert int(settings["max_replication_slots"]) >= 1

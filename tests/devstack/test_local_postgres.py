@@ -18,6 +18,8 @@ def test_cluster_starts_serves_md5_and_is_removed():
         with psycopg2.connect(pg.dsn()) as conn, conn.cursor() as cur:
             cur.execute("show fsync")
             assert cur.fetchone()[0] == "off"
+            cur.execute("show wal_level")
+            assert cur.fetchone()[0] == "logical"  # change capture reads a logical slot
             cur.execute("select rolpassword like 'md5%%' from pg_authid where rolname = current_user")
             assert cur.fetchone()[0] is True  # SCRAM would break the Redshift driver
         if os.geteuid() == 0:

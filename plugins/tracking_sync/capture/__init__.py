@@ -1,0 +1,15 @@
+"""Change capture: every change to action committed on the source, read from a logical
+replication slot (pgoutput, through the SQL interface) and written as CSV change rows.
+
+    lsn        LSNs and xids as ints (parse, format, widen a 32-bit xid to an xid8)
+    pgoutput   the pgoutput protocol (version 1) decoded into typed records; no database
+    slot       the slot and publication: names, creation, status, advance, drop
+    batch      one batch: the transactions committed in [applied_lsn, upto_lsn) -> CSV rows
+    preflight  whether the source is set up for capture (settings, role, publication, slot)
+    errors     the errors capture raises, each with its fix
+
+A run plans upto_lsn (slot.current_lsn), reads the batch (batch.read_changes) into parts,
+the target applies it and stores upto_lsn as its applied LSN in the same transaction, and
+only then is the slot advanced (slot.advance_slot). A lost advance is harmless: the next
+batch skips the transactions committed before the applied LSN.
+"""
