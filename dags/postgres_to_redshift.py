@@ -62,8 +62,11 @@ RUNBOOK = Path(__file__).parent.parent / "docs" / "runbook.md"
         "mode": Param(
             DEFAULT_PARAMS["mode"],
             enum=list(MODES),
-            description="incremental: the run's data interval of action (and all of "
-            "action_type); full_refresh: both tables, every row.",
+            description="incremental: a scheduled run applies the changes captured from the "
+            "source's WAL since the last run (TRACKING_SYNC_CAPTURE=logical), a manual run or "
+            "backfill reloads its data interval of action by action_time; full_refresh: both "
+            "tables, every row; changes: apply the captured changes now. action_type is always "
+            "reloaded whole. A target never loaded is loaded whole first, whatever the mode.",
         ),
         "target_schema": Param(
             DEFAULT_PARAMS["target_schema"],
@@ -138,11 +141,14 @@ def postgres_to_redshift():
         uploaded=action_uploaded,
     )
     chain(action_staging, action_staged)
-    action_published = tasks.replace_action_rows(plan)
+    action_published = tasks.replace_action_rows(plan, action_uploaded)
     chain(action_staged, action_published)
+    # Only after the publish committed the applied LSN: the source may then drop older WAL.
+    slot_advanced = tasks.advance_capture_slot(plan, action_published)
 
     # Passed, validate publishes the Assets of action and action_type (interval, row counts).
     validated = tasks.validate(plan, action_published, action_uploaded, action_type_uploaded)
+    chain(slot_advanced, validated)
     chain(action_type_loaded, validated)
 
 

@@ -160,7 +160,7 @@ class LocalPostgres(PostgresServer):
             # replication slot: pgoutput needs wal_level = logical, and each test of it owns a
             # slot of its own (PostgreSQL's defaults: 10 slots, 10 WAL senders).
             "wal_level": "logical",
-            "max_replication_slots": "20",
+            "max_replication_slots": "64",
             "max_wal_senders": "10",
         }
         with open(self.data_dir / "postgresql.conf", "a") as conf:

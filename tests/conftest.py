@@ -209,13 +209,23 @@ def airflow_deployment(stack, tmp_path):
 
 @pytest.fixture
 def target_schema_of_test(stack):
-    """A Redshift schema of the test's own, dropped afterwards."""
+    """A Redshift schema of the test's own, dropped afterwards with its capture slot."""
     import uuid
 
     import psycopg2
 
     schema = f"test_{uuid.uuid4().hex[:8]}"
     yield schema
+    source = psycopg2.connect(stack.source_dsn)
+    source.autocommit = True
+    try:
+        with source.cursor() as cursor:  # its capture slot (tracking_sync.capture.slot), if any
+            cursor.execute(
+                "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = %s",
+                (f"tracking_sync_{schema}",),
+            )
+    finally:
+        source.close()
     backend = psycopg2.connect(stack.postgres.dsn(stack.redshift.database))
     backend.autocommit = True
     try:

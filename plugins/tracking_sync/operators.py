@@ -10,8 +10,10 @@ Not a re-implementation: execute() still builds and runs the provider's COPY. It
   put in the error, each naming the source row's id, the column, the limit and a
   preview of the value, instead of Redshift's bare "Check 'stl_load_errors' system
   table for details";
-- a COPY that rejected rows or found no manifest or part raises LoadRejected (a retry
-  would meet the same files: it fails at once); anything else (a dropped connection, a
+- a COPY that rejected rows raises LoadRejected (a retry would meet the same files: it
+  fails at once); one that found no manifest or part raises StagedFilesMissing, retried:
+  files another run's cleanup or a lifecycle rule removed come back when the upload is
+  cleared, and a transient S3 listing may heal; anything else (a dropped connection, a
   serializable isolation conflict) is raised as it is, and retried.
 """
 
@@ -23,12 +25,16 @@ from typing import Any
 from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOperator
 
 from tracking_sync.connections import mask_aws_credentials, redshift_connection
-from tracking_sync.core.errors import LoadRejected
+from tracking_sync.core.errors import LoadRejected, StagedFilesMissing
 from tracking_sync.load.copy import format_load_errors, load_errors
 
-# Redshift's words for a COPY that cannot succeed on the same files (no stl_load_errors row
-# when the manifest or a part is missing).
-_FILES_MISSING = re.compile(r"manifest|does not exist|NoSuchKey|no files found", re.IGNORECASE)
+# Redshift's words for a COPY whose manifest or part is missing (no stl_load_errors row).
+_FILES_MISSING = re.compile(
+    r"manifest file|manifest.*does not exist|NoSuchKey|no files found|S3 prefix .* does not exist",
+    re.IGNORECASE,
+)
+# Anything else it cannot do on the same files and table (a relation that does not exist).
+_CANNOT_LOAD = re.compile(r"does not exist", re.IGNORECASE)
 
 
 class ReportingS3ToRedshiftOperator(S3ToRedshiftOperator):
@@ -48,7 +54,15 @@ class ReportingS3ToRedshiftOperator(S3ToRedshiftOperator):
         except Exception as error:
             prefix = f"s3://{self.s3_bucket}/{self.s3_key.rsplit('/', 1)[0]}/"
             errors = self._load_errors(prefix)
-            if not errors and not _FILES_MISSING.search(str(error)):
+            if not errors and _FILES_MISSING.search(str(error)):
+                raise StagedFilesMissing(
+                    f"COPY into {self.schema}.{self.table} found no manifest or part at "
+                    f"s3://{self.s3_bucket}/{self.s3_key} ({str(error).strip().splitlines()[0]}): the "
+                    "files were removed after the upload (a lifecycle rule, or an earlier attempt's "
+                    "cleanup). Retried; if it persists, clear the upload and write_*_manifest tasks "
+                    "of this run (the load follows)"
+                ) from error
+            if not errors and not _CANNOT_LOAD.search(str(error)):
                 raise  # not the data: a connection, a conflict, a timeout -- retried
             report = (
                 format_load_errors(errors, self.source_table or self.table) if errors else str(error).strip()

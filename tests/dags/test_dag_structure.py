@@ -172,8 +172,14 @@ def test_the_expected_tasks_and_no_others(dag):
         "load_action_staging",
         "load_action_type",
         "replace_action_rows",
+        "advance_capture_slot",
         "validate",
     }
+
+
+def test_the_slot_is_advanced_only_after_the_publish_and_before_the_verdict(dag):
+    assert dag.get_task("advance_capture_slot").upstream_task_ids == {"plan_run", "replace_action_rows"}
+    assert "advance_capture_slot" in dag.get_task("validate").upstream_task_ids
 
 
 @pytest.mark.parametrize(
@@ -263,7 +269,7 @@ def test_the_trigger_form_offers_the_documented_params(dag):
     assert (partitions.schema["minimum"], partitions.schema["maximum"]) == (1, MAX_PARTITIONS)
 
     mode = params.get_param("mode")
-    assert mode.schema["enum"] == list(MODES) == ["incremental", "full_refresh"]
+    assert mode.schema["enum"] == list(MODES) == ["incremental", "full_refresh", "changes"]
     assert mode.value == "incremental", "an unattended trigger is a normal nightly run"
 
     validation = params.get_param("validation")

@@ -1,12 +1,14 @@
 """Change capture: every change to action committed on the source, read from a logical
 replication slot (pgoutput, through the SQL interface) and written as CSV change rows.
 
-    lsn        LSNs and xids as ints (parse, format, widen a 32-bit xid to an xid8)
     pgoutput   the pgoutput protocol (version 1) decoded into typed records; no database
     slot       the slot and publication: names, creation, status, advance, drop
     batch      one batch: the transactions committed in [applied_lsn, upto_lsn) -> CSV rows
     preflight  whether the source is set up for capture (settings, role, publication, slot)
     errors     the errors capture raises, each with its fix
+    changes    the capture task's stage: a run's batch into parts in the scratch area
+
+LSNs and xids are ints (tracking_sync.core.lsn).
 
 A run plans upto_lsn (slot.current_lsn), reads the batch (batch.read_changes) into parts,
 the target applies it and stores upto_lsn as its applied LSN in the same transaction, and

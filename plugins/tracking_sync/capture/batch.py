@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tracking_sync.capture.errors import SlotAheadOfTarget, SourceTableChanged, TruncateCaptured
-from tracking_sync.capture.lsn import format_lsn, widen_xid
 from tracking_sync.capture.pgoutput import (
     BEGIN,
     COMMIT,
@@ -44,6 +43,7 @@ from tracking_sync.capture.pgoutput import (
     decode_truncate,
 )
 from tracking_sync.capture.slot import SOURCE_SCHEMA, require_slot, wal_position
+from tracking_sync.core.lsn import format_lsn, widen_xid
 from tracking_sync.core.sql import render_sql
 from tracking_sync.core.tables import ACTION, marker_flag
 

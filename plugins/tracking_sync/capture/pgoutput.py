@@ -111,7 +111,7 @@ def pg_time(microseconds: int) -> datetime:
 class Begin(NamedTuple):
     final_lsn: int  # the LSN of the transaction's commit record
     commit_time: int  # microseconds since 2000-01-01 UTC (pg_time)
-    xid: int  # 32-bit; tracking_sync.capture.lsn.widen_xid makes it an xid8
+    xid: int  # 32-bit; tracking_sync.core.lsn.widen_xid makes it an xid8
 
 
 class Commit(NamedTuple):

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracking_sync.capture.errors import BOOTSTRAP, SlotLost, SlotMissing, SourceTableChanged
-from tracking_sync.capture.lsn import format_lsn, parse_lsn
 from tracking_sync.core.errors import InvalidParams
+from tracking_sync.core.lsn import format_lsn, parse_lsn
 from tracking_sync.core.sql import render_sql
 from tracking_sync.core.tables import ACTION
 
@@ -46,7 +46,7 @@ def slot_name(target_schema: str) -> str:
 
 @dataclass(frozen=True)
 class SlotStatus:
-    """A slot as pg_replication_slots shows it, LSNs as ints (tracking_sync.capture.lsn)."""
+    """A slot as pg_replication_slots shows it, LSNs as ints (tracking_sync.core.lsn)."""
 
     name: str
     plugin: str

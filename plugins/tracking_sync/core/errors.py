@@ -49,3 +49,11 @@ class ParityCheckError(NeedsFix):
 
 class NotifierMisconfigured(TrackingSyncError):
     """TRACKING_SYNC_NOTIFIER does not name a usable notifier class."""
+
+
+class CaptureBatchStale(NeedsFix):
+    """The target's applied LSN moved since the batch was captured: capture it again."""
+
+
+class StagedFilesMissing(TrackingSyncError):
+    """A COPY found no manifest or part where the upload put them: transient (retried)."""

@@ -9,7 +9,7 @@ from typing import Any
 from tracking_sync.core.errors import InvalidParams
 from tracking_sync.core.names import IDENTIFIER, MAX_IDENTIFIER_BYTES
 
-MODES = ("incremental", "full_refresh")
+MODES = ("incremental", "full_refresh", "changes")
 VALIDATIONS = ("scoped", "full")
 DEFAULT_TARGET_SCHEMA = "tracking"
 # A full refresh of action is cut into this many slices at most (tracking_sync.extract.partitions):

@@ -12,18 +12,27 @@ so no task re-reads or re-checks the params:
     plan.window_start/end what validation compares (everything before window_end)
     plan.partitions       how many slices a full refresh of action is exported in (1 otherwise;
                           their id ranges: tracking_sync.extract.partitions)
+    plan.action_load      how action moves: `full` (every row), `interval` (the interval's
+                          rows by action_time) or `changes` (the changes captured from the
+                          source's WAL up to plan.upto_lsn, whatever day they touch)
+    plan.capture          the deployment's capture: `logical` (a replication slot) or `interval`
+
+The decision between them needs the source's slot and the target's sync state: that is
+tracking_sync.planning, which calls plan_run and then `with_load`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tracking_sync.core.errors import InvalidParams
 from tracking_sync.core.names import DAG_ID
 from tracking_sync.core.params import MAX_PARTITIONS, RunParams, validate_params
+
+ACTION_LOADS = ("full", "interval", "changes")
 
 
 @dataclass(frozen=True)
@@ -85,17 +94,49 @@ class RunPlan:
     window_start: datetime
     window_end: datetime
     partitions: int = 1
+    capture: str = "interval"  # TRACKING_SYNC_CAPTURE: logical | interval
+    action_load: str = ""  # full | interval | changes; "" = from run_slice (full or interval)
+    bootstrap: bool = False  # the target has no sync state yet: this run loads it whole
+    slot: str | None = None  # the capture's replication slot (logical capture)
+    start_lsn: int | None = None  # full load: where the slot starts (applied after a bootstrap)
+    upto_lsn: int | None = None  # changes: every change committed before it is applied
+
+    def __post_init__(self) -> None:
+        if not self.action_load:
+            object.__setattr__(self, "action_load", "full" if self.run_slice.full_refresh else "interval")
+        if self.action_load not in ACTION_LOADS:
+            raise InvalidParams(f"action_load={self.action_load!r} is not one of {', '.join(ACTION_LOADS)}")
 
     @property
     def full_refresh(self) -> bool:
         return self.run_slice.full_refresh
 
     @property
+    def applies_changes(self) -> bool:
+        return self.action_load == "changes"
+
+    def with_load(self, action_load: str, **decided: Any) -> RunPlan:
+        """The plan with how action moves decided (tracking_sync.planning): a bootstrap or a
+        full refresh becomes a whole-table load, cut into the plan's partitions."""
+        if action_load == "full" and not self.full_refresh:
+            decided.setdefault("partitions", self.partitions)
+            return replace(
+                self,
+                run_slice=RunSlice(full_refresh=True),
+                window_start=self.window_end,
+                action_load="full",
+                **decided,
+            )
+        return replace(self, action_load=action_load, **decided)
+
+    @property
     def scope(self) -> str:
         """`full` when asked for, and after a full refresh (it reloaded everything);
         `scoped` otherwise: the users active in the interval, each with their whole
         history, so the cost grows with the interval's users, not the table."""
-        return "full" if self.validation == "full" or self.full_refresh else "scoped"
+        if self.validation == "full" or self.full_refresh:
+            return "full"
+        return "changes" if self.applies_changes else "scoped"
 
     @property
     def slice_label(self) -> str:
@@ -103,8 +144,17 @@ class RunPlan:
 
     @property
     def staging_table(self) -> str:
-        """The interval's staging table for action, e.g. action_staging_20250301t000000_…"""
+        """The interval's staging table for action, e.g. action_staging_20250301t000000_…, or
+        its table of captured changes, action_changes_20250301t000000_…"""
+        if self.applies_changes:
+            return f"action_changes_{self.slice_label}"
         return f"action_staging_{self.slice_label}"
+
+    @property
+    def action_files(self) -> str:
+        """The name action's files travel under (S3 prefix, scratch area): the changes of a
+        capture run never share a prefix with a reload of the same interval."""
+        return "action_changes" if self.applies_changes else "action"
 
     def to_xcom(self) -> dict[str, Any]:
         """Plain JSON values; each key is also its own XCom (plan["target_schema"] in the DAG)."""
@@ -121,6 +171,13 @@ class RunPlan:
             "slice_label": self.slice_label,
             "staging_table": self.staging_table,
             "partitions": self.partitions,
+            "capture": self.capture,
+            "action_load": self.action_load,
+            "action_files": self.action_files,
+            "bootstrap": self.bootstrap,
+            "slot": self.slot,
+            "start_lsn": self.start_lsn,
+            "upto_lsn": self.upto_lsn,
         }
 
     @classmethod
@@ -137,6 +194,12 @@ class RunPlan:
             window_start=datetime.fromisoformat(data["window_start"]),
             window_end=datetime.fromisoformat(data["window_end"]),
             partitions=data.get("partitions", 1),
+            capture=data.get("capture", "interval"),
+            action_load=data.get("action_load", ""),
+            bootstrap=data.get("bootstrap", False),
+            slot=data.get("slot"),
+            start_lsn=data.get("start_lsn"),
+            upto_lsn=data.get("upto_lsn"),
         )
 
 

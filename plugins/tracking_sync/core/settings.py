@@ -18,7 +18,12 @@ deployments comes from the environment:
                                 params.MAX_PARTITIONS)
     TRACKING_SYNC_PART_MB       uncompressed size at which a part is closed (default 512)
     TRACKING_SYNC_RETENTION_DAYS  days an interval's files stay in S3 after the interval
-                                (default 14); the upload of a later interval removes older ones
+                                (default 14); a later run that runs alone removes older ones
+    TRACKING_SYNC_CAPTURE       logical (default: nightly runs apply the changes read from the
+                                source's WAL through a replication slot) or interval (they
+                                reload their interval by action_time)
+    TRACKING_SYNC_SLOT_MAX_RETAINED_MB  source WAL the slot may retain before each run warns
+                                on-call (default 10240)
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ DEFAULT_PART_MB = 512
 # Staged files of an interval stay this long after the interval (to reload or inspect a
 # recent day without a new export), then the upload of a later interval removes them.
 DEFAULT_RETENTION_DAYS = 14
+CAPTURES = ("logical", "interval")
+# A nightly capture of a busy tracking database retains a day of WAL; ten GiB is many days.
+DEFAULT_SLOT_MAX_RETAINED_MB = 10240
 
 
 CONFIG_SECTION = "tracking_sync"
@@ -85,6 +93,10 @@ class Settings:
     # TRACKING_SYNC_STAGING_URL; empty: the folder scratch_dir (file://)
     scratch_url: str = ""
     partitions: int = 1
+    # TRACKING_SYNC_CAPTURE: how nightly runs find what changed (docs/configuration.md)
+    capture: str = "logical"
+    # TRACKING_SYNC_SLOT_MAX_RETAINED_MB: retained WAL past which each run warns on-call
+    slot_max_retained_bytes: int = DEFAULT_SLOT_MAX_RETAINED_MB * MIB
 
     @property
     def scratch(self) -> ScratchArea:
@@ -127,8 +139,27 @@ class Settings:
                 f"{MAX_PARTITIONS}: the slices a full refresh of action is exported in, in "
                 "parallel (1 = one slice; docs/scaling.md)"
             )
+        capture = env.get("TRACKING_SYNC_CAPTURE", "logical").strip().lower()
+        if capture not in CAPTURES:
+            raise MissingSetting(
+                f"TRACKING_SYNC_CAPTURE={capture!r} is not one of {', '.join(CAPTURES)}: logical "
+                "reads every change from the source's WAL through a replication slot (needs "
+                "wal_level=logical); interval reloads each nightly interval by action_time "
+                "(docs/configuration.md)"
+            )
+        max_retained = env.get(
+            "TRACKING_SYNC_SLOT_MAX_RETAINED_MB", str(DEFAULT_SLOT_MAX_RETAINED_MB)
+        ).strip()
+        if not max_retained.isdigit() or int(max_retained) < 1:
+            raise MissingSetting(
+                f"TRACKING_SYNC_SLOT_MAX_RETAINED_MB={max_retained!r} is not a whole number of MiB "
+                f">= 1 (default {DEFAULT_SLOT_MAX_RETAINED_MB}): the source WAL the slot may keep "
+                "before each run warns on-call"
+            )
         return cls(
             bucket=bucket,
+            capture=capture,
+            slot_max_retained_bytes=int(max_retained) * MIB,
             prefix=env.get("TRACKING_SYNC_PREFIX", cls.prefix).strip("/") or cls.prefix,
             scratch_dir=Path(env.get("TRACKING_SYNC_STAGING_DIR") or cls.scratch_dir),
             part_bytes=part_bytes,

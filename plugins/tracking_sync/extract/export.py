@@ -34,10 +34,12 @@ from typing import Any
 
 from tracking_sync.core.errors import StagingDiskFull
 from tracking_sync.core.layout import run_prefix, scratch_attempt_prefix, scratch_partition_prefix
+from tracking_sync.core.lsn import parse_lsn
 from tracking_sync.core.plan import RunPlan, RunSlice
 from tracking_sync.core.s3 import s3_unreachable_named, s3_uri, transfer_config
 from tracking_sync.core.scratch import ScratchArea
 from tracking_sync.core.settings import Settings
+from tracking_sync.core.snapshot import Snapshot
 from tracking_sync.core.sql import render_sql
 from tracking_sync.core.tables import Table, get_table
 from tracking_sync.extract.partitions import ID_COLUMN, WHOLE, Partition
@@ -94,17 +96,26 @@ def export_table(
     partition: Partition = WHOLE,
     on_part_closed: Callable[[Path], None] | None = None,
     disk_advice: str = LOCAL_DISK_ADVICE,
+    record_snapshot: bool = False,
 ) -> ExportResult:
     """Write the run's slice of `table` (one partition of it) as parts into `directory`
     (emptied first); `on_part_closed(path)` is called with each part once it is complete.
 
     `connection` is an open psycopg2 connection to the source. There is always at
-    least one part (possibly with no rows), so the manifest is never empty.
+    least one part (possibly with no rows), so the manifest is never empty. With
+    `record_snapshot`, the rows are read in one REPEATABLE READ snapshot, which the result
+    carries with the source's WAL position (logical capture: what this reload already saw).
     """
     if directory.exists():
         shutil.rmtree(directory)  # parts of an earlier attempt must not be uploaded again
     directory.mkdir(parents=True)
+    snapshot = None
     with connection.cursor() as cursor:
+        if record_snapshot:
+            cursor.execute("set transaction isolation level repeatable read")
+            cursor.execute(render_sql("postgres/select_export_snapshot.sql"))
+            snapshot_text, lsn = cursor.fetchone()
+            snapshot = Snapshot.parse(snapshot_text, parse_lsn(lsn)).to_xcom()
         # Text out as UTF-8 whatever the server's default, and timestamptz rendered in UTC
         # with an explicit +00 offset, in ISO format (what COPY's TIMEFORMAT 'auto' reads).
         cursor.execute("set client_encoding to 'UTF8'")
@@ -130,7 +141,7 @@ def export_table(
                 "TRACKING_SYNC_PART_MB), then clear the export task."
             ) from error
     connection.rollback()  # read-only; leave no transaction open
-    return ExportResult(table=table.name, parts=parts)
+    return ExportResult(table=table.name, parts=parts, snapshot=snapshot)
 
 
 def describe_export(
@@ -197,33 +208,63 @@ def export_for_run(
     """The export task: one partition of the run's slice of one table into the scratch area
     (keyed on the slice, the partition and the attempt; what earlier attempts of the
     partition left is removed first); returns its XCom. `s3_client` is needed for an s3://
-    scratch area only."""
-    area = settings.scratch
-    table, run_slice = get_table(table_name), plan.run_slice
-    area.remove_tree(s3_client, scratch_partition_prefix(settings, table_name, run_slice, partition.name))
-    key_prefix = scratch_attempt_prefix(settings, table_name, run_slice, partition.name, attempt)
-    if area.is_local:
-        result = export_table(
-            connection, table, run_slice, area.path_of(key_prefix), settings.part_bytes, partition=partition
-        )
-        return describe_export(settings, run_slice, result, key_prefix, partition)
-    # s3:// staging: spool one part at a time on the local temp dir, then put it in S3.
-    spool = Path(tempfile.mkdtemp(prefix=f"tracking_sync-{table_name}-"))
-    puts = StagedPuts(area, key_prefix, s3_client, table_name)
-    try:
-        result = export_table(
+    scratch area only. With logical capture, action's export records its snapshot."""
+    table = get_table(table_name)
+    record_snapshot = plan.capture == "logical" and table.is_incremental
+
+    def produce(directory: Path, on_part_closed: Any, disk_advice: str) -> ExportResult:
+        return export_table(
             connection,
             table,
-            run_slice,
-            spool,
+            plan.run_slice,
+            directory,
             settings.part_bytes,
             partition=partition,
-            on_part_closed=puts,
-            disk_advice=(
-                f"With TRACKING_SYNC_STAGING_URL={area.url} the export spools up to two parts "
-                "at a time in the worker's temp dir (TMPDIR) before putting them in S3: free "
-                "space there, point TMPDIR at a bigger volume or lower TRACKING_SYNC_PART_MB"
-            ),
+            on_part_closed=on_part_closed,
+            disk_advice=disk_advice,
+            record_snapshot=record_snapshot,
+        )
+
+    return write_to_scratch(
+        settings,
+        table_name,
+        plan.run_slice,
+        produce,
+        partition=partition,
+        attempt=attempt,
+        s3_client=s3_client,
+    )
+
+
+def write_to_scratch(
+    settings: Settings,
+    files: str,
+    run_slice: RunSlice,
+    produce: Callable[[Path, Any, str], ExportResult],
+    *,
+    partition: Partition = WHOLE,
+    attempt: int = 1,
+    s3_client: Any = None,
+) -> dict:
+    """Write one partition's parts into the scratch area under `files` (the table's name, or
+    action_changes): `produce(directory, on_part_closed, disk_advice)` writes them into a
+    folder, from which they are put in an s3:// scratch area as each one closes."""
+    area = settings.scratch
+    area.remove_tree(s3_client, scratch_partition_prefix(settings, files, run_slice, partition.name))
+    key_prefix = scratch_attempt_prefix(settings, files, run_slice, partition.name, attempt)
+    if area.is_local:
+        result = produce(area.path_of(key_prefix), None, LOCAL_DISK_ADVICE)
+        return describe_export(settings, run_slice, result, key_prefix, partition)
+    # s3:// scratch: spool one part at a time on the local temp dir, then put it in S3.
+    spool = Path(tempfile.mkdtemp(prefix=f"tracking_sync-{files}-"))
+    puts = StagedPuts(area, key_prefix, s3_client, files)
+    try:
+        result = produce(
+            spool,
+            puts,
+            f"With TRACKING_SYNC_STAGING_URL={area.url} the export spools up to two parts "
+            "at a time in the worker's temp dir (TMPDIR) before putting them in S3: free "
+            "space there, point TMPDIR at a bigger volume or lower TRACKING_SYNC_PART_MB",
         )
         puts.wait()
     except BaseException:

@@ -35,6 +35,8 @@ class Part:
 class ExportResult:
     table: str
     parts: tuple[Part, ...]
+    # What the export saw (tracking_sync.load.sync_state.Snapshot.to_xcom), when asked for.
+    snapshot: dict[str, Any] | None = None
 
     @property
     def rows(self) -> int:
@@ -55,6 +57,7 @@ class ExportResult:
             "bytes": self.bytes,
             "raw_bytes": self.raw_bytes,
             "parts": [asdict(part) for part in self.parts],
+            **({"snapshot": self.snapshot} if self.snapshot is not None else {}),
         }
 
 

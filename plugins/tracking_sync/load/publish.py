@@ -14,10 +14,17 @@ from datetime import datetime
 from typing import Any
 
 from tracking_sync.core.plan import RunPlan, RunSlice
+from tracking_sync.core.snapshot import Snapshot
 from tracking_sync.core.sql import render_sql, render_statements
 from tracking_sync.core.tables import ACTION
 from tracking_sync.load.moved_rows import carry_moved_rows, source_rows_by_id
 from tracking_sync.load.swap import swap_in
+from tracking_sync.load.sync_state import (
+    bootstrapped_by,
+    forget_reloads,
+    record_reload,
+    write_sync_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +68,7 @@ def publish_action(
     staging: str,
     run_slice: RunSlice,
     read_source_rows: Callable[[list[int]], list[tuple]] | None = None,
+    record: Callable[[Any], None] | None = None,
 ) -> PublishResult:
     """Replace the target's rows of the slice with the staged rows, in one transaction.
 
@@ -69,11 +77,12 @@ def publish_action(
     the source by id (`read_source_rows`): those that moved to another interval are
     carried there in the same transaction; those the source deleted go. A full refresh
     swaps the staging table in instead (swap_in_action.sql) when nothing the target is
-    would change by it, and copies otherwise. `connection` is a DB-API connection to
-    Redshift with autocommit off.
+    would change by it, and copies otherwise. `record(cursor)` runs in the same transaction
+    before the target's rows are replaced (the sync state and the reload's snapshot).
+    `connection` is a DB-API connection to Redshift with autocommit off.
     """
     if run_slice.full_refresh:
-        swapped = swap_in(connection, schema, staging)
+        swapped = swap_in(connection, schema, staging, record=record)
         if swapped is not None:
             return PublishResult(inserted=swapped)
     result = PublishResult()
@@ -92,6 +101,8 @@ def publish_action(
                 result.carried, result.deleted_in_source = carry_moved_rows(
                     cursor, schema, staging, bounds, read_source_rows
                 )
+        if record is not None:
+            record(cursor)
         for statement in publish_statements(schema, staging, run_slice):
             cursor.execute(statement, bounds if "%(start)s" in statement else None)
             if statement.lower().startswith("insert"):
@@ -112,15 +123,82 @@ def _bounds(run_slice: RunSlice) -> dict[str, datetime]:
     return {"start": run_slice.start, "end": run_slice.end}
 
 
-def publish_for_run(plan: RunPlan, connection: Any, source_connection: Any) -> dict[str, Any]:
+def publish_for_run(
+    plan: RunPlan,
+    connection: Any,
+    source_connection: Any,
+    *,
+    uploaded: dict | None = None,
+    run_id: str = "",
+) -> dict[str, Any]:
     """The publish task: the run's staged action rows replace the target's rows of the slice,
-    and rows that moved out of it in the source are carried to their new place."""
+    and rows that moved out of it in the source are carried to their new place; with them, in
+    the same transaction, what the target now holds (tracking_sync.load.sync_state)."""
+    snapshots = (uploaded or {}).get("snapshots") or []
     result = publish_action(
         connection,
         plan.target_schema,
         plan.staging_table,
         plan.run_slice,
         read_source_rows=lambda ids: source_rows_by_id(source_connection, ids),
+        record=lambda cursor: record_sync_state(cursor, plan, snapshots, run_id),
     )
     log.info("published %s rows of action for %s", result.inserted, plan.slice_label)
     return result.summary()
+
+
+def record_sync_state(cursor: Any, plan: RunPlan, snapshots: list[dict], run_id: str) -> None:
+    """What a reload tells the target's sync state, inside its publish transaction.
+
+    With logical capture, a full load forgets older reloads and records its partitions'
+    snapshots, and sets the applied LSN to the one planned before its export (everything
+    committed before it is in the reload); an interval reload records its snapshot over the
+    interval's ids. With interval capture, a bootstrap marks the target
+    loaded. A capture batch writes its own (tracking_sync.load.apply_changes)."""
+    schema = plan.target_schema
+    if plan.capture != "logical":
+        if plan.bootstrap:
+            write_sync_state(
+                cursor,
+                schema,
+                capture="interval",
+                slot=None,
+                applied_lsn=None,
+                applied_at=plan.window_end,
+                bootstrapped_by=run_id,
+                run_id=run_id,
+            )
+        return
+    if plan.full_refresh:
+        forget_reloads(cursor, schema)
+        for entry in snapshots:
+            partition = entry.get("partition") or {}
+            record_reload(
+                cursor,
+                schema,
+                plan.staging_table,
+                f"{run_id}:{partition.get('index', 0)}",
+                Snapshot.from_xcom(entry["snapshot"]),
+                id_range=(partition.get("id_from"), partition.get("id_to")),
+            )
+        previous = None if plan.bootstrap else bootstrapped_by(cursor, schema)
+        write_sync_state(
+            cursor,
+            schema,
+            capture="logical",
+            slot=plan.slot,
+            applied_lsn=plan.start_lsn,
+            applied_at=plan.window_end,
+            bootstrapped_by=run_id if plan.bootstrap else previous,
+            run_id=run_id,
+        )
+        return
+    for entry in snapshots:
+        record_reload(
+            cursor,
+            schema,
+            plan.staging_table,
+            f"{run_id}:{plan.slice_label}",
+            Snapshot.from_xcom(entry["snapshot"]),
+            interval=(plan.run_slice.start, plan.run_slice.end),
+        )

@@ -11,18 +11,26 @@ import logging
 import re
 from typing import Any
 
+from tracking_sync.capture.batch import CHANGE_COLUMNS
 from tracking_sync.core.plan import RunPlan
 from tracking_sync.core.sql import render_sql, render_statements
 from tracking_sync.core.tables import ACTION, TABLES
+from tracking_sync.load.sync_state import sync_state_statements
 
 log = logging.getLogger(__name__)
 
 # The names RunPlan.staging_table gives: nothing else in the schema is ever dropped.
-_STAGING = re.compile(r"action_staging_(full_refresh|\d{8}t\d{6}_\d{8}t\d{6})")
+_STAGING = re.compile(r"action_(staging|changes)_(full_refresh|\d{8}t\d{6}_\d{8}t\d{6})")
 
 
 def target_tables_statements(schema: str) -> list[str]:
     return render_statements("redshift/create_target_tables.sql", schema=schema, tables=TABLES.values())
+
+
+def action_changes_statements(schema: str, staging: str) -> list[str]:
+    return render_statements(
+        "redshift/create_action_changes.sql", schema=schema, staging=staging, columns=CHANGE_COLUMNS
+    )
 
 
 def action_staging_statements(schema: str, staging: str) -> list[str]:
@@ -43,11 +51,18 @@ def run_ddl(connection: Any, statements: list[str]) -> None:
 
 
 def create_target_tables(plan: RunPlan, connection: Any) -> None:
-    run_ddl(connection, target_tables_statements(plan.target_schema))
+    """The schema, its tables, and the tables of its sync state (tracking_sync.load.sync_state)."""
+    run_ddl(
+        connection, target_tables_statements(plan.target_schema) + sync_state_statements(plan.target_schema)
+    )
 
 
 def create_action_staging(plan: RunPlan, connection: Any) -> None:
-    run_ddl(connection, action_staging_statements(plan.target_schema, plan.staging_table))
+    """The run's staging table: the rows of its slice, or (a capture run) its changes."""
+    if plan.applies_changes:
+        run_ddl(connection, action_changes_statements(plan.target_schema, plan.staging_table))
+    else:
+        run_ddl(connection, action_staging_statements(plan.target_schema, plan.staging_table))
 
 
 def drop_leftover_staging_tables(plan: RunPlan, connection: Any) -> list[str]:

@@ -9,6 +9,7 @@ copies the rows instead, as an incremental run does.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,7 +102,9 @@ def swap_statements(schema: str, staging: str, grants: list[Grant]) -> list[str]
     )
 
 
-def swap_in(connection: Any, schema: str, staging: str) -> int | None:
+def swap_in(
+    connection: Any, schema: str, staging: str, record: Callable[[Any], None] | None = None
+) -> int | None:
     """Swap the full refresh's staging table in as the target, in one transaction: the rows
     swapped in, or None (and nothing changed) when the swap would change more than the rows,
     the reason logged."""
@@ -114,6 +117,8 @@ def swap_in(connection: Any, schema: str, staging: str) -> int | None:
         if refusal is None:
             cursor.execute(f"select count(*) from {schema}.{staging}")
             (rows,) = cursor.fetchone()
+            if record is not None:
+                record(cursor)
             for statement in swap_statements(schema, staging, grants):
                 cursor.execute(statement)
             connection.commit()

@@ -30,6 +30,7 @@ TRANSIENT_ERRORS = [
     "redshift_connector.OperationalError",
     "botocore.exceptions.ConnectionError",
     "botocore.exceptions.ReadTimeoutError",
+    "tracking_sync.core.errors.StagedFilesMissing",
 ]
 
 RETRY_POLICY = ExceptionRetryPolicy(

@@ -122,3 +122,16 @@ def on_failure_callback(context: dict[str, Any]) -> None:
         return
     context["failure_summary"] = summary
     notifier(context)
+
+
+def notify(line: str, context: dict[str, Any] | None = None) -> None:
+    """A warning for on-call that fails nothing (a slot keeping too much WAL): logged, and sent
+    to the configured notifier as its `failure_summary` (the text notifiers are templated on)."""
+    log.warning(line)
+    try:
+        notifier = configured_notifier()
+    except NotifierMisconfigured as error:
+        log.error("on-call notifier not called: %s", error)
+        return
+    if notifier is not None:
+        notifier({**(context or {}), "warning_summary": line, "failure_summary": line})

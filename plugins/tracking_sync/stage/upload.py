@@ -86,6 +86,8 @@ def publish_parts(s3_client: Any, settings: Settings, export_summary: dict) -> d
         "bytes": export_summary["bytes"],
         "partition": export_summary.get("partition"),
         "scratch_prefix": export_summary.get("scratch_prefix"),
+        # Passed on to the publish: what the export saw, what the capture read.
+        **{key: export_summary[key] for key in ("snapshot", "capture") if key in export_summary},
     }
 
 
@@ -127,6 +129,12 @@ def write_manifest(s3_client: Any, settings: Settings, table: str, published: It
         "bytes": sum(p["bytes"] for p in published),
         "partitions": len(published),
         "stale_objects_deleted": stale,
+        "snapshots": [
+            {"partition": p.get("partition"), "snapshot": p["snapshot"]}
+            for p in published
+            if p.get("snapshot")
+        ],
+        **({"capture": published[0]["capture"]} if published and published[0].get("capture") else {}),
     }
 
 

@@ -19,7 +19,6 @@ from tests.pipeline_helpers import (
 from tests.tracking_sync.capture.utils import TOASTED_QUERY_SQL, action_fields, parse_rows, reference_fields
 from tracking_sync.capture.batch import CHANGE_COLUMNS, ActionImages, read_changes
 from tracking_sync.capture.errors import SlotAheadOfTarget, SlotMissing, SourceTableChanged, TruncateCaptured
-from tracking_sync.capture.lsn import format_lsn
 from tracking_sync.capture.pgoutput import (
     UNCHANGED,
     Begin,
@@ -35,6 +34,7 @@ from tracking_sync.capture.pgoutput import (
     decode_message,
 )
 from tracking_sync.capture.slot import advance_slot
+from tracking_sync.core.lsn import format_lsn
 from tracking_sync.core.plan import RunSlice
 from tracking_sync.core.tables import ACTION
 from tracking_sync.extract.export import export_table

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.tracking_sync.capture import pgoutput_messages as m
-from tracking_sync.capture.lsn import format_lsn, parse_lsn, widen_xid
 from tracking_sync.capture.pgoutput import (
     TRUNCATE_CASCADE,
     TRUNCATE_RESTART_IDENTITY,
@@ -30,6 +29,7 @@ from tracking_sync.capture.pgoutput import (
     decode_message,
     pg_time,
 )
+from tracking_sync.core.lsn import format_lsn, parse_lsn, widen_xid
 
 ACTION_OID = 16389
 

@@ -10,9 +10,9 @@ from typing import Any
 import psycopg2
 
 from tracking_sync.capture.batch import CHANGE_COLUMN_NAMES, BatchResult, read_changes
-from tracking_sync.capture.lsn import format_lsn
 from tracking_sync.capture.pgoutput import UNCHANGED, Record, Relation, decode_message
 from tracking_sync.capture.slot import PUBLICATION, create_slot, current_lsn
+from tracking_sync.core.lsn import format_lsn
 from tracking_sync.core.tables import ACTION
 
 # 40,000 characters of hex from md5: compresses to about half, still far past the 2 kB

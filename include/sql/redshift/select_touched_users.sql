@@ -1,0 +1,12 @@
+-- The users whose rows the batch touched: the target's users of the changed ids before the
+-- apply (a delete carries only the id), and the users of the batch's new images. Their
+-- totals are what validation compares after a capture run. Run inside the apply, after
+-- replaced_rows was made (apply_action_changes.sql). Params: schema, staging (identifiers).
+select user_profile_id
+from replaced_rows
+where user_profile_id is not null
+union
+select user_profile_id
+from {{ schema }}.{{ staging }}
+where change_kind <> 'D'
+    and user_profile_id is not null

@@ -1,0 +1,178 @@
+"""Planning a run against what the source and the target hold: how action moves this run.
+
+tracking_sync.core.plan checks the params and the interval; this decides, from the target's
+sync state (tracking_sync.load.sync_state) and the source's replication slot
+(tracking_sync.capture), whether the run
+
+- bootstraps: the target has no sync state yet (a new deployment, a new target schema, a
+  switch of TRACKING_SYNC_CAPTURE): it loads action whole, consistently with the slot it
+  creates first, whatever run it is (the first scheduled run after unpausing, a backfill);
+- reloads everything: mode=full_refresh (a lost or dropped slot is recreated first);
+- applies the changes captured since the last applied LSN up to one fixed now, and kept
+  for the run in the target so that a rerun reads the same batch: a scheduled run (or
+  mode=changes) with logical capture;
+- reloads its interval by action_time: a backfill or a manual run, and every run with
+  interval capture.
+
+It also checks what capture needs on the source (tracking_sync.capture.preflight) and
+reports the slot's retained WAL, so a run that cannot capture fails here, in seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tracking_sync.capture.errors import SlotLost, SlotMissing
+from tracking_sync.capture.preflight import check_source
+from tracking_sync.capture.slot import create_slot, current_lsn, drop_slot, slot_name, slot_status
+from tracking_sync.core.errors import InvalidParams
+from tracking_sync.core.lsn import format_lsn
+from tracking_sync.core.names import DAG_ID
+from tracking_sync.core.plan import RunPlan
+from tracking_sync.core.settings import Settings
+from tracking_sync.load.sync_state import SyncState, planned_batch_upto, read_sync_state
+
+log = logging.getLogger(__name__)
+
+SCHEDULED = "scheduled"
+MIB = 1024 * 1024
+
+
+def full_refresh_command(target_schema: str) -> str:
+    """The repair of a target whose capture cannot go on: a full refresh, as printed."""
+    conf = '{"mode": "full_refresh"' + (
+        "" if target_schema == "tracking" else f', "target_schema": "{target_schema}"'
+    )
+    return f"airflow dags trigger {DAG_ID} --conf '{conf}}}'"
+
+
+@dataclass(frozen=True)
+class SlotReport:
+    """What on-call reads of the slot each run: the WAL it keeps on the source."""
+
+    slot: str
+    retained_bytes: int | None
+    wal_status: str
+    safe_wal_bytes: int | None
+    last_applied_at: datetime | None
+    window_end: datetime
+
+    def line(self) -> str:
+        retained = "unknown" if self.retained_bytes is None else f"{self.retained_bytes / MIB:.1f} MiB"
+        age = (
+            "never applied"
+            if self.last_applied_at is None
+            else f"last applied for an interval ending {self.last_applied_at.isoformat()} "
+            f"({(self.window_end - self.last_applied_at).total_seconds() / 3600:.1f} h before this run's)"
+        )
+        headroom = (
+            ""
+            if self.safe_wal_bytes is None
+            else f", {self.safe_wal_bytes / MIB:.0f} MiB before invalidation"
+        )
+        return f"slot {self.slot}: retains {retained} of WAL ({self.wal_status}{headroom}); {age}"
+
+
+def plan_against_state(
+    plan: RunPlan,
+    settings: Settings,
+    *,
+    source: Any,
+    target: Any,
+    run_type: str | None,
+    run_id: str,
+) -> tuple[RunPlan, SlotReport | None]:
+    """Decide how action moves this run; create the slot first when the run loads action whole
+    with logical capture. `source` is a psycopg2 connection to the source, `target` a DB-API
+    connection to Redshift."""
+    state = read_sync_state(target, plan.target_schema)
+    if settings.capture == "interval":
+        return _plan_interval_capture(plan, state), None
+    slot = slot_name(plan.target_schema)
+    bootstrap = state is None or state.capture != "logical" or state.slot != slot or state.applied_lsn is None
+    if bootstrap or plan.full_refresh:
+        return _plan_full_load(plan, source, slot, bootstrap, state), None
+    status = slot_status(source, slot)
+    repair = full_refresh_command(plan.target_schema)
+    if status is None:
+        raise SlotMissing(
+            f"replication slot {slot} is gone from the source (dropped by hand, or by a failover to "
+            "a replica that does not carry it): the changes since the last run cannot be read, and "
+            f"the target cannot be kept in step. Repair: {repair} (it recreates the slot and "
+            "reloads action whole); nothing has moved yet"
+        )
+    if status.is_lost:
+        raise SlotLost(
+            f"replication slot {slot} was invalidated (wal_status = lost): the source removed WAL it "
+            f"still needed, because the slot fell more than max_slot_wal_keep_size behind (the DAG was "
+            f"paused, or runs failed, for too long). The changes it held are gone. Repair: {repair} "
+            "(it drops the lost slot, creates a new one and reloads action whole); then raise "
+            "max_slot_wal_keep_size or keep the DAG running. Nothing has moved yet"
+        )
+    check_source(source, slot=slot).raise_for_problems()
+    report = SlotReport(
+        slot=slot,
+        retained_bytes=status.retained_wal_bytes,
+        wal_status=status.wal_status,
+        safe_wal_bytes=status.safe_wal_size,
+        last_applied_at=state.applied_at,
+        window_end=plan.window_end,
+    )
+    if plan.mode == "changes" or (plan.mode == "incremental" and run_type == SCHEDULED):
+        upto = planned_batch_upto(target, plan.target_schema, run_id, slot, lambda: current_lsn(source))
+        if upto < state.applied_lsn:
+            upto = state.applied_lsn  # planned before an earlier run applied past it: nothing left
+        return plan.with_load("changes", capture="logical", slot=slot, upto_lsn=upto), report
+    return plan.with_load("interval", capture="logical", slot=slot), report
+
+
+def _plan_interval_capture(plan: RunPlan, state: SyncState | None) -> RunPlan:
+    if plan.mode == "changes":
+        raise InvalidParams(
+            "mode=changes applies the changes captured from the source's WAL, and this deployment "
+            "reloads intervals (TRACKING_SYNC_CAPTURE=interval): trigger mode=incremental, or set "
+            "TRACKING_SYNC_CAPTURE=logical (docs/configuration.md)"
+        )
+    bootstrap = state is None or state.capture != "interval"
+    if bootstrap or plan.full_refresh:
+        if bootstrap:
+            log.info(
+                "%s has no sync state for interval capture yet: this run loads action whole",
+                plan.target_schema,
+            )
+        return plan.with_load("full", capture="interval", bootstrap=bootstrap)
+    return plan.with_load("interval", capture="interval")
+
+
+def _plan_full_load(
+    plan: RunPlan, source: Any, slot: str, bootstrap: bool, state: SyncState | None
+) -> RunPlan:
+    """A whole load of action with logical capture: the slot exists (a lost one is replaced)
+    before the export takes its snapshot, so every change after it reaches the target."""
+    status = slot_status(source, slot)
+    if status is not None and (status.is_lost or bootstrap and state is None):
+        # A lost slot holds nothing usable; an orphan (no target state) is not trusted either:
+        # start the capture anew with this load.
+        if status.is_lost or not status.active:
+            drop_slot(source, slot)
+            log.warning("dropped replication slot %s (%s) to start the capture anew", slot, status.wal_status)
+            status = None
+    check_source(source, slot=slot if status is not None else None).raise_for_problems()
+    created = create_slot(source, slot)
+    # Every transaction committed before now is in the export, whose snapshot is taken later:
+    # the target applies from here on (a change between here and the snapshot is set aside by
+    # the export's recorded snapshot, tracking_sync.load.sync_state). A TRUNCATE before it, say,
+    # is in the reload and does not stop the next capture.
+    start = max(current_lsn(source), created.consistent_lsn)
+    if bootstrap:
+        log.info(
+            "%s has no applied LSN of slot %s: this run bootstraps it, loading action whole; the "
+            "changes committed from %s on follow in the next runs",
+            plan.target_schema,
+            slot,
+            format_lsn(start),
+        )
+    return plan.with_load("full", capture="logical", bootstrap=bootstrap, slot=slot, start_lsn=start)
