@@ -61,6 +61,8 @@ def load_event_extras(
         "data_interval_end": plan["end"],
         "validated_up_to": plan["window_end"],
         "validation": plan["scope"],
+        # How action moved: full, interval, or changes (captured from the source's WAL).
+        "action_load": plan.get("action_load", "full" if plan["full_refresh"] else "interval"),
     }
     return {
         ACTION_ASSET.name: run
@@ -68,7 +70,9 @@ def load_event_extras(
             "table": "action",
             "rows_staged": action_uploaded["rows"],
             "rows_inserted": published["inserted"],
-            "rows_carried": published["carried"],
+            "rows_carried": published.get("carried", 0),
+            # A capture run: its changes per kind (inserts, updates, deletes, superseded).
+            **({"changes": published["changes"]} if "changes" in published else {}),
         },
         ACTION_TYPE_ASSET.name: run
         | {

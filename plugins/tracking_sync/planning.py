@@ -27,7 +27,14 @@ from typing import Any
 
 from tracking_sync.capture.errors import SlotLost, SlotMissing
 from tracking_sync.capture.preflight import check_source
-from tracking_sync.capture.slot import create_slot, current_lsn, drop_slot, slot_name, slot_status
+from tracking_sync.capture.slot import (
+    create_slot,
+    current_lsn,
+    drop_slot,
+    ensure_publication,
+    slot_name,
+    slot_status,
+)
 from tracking_sync.core.errors import InvalidParams
 from tracking_sync.core.lsn import format_lsn
 from tracking_sync.core.names import DAG_ID
@@ -160,6 +167,7 @@ def _plan_full_load(
             drop_slot(source, slot)
             log.warning("dropped replication slot %s (%s) to start the capture anew", slot, status.wal_status)
             status = None
+    ensure_publication(source)  # what a bootstrap creates is not a problem to report
     check_source(source, slot=slot if status is not None else None).raise_for_problems()
     created = create_slot(source, slot)
     # Every transaction committed before now is in the export, whose snapshot is taken later:

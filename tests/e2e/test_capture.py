@@ -181,7 +181,8 @@ def test_a_run_that_dies_between_the_publish_and_the_slot_advance_applies_nothin
 
     run_dag(pipeline_dag, logical_date=day(8), conf={"target_schema": schema, "mode": "changes"})
     assert target_rows(target, schema) == applied_rows, "the rerun of the run applied nothing twice"
-    assert slot_confirmed(source, slot) == applied, "and advanced the slot"
+    _, _, applied_again, _ = sync_state(target, schema)
+    assert slot_confirmed(source, slot) == applied_again >= applied, "and advanced the slot"
     insert_actions(
         source, [(10_000_001, 1, "after", 2, datetime(2025, 3, 3, 9), None, None, None, False, "x")]
     )

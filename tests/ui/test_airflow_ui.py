@@ -47,7 +47,10 @@ pytestmark = pytest.mark.integration
 # What the Trigger form must show: every param, its description (a distinctive part of it)
 # and, for the drop-downs, every choice.
 PARAMS = {
-    "mode": ("incremental: a scheduled run applies the changes captured", ["incremental", "full_refresh", "changes"]),
+    "mode": (
+        "incremental: a scheduled run applies the changes captured",
+        ["incremental", "full_refresh", "changes"],
+    ),
     "target_schema": ("Redshift schema to load into", None),
     "validation": ("scoped: the users active in the interval", ["scoped", "full"]),
     # A number field, empty by default (the deployment's TRACKING_SYNC_PARTITIONS).

@@ -62,9 +62,14 @@ class Preflight:
         return [f"problem: {p}" for p in self.problems] + [f"warning: {w}" for w in self.warnings]
 
     def raise_for_problems(self) -> None:
+        """One failure naming every problem: the first on the first line (what on-call's
+        summary shows), the others below it."""
         if self.problems:
+            first, *more = self.problems
+            also = f" ({len(more)} more below)" if more else ""
             raise CaptureNotReady(
-                "the source is not ready for change capture:\n" + "\n".join(str(p) for p in self.problems)
+                f"the source is not ready for change capture: {first}{also}; nothing has moved yet"
+                + "".join(f"\n{problem}" for problem in more)
             )
 
 

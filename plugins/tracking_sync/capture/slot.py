@@ -14,6 +14,7 @@ Every function takes an open psycopg2 connection and ends its own transaction.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,9 @@ from tracking_sync.core.sql import render_sql
 from tracking_sync.core.tables import ACTION
 
 PUBLICATION = "tracking_sync_action"
+# Beyond three wal_writer_delays, how long a plan waits for the source to flush what was
+# committed before it.
+FLUSH_MARGIN_SECONDS = 0.5
 SLOT_PREFIX = "tracking_sync_"
 PLUGIN = "pgoutput"
 SOURCE_SCHEMA = "public"  # where the source's action table lives (create_tables.sql)
@@ -209,8 +213,25 @@ def current_lsn(connection: Any) -> int:
     could end the batch short of a transaction that committed before it, and the
     watermark would then skip that transaction for good. Every transaction whose commit
     starts before the flushed position can be decoded.
+
+    The position is where WAL was being inserted when the run planned, once the source has
+    flushed up to it: every transaction that committed before the call (asynchronously too,
+    with synchronous_commit off, as busy sources often run) is in the batch, not left for
+    the next run's. The wal writer flushes an asynchronous commit within three times
+    wal_writer_delay (PostgreSQL docs, "Asynchronous Commit"); past that, the flushed
+    position holds every commit made before the call.
     """
-    return wal_position(connection).flushed_lsn
+    with connection.cursor() as cursor:
+        cursor.execute(render_sql("postgres/capture/select_wal_insert_position.sql"))
+        inserted, writer_delay_ms = cursor.fetchone()
+    connection.rollback()
+    target = parse_lsn(inserted)
+    deadline = time.monotonic() + 3 * (writer_delay_ms or 200) / 1000 + FLUSH_MARGIN_SECONDS
+    while True:
+        flushed = wal_position(connection).flushed_lsn
+        if flushed >= target or time.monotonic() > deadline:
+            return min(flushed, target)
+        time.sleep(0.05)
 
 
 def advance_slot(connection: Any, slot: str, lsn: int) -> int:
