@@ -64,6 +64,46 @@ def generate(
     return count
 
 
+def change_loaded_days(dsn: str) -> list[str]:
+    """What a live tracking database does to days already loaded, in four transactions: a late
+    action of a new user in June, a user erased (a privacy request: every row deleted), a
+    learner's query edited, an action moved to the day before. Returns one line per change."""
+    import psycopg2
+
+    conn = psycopg2.connect(dsn)
+    said = []
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("select max(id), max(user_profile_id) from action")
+            max_id, max_user = cur.fetchone()
+            cur.execute(
+                "insert into action (id, user_profile_id, session_id, action_type_id, action_time, "
+                "is_async, query) values (%s, %s, 'late-session', 2, '2025-06-01 12:00', false, 'select 1')",
+                (max_id + 1, max_user + 1),
+            )
+            said.append(f"late action {max_id + 1} of a new user {max_user + 1} on 2025-06-01")
+        with conn, conn.cursor() as cur:
+            cur.execute("select user_profile_id, count(*) from action group by 1 order by 2 desc, 1 limit 1")
+            user, rows = cur.fetchone()
+            cur.execute("delete from action where user_profile_id = %s", (user,))
+            said.append(f"user {user} erased: {rows} actions deleted, on every day")
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "update action set query = 'select * from students -- edited' "
+                "where id = (select min(id) from action where query is not null) returning id"
+            )
+            said.append(f"query of action {cur.fetchone()[0]} edited")
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "update action set action_time = action_time - interval '1 day' "
+                "where id = (select max(id) from action where action_time < '2025-03-01') returning id"
+            )
+            said.append(f"action {cur.fetchone()[0]} moved to the day before")
+    finally:
+        conn.close()
+    return said
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

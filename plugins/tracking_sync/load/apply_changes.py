@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tracking_sync.capture.batch import TOASTABLE_COLUMNS, unchanged_flag
+from tracking_sync.capture.rows import TOASTABLE_COLUMNS, unchanged_flag
 from tracking_sync.core.errors import CaptureBatchStale
 from tracking_sync.core.lsn import format_lsn
 from tracking_sync.core.plan import RunPlan

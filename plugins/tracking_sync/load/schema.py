@@ -11,7 +11,7 @@ import logging
 import re
 from typing import Any
 
-from tracking_sync.capture.batch import CHANGE_COLUMNS
+from tracking_sync.capture.rows import CHANGE_COLUMNS
 from tracking_sync.core.plan import RunPlan
 from tracking_sync.core.sql import render_sql, render_statements
 from tracking_sync.core.tables import ACTION, TABLES

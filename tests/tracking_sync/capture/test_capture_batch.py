@@ -17,7 +17,7 @@ from tests.pipeline_helpers import (
     tricky_actions,
 )
 from tests.tracking_sync.capture.utils import TOASTED_QUERY_SQL, action_fields, parse_rows, reference_fields
-from tracking_sync.capture.batch import CHANGE_COLUMNS, ActionImages, read_changes
+from tracking_sync.capture.batch import read_changes
 from tracking_sync.capture.errors import SlotAheadOfTarget, SlotMissing, SourceTableChanged, TruncateCaptured
 from tracking_sync.capture.pgoutput import (
     UNCHANGED,
@@ -33,6 +33,7 @@ from tracking_sync.capture.pgoutput import (
     Update,
     decode_message,
 )
+from tracking_sync.capture.rows import CHANGE_COLUMNS, ActionImages
 from tracking_sync.capture.slot import advance_slot
 from tracking_sync.core.lsn import format_lsn
 from tracking_sync.core.plan import RunSlice

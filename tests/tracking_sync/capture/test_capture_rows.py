@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from tests.tracking_sync.capture import pgoutput_messages as m
-from tracking_sync.capture.batch import CHANGE_COLUMN_NAMES, ActionImages, TouchedIds, action_images
+from tracking_sync.capture.batch import TouchedIds
 from tracking_sync.capture.errors import SourceTableChanged
 from tracking_sync.capture.pgoutput import ProtocolError, decode_message
+from tracking_sync.capture.rows import CHANGE_COLUMN_NAMES, ActionImages, action_images
 from tracking_sync.core.tables import ACTION
 
 TYPES = {"action_time": 1114, "session_id": 1043, "query": 25, "is_exercise_checked": 16, "is_async": 16}

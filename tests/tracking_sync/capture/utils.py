@@ -9,8 +9,9 @@ from typing import Any
 
 import psycopg2
 
-from tracking_sync.capture.batch import CHANGE_COLUMN_NAMES, BatchResult, read_changes
+from tracking_sync.capture.batch import BatchResult, read_changes
 from tracking_sync.capture.pgoutput import UNCHANGED, Record, Relation, decode_message
+from tracking_sync.capture.rows import CHANGE_COLUMN_NAMES
 from tracking_sync.capture.slot import PUBLICATION, create_slot, current_lsn
 from tracking_sync.core.lsn import format_lsn
 from tracking_sync.core.tables import ACTION
