@@ -35,3 +35,22 @@ $$;
 -- CHARINDEX(substring, string) (docs: r_CHARINDEX): 1-based position, 0 when absent.
 create or replace function pg_catalog.charindex(needle text, haystack text) returns integer
 language sql immutable strict parallel safe as $$ select pg_catalog.strpos(haystack, needle) $$;
+
+-- What the proxy runs instead of a statement Redshift refuses (devstack/redshift/refusals.py):
+-- Redshift's INFO lines (leader-node-only functions name each one), then its error. Raised
+-- by PostgreSQL itself, so a transaction block fails exactly as the refused statement
+-- would have made it fail on Redshift.
+create or replace function pg_catalog.rs_refuse(code text, message text, detail text, hint text,
+                                                info text)
+returns void language plpgsql volatile as $$
+declare
+    line text;
+begin
+    if info <> '' then
+        foreach line in array pg_catalog.string_to_array(info, E'\n') loop
+            raise info '%', line;
+        end loop;
+    end if;
+    raise exception using errcode = code, message = message, detail = detail, hint = hint;
+end
+$$;
