@@ -321,3 +321,20 @@ def test_an_unsupported_date_part_is_an_error(rs_conn, call):
         query(rs_conn, f"select {call} from (select timestamp '2024-01-01' as ts) t")
     rs_conn.rollback()
 
+
+# docs: r_STRTOL — a string of digits in a base as BIGINT; the pipeline probes it to tell
+# Redshift from PostgreSQL (tracking_sync.dialect) and sums STRTOL(hex, 16) in its drill-down
+def test_strtol(rs_conn):
+    rows, _ = query(
+        rs_conn,
+        "select strtol('ff', 16), strtol('0xf', 16), strtol('abcd1234', 16), strtol('110101', 2), "
+        "strtol('-17', 10), strtol('zz', 36), strtol('7fffffffffffffff', 16)",
+    )
+    assert rows == [(255, 15, 2882343476, 53, -17, 1295, 9223372036854775807)]
+    rs_conn.rollback()
+
+
+def test_the_pipeline_takes_the_stand_in_for_redshift(rs_conn):
+    from tracking_sync.dialect import engine_dialect
+
+    assert engine_dialect(rs_conn) == "redshift"
