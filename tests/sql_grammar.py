@@ -176,7 +176,7 @@ class RunSpan:
     gated: bool
 
 
-def read_statement_log(path: Path) -> tuple[list[Recorded], list[RunSpan]]:
+def read_statement_log(path: Path, offset: int = 0) -> tuple[list[Recorded], list[RunSpan]]:
     """The stand-in's statement log (JSON lines; the test process adds {"test": ...} markers
     to the same file): the pipeline's statements with the test they were sent during, and
     the markers.
@@ -191,6 +191,7 @@ def read_statement_log(path: Path) -> tuple[list[Recorded], list[RunSpan]]:
         return recorded, spans
     current = RunSpan(0.0, "", False)
     with path.open(encoding="utf-8") as log:
+        log.seek(offset)  # what an earlier session wrote to a log named by the caller is not ours
         for line in log:
             entry = json.loads(line)
             if "test" in entry:

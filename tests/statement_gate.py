@@ -52,11 +52,12 @@ class RecordedStatements:
     statement_log: Path
     source_log: Path | None = None
     owned: bool = False  # the statement log is a temporary file of this session
+    offset: int = 0  # where this session's lines start in a log named by $DEVSTACK_REDSHIFT_STATEMENT_LOG
     gate_ran: bool = False
     spans: list[RunSpan] = field(default_factory=list)
 
     def redshift(self) -> list[Recorded]:
-        recorded, self.spans = read_statement_log(self.statement_log)
+        recorded, self.spans = read_statement_log(self.statement_log, self.offset)
         return recorded
 
     def postgres(self) -> list[Recorded]:
@@ -91,7 +92,8 @@ def pytest_configure(config: pytest.Config) -> None:
         fd, path = tempfile.mkstemp(prefix="redshift-statements-", suffix=".jsonl")
         os.close(fd)
         os.environ[STATEMENT_LOG_ENV] = path
-    config.stash[_KEY] = RecordedStatements(Path(path), owned=owned)
+    offset = 0 if owned or not Path(path).exists() else Path(path).stat().st_size
+    config.stash[_KEY] = RecordedStatements(Path(path), owned=owned, offset=offset)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

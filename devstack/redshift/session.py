@@ -281,6 +281,7 @@ class Session:
         if refusal is None and not ("s3://" in sql.lower() and is_s3_copy(sql)):
             refusal = check_statement(sql)
         self.log_statement(sql, "extended", refusal.message if refusal else None)
+        self.truncate_statements.discard(name)
         if refusal is not None:
             sql = refusal_sql(refusal, sql)
         elif "s3://" in sql.lower() and is_s3_copy(sql):
@@ -292,8 +293,6 @@ class Session:
                 self.truncate_statements.add(name)
                 if not self.batch_open:
                     await self.commit_open_block()
-            else:
-                self.truncate_statements.discard(name)
             sql = self.rewrite(sql)
         if spec is not None and not self.batch_open:
             await self.ask_copy_target(spec)
