@@ -8,7 +8,11 @@
 - a serialization failure (SQLSTATE 40001: every stand-in session runs
   SERIALIZABLE, as Redshift does): "1023" with "Serializable isolation violation
   on table - <table id>, ..." in DETAIL, SQLSTATE XX000
-  (docs: c_serial_isolation, c_serial_isolation-serializable-isolation-troubleshooting).
+  (docs: c_serial_isolation, c_serial_isolation-serializable-isolation-troubleshooting);
+- a MERGE whose source has several rows for one target row: "Found multiple matches to
+  update the same tuple.", SQLSTATE XX000 (docs: r_MERGE usage notes);
+- a statement the stand-in refuses as Redshift does (refusals.py): raised by
+  pg_catalog.rs_refuse, whose PL/pgSQL context line is not Redshift's and is dropped.
 """
 
 from __future__ import annotations
@@ -38,8 +42,23 @@ def load_failed(table: str, first: RejectedRow, query_id: int) -> tuple[str, str
     return message, detail
 
 
+_REFUSAL_CONTEXT = "PL/pgSQL function rs_refuse("
+_MERGE_TWICE = "MERGE command cannot affect row a second time"
+
+
 def redshift_error_fields(fields: dict[str, str]) -> dict[str, str] | None:
     """The fields of the error Redshift would report instead of this PostgreSQL one, or None."""
+    if _REFUSAL_CONTEXT in fields.get("W", ""):
+        return {k: v for k, v in fields.items() if k not in ("W", "q", "p") and (v or k not in ("D", "H"))}
+    if fields.get("C") == "21000" and fields.get("M", "").startswith(_MERGE_TWICE):
+        out = {k: v for k, v in fields.items() if k in ("S", "V")}
+        out["C"] = "XX000"
+        out["M"] = "Found multiple matches to update the same tuple."
+        out["H"] = (
+            "the MERGE's source has several rows for one target row: deduplicate the staging "
+            f"rows first (docs: r_MERGE). PostgreSQL: {fields.get('M', '')}"
+        )
+        return out
     match = _LENGTH_CHECK.match(fields.get("n", "")) if fields.get("C") == "23514" else None
     if match:
         kind = "character varying" if match.group(1) == "varchar" else "character"
@@ -57,6 +76,15 @@ def translate_error(payload: bytes) -> bytes:
     if translated is None:
         return protocol.message(protocol.Backend.ERROR_RESPONSE, payload)
     return protocol.error_response_from_fields(translated)
+
+
+def translate_notice(payload: bytes) -> bytes:
+    """A NoticeResponse without the PL/pgSQL context of rs_refuse's INFO lines."""
+    if _REFUSAL_CONTEXT.encode() not in payload:
+        return protocol.message(protocol.Backend.NOTICE_RESPONSE, payload)
+    fields = {k: v for k, v in protocol.error_fields(payload).items() if k != "W"}
+    body = b"".join(k.encode() + v.encode("utf-8") + b"\0" for k, v in fields.items()) + b"\0"
+    return protocol.message(protocol.Backend.NOTICE_RESPONSE, body)
 
 
 def serializable_isolation_violation(fields: dict[str, str], table_id: int, pid: int) -> dict[str, str]:

@@ -22,6 +22,7 @@ from devstack.redshift import protocol
 from devstack.redshift.catalog import CatalogConnection
 from devstack.redshift.copy import S3Clients
 from devstack.redshift.session import Session
+from devstack.redshift.statement_log import StatementLog
 
 log = logging.getLogger("devstack.redshift")
 
@@ -59,6 +60,8 @@ class RedshiftProxy:
         )
         self.setting_names: set[str] = set()
         self.sessions: set[asyncio.Task] = set()
+        # every statement received, for the tests' grammar gate ($DEVSTACK_REDSHIFT_STATEMENT_LOG)
+        self.statement_log = StatementLog.from_environment()
 
     async def serve(
         self, host: str, port: int, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None
@@ -109,12 +112,14 @@ class RedshiftProxy:
                 await writer.drain()
                 return None
             break
-        parameters = self.backend_parameters(protocol.startup_parameters(packet))
+        client_parameters = protocol.startup_parameters(packet)
+        parameters = self.backend_parameters(client_parameters)
         backend_reader, backend_writer = await asyncio.open_connection(self.config.host, self.config.port)
         backend_writer.write(protocol.startup_message(parameters))
         await backend_writer.drain()
         user = parameters.get(b"user", b"").decode()
-        return Session(self, reader, writer, backend_reader, backend_writer, user)
+        application = client_parameters.get(b"application_name", b"").decode("utf-8", "replace")
+        return Session(self, reader, writer, backend_reader, backend_writer, user, application)
 
     def backend_parameters(self, client_parameters: dict[bytes, bytes]) -> dict[bytes, bytes]:
         """The client's startup parameters that PostgreSQL knows, and Redshift's session settings."""

@@ -15,6 +15,12 @@ backend's); a message without a handler passes unchanged. What the handlers chan
   alone while the session is idle (extended protocol), or in-band ahead of the
   COPY in the same Query (simple protocol); the answer never reaches the client;
 - a lone LOCK outside a transaction block holds nothing, as on Redshift (docs: r_LOCK);
+- a statement Redshift refuses (refusals.py) is replaced by one that raises Redshift's
+  error, so PostgreSQL never runs it;
+- TRUNCATE inside a transaction block first commits the block, as on Redshift
+  (docs: r_TRUNCATE: "commits the transaction in which it is run");
+- every Query and Parse is appended to the statement log when one is configured
+  (statement_log.py, $DEVSTACK_REDSHIFT_STATEMENT_LOG);
 - server_version reads Redshift's 8.0.2; errors read as Redshift's (errors.py),
   a serialization failure as error 1023 naming the table the statement wrote to.
 """
@@ -33,10 +39,13 @@ from devstack.redshift.errors import (
     SERIALIZATION_FAILURE,
     serializable_isolation_violation,
     translate_error,
+    translate_notice,
     written_table,
 )
 from devstack.redshift.protocol import Backend, Frontend, TransactionStatus, cstring, payload_of
+from devstack.redshift.refusals import check_size, check_statement, refusal_sql
 from devstack.redshift.rewrite import is_lock, lock_outside_transaction, rewrite_statement, split_statements
+from devstack.redshift.tokens import significant, tokenize
 
 log = logging.getLogger("devstack.redshift")
 
@@ -60,8 +69,19 @@ _RELAYED = frozenset(
 class Session:
     """A client connection and its backend connection, after the startup handshake."""
 
-    def __init__(self, proxy, client_reader, client_writer, backend_reader, backend_writer, user: str):
-        self.proxy = proxy  # server.RedshiftProxy: catalog connection and S3 clients
+    def __init__(
+        self,
+        proxy,
+        client_reader,
+        client_writer,
+        backend_reader,
+        backend_writer,
+        user: str,
+        application: str = "",
+    ):
+        self.proxy = proxy  # server.RedshiftProxy: catalog connection, S3 clients, statement log
+        self.application = application
+        self.statement_log = getattr(proxy, "statement_log", None)
         self.client_reader, self.client_writer = client_reader, client_writer
         self.backend_reader, self.backend_writer = backend_reader, backend_writer
         self.user = user
@@ -89,6 +109,8 @@ class Session:
         self.statement_sql: dict[bytes, str] = {}
         self.portal_sql: dict[bytes, str | None] = {}
         self.transaction_sql: collections.deque[str] = collections.deque(maxlen=32)
+        self.truncate_statements: set[bytes] = set()  # prepared statements that are a TRUNCATE
+        self.refused: list[str] = []  # what the stand-in refused in the current Query
         self._client_handlers = {
             Frontend.QUERY: self.handle_query,
             Frontend.PARSE: self.handle_parse,
@@ -105,6 +127,7 @@ class Session:
             Backend.BACKEND_KEY_DATA: self.on_backend_key_data,
             Backend.COPY_IN_RESPONSE: self.on_copy_in_response,
             Backend.ERROR_RESPONSE: self.on_error_response,
+            Backend.NOTICE_RESPONSE: self.on_notice_response,
         }
 
     async def run(self) -> None:
@@ -164,7 +187,15 @@ class Session:
     async def handle_query(self, raw: bytes) -> None:
         sql = payload_of(raw)[:-1].decode("utf-8")
         self.transaction_sql.append(sql)
-        sql, has_s3_copy = self.translate_query(sql)
+        too_large = check_size(len(raw) - 6)
+        if too_large is not None:
+            self.log_statement(sql, "simple", too_large.message)
+            sql, has_s3_copy = refusal_sql(too_large), False
+        else:
+            self.refused = []
+            client_sql = sql
+            sql, has_s3_copy = self.translate_query(sql)
+            self.log_statement(client_sql, "simple", "; ".join(self.refused) or None)
         self.sent_sync()
         self.to_backend += protocol.query(sql)
         if has_s3_copy:
@@ -175,12 +206,33 @@ class Session:
 
         Each COPY from S3 is preceded by its target's catalog query, answered in-band."""
         if "s3://" not in sql.lower() or not any(is_s3_copy(s) for s in split_statements(sql)):
-            return self.rewrite(sql), False
+            statements = split_statements(sql)
+            refusals = [check_statement(statement) for statement in statements]
+            if not any(refusals) and not self.truncates_in_block(statements):
+                return self.rewrite(sql), False
+            parts = []
+            in_block = self.transaction_status == TransactionStatus.IN_BLOCK
+            for statement, refusal in zip(statements, refusals):
+                in_block = _in_block_after(statement, in_block)
+                if refusal is not None:
+                    self.refused.append(refusal.message)
+                    parts.append(refusal_sql(refusal, statement))
+                    continue
+                if in_block and _is_truncate(statement):
+                    parts.append("COMMIT")  # Redshift's TRUNCATE commits the open block
+                    in_block = False
+                parts.append(
+                    self.rewrite(statement) if len(statements) == 1 else rewrite_statement(statement)
+                )
+            return ";\n".join(parts), False
         parts = []
         has_s3_copy = False
         for statement in split_statements(sql):
             if not is_s3_copy(statement):
-                parts.append(rewrite_statement(statement))
+                refusal = check_statement(statement)
+                if refusal is not None:
+                    self.refused.append(refusal.message)
+                parts.append(refusal_sql(refusal, statement) if refusal else rewrite_statement(statement))
                 continue
             postgres_sql, spec = translate_copy(statement)
             if spec is not None:
@@ -197,6 +249,26 @@ class Session:
             return lock_outside_transaction(postgres_sql)
         return postgres_sql
 
+    def truncates_in_block(self, statements: list[str]) -> bool:
+        """Whether one of these statements is a TRUNCATE that would run inside a transaction block."""
+        in_block = self.transaction_status == TransactionStatus.IN_BLOCK
+        for statement in statements:
+            in_block = _in_block_after(statement, in_block)
+            if in_block and _is_truncate(statement):
+                return True
+        return False
+
+    def log_statement(self, sql: str, protocol_name: str, refused: str | None = None) -> None:
+        if self.statement_log is not None:
+            self.statement_log.record(
+                sql,
+                user=self.user,
+                application=self.application,
+                protocol=protocol_name,
+                session=self.backend_pid,
+                refused=refused,
+            )
+
     async def handle_parse(self, raw: bytes) -> None:
         payload = payload_of(raw)
         name, pos = cstring(payload, 0)
@@ -205,11 +277,22 @@ class Session:
         self.statements.pop(name, None)
         self.statement_sql[name] = sql
         spec = None
-        if "s3://" in sql.lower() and is_s3_copy(sql):
+        refusal = check_size(len(sql.encode("utf-8")))
+        if refusal is None and not ("s3://" in sql.lower() and is_s3_copy(sql)):
+            refusal = check_statement(sql)
+        self.log_statement(sql, "extended", refusal.message if refusal else None)
+        self.truncate_statements.discard(name)
+        if refusal is not None:
+            sql = refusal_sql(refusal, sql)
+        elif "s3://" in sql.lower() and is_s3_copy(sql):
             sql, spec = translate_copy(sql)
             if spec is not None:
                 self.statements[name] = spec
         else:
+            if _is_truncate(sql):
+                self.truncate_statements.add(name)
+                if not self.batch_open:
+                    await self.commit_open_block()
             sql = self.rewrite(sql)
         if spec is not None and not self.batch_open:
             await self.ask_copy_target(spec)
@@ -221,6 +304,8 @@ class Session:
         portal, pos = cstring(payload, 0)
         statement, _ = cstring(payload, pos)
         self.portal_sql[portal] = self.statement_sql.get(statement)
+        if statement in self.truncate_statements and not self.batch_open:
+            await self.commit_open_block()  # a cached TRUNCATE run again inside a block
         spec = self.statements.get(statement)
         if spec is not None:
             self.portals[portal] = spec
@@ -270,15 +355,27 @@ class Session:
         await self.send_to_backend()
         await self.copy_idle.wait()
 
-    async def ask_copy_target(self, spec: CopySpec) -> None:
-        """Run the target's catalog query in the client's session while it is idle; the answer is ours."""
+    async def run_injected(self, sql: str) -> list:
+        """Run `sql` in the client's session while it is idle; the answer is ours, not the client's."""
         await self.send_to_backend()
         await self.idle.wait()
         self.injected = asyncio.get_running_loop().create_future()
         self.injected_rows = []
-        self.backend_writer.write(protocol.query(copy_target_query(spec)))
+        self.backend_writer.write(protocol.query(sql))
         await self.backend_writer.drain()
-        rows = await self.injected
+        return await self.injected
+
+    async def commit_open_block(self) -> None:
+        """Redshift's TRUNCATE commits the transaction it runs in (docs: r_TRUNCATE): the open
+        block is committed before the TRUNCATE reaches PostgreSQL, which then runs it on its own."""
+        await self.send_to_backend()
+        await self.idle.wait()
+        if self.transaction_status == TransactionStatus.IN_BLOCK:
+            await self.run_injected("COMMIT")
+
+    async def ask_copy_target(self, spec: CopySpec) -> None:
+        """Run the target's catalog query in the client's session while it is idle; the answer is ours."""
+        rows = await self.run_injected(copy_target_query(spec))
         target = copy_target_from_rows(rows, spec) if rows else None
         if target is not None:
             self.targets[id(spec)] = target
@@ -323,6 +420,7 @@ class Session:
         elif code == Backend.ERROR_RESPONSE:
             self.injected_rows = []
         elif code == Backend.READY_FOR_QUERY:
+            self.transaction_status = payload_of(raw)[:1]
             self.injected.set_result(self.injected_rows)
             self.injected = None
 
@@ -378,6 +476,9 @@ class Session:
         if not self.pending:
             self.copy_idle.set()
 
+    async def on_notice_response(self, raw: bytes) -> None:
+        self.to_client += translate_notice(payload_of(raw))
+
     async def on_error_response(self, raw: bytes) -> None:
         payload = payload_of(raw)
         if self.load_failure is not None:
@@ -400,3 +501,19 @@ class Session:
         table_id = await asyncio.to_thread(self.proxy.catalog.relation_id, table) if table else 0
         violation = serializable_isolation_violation(fields, table_id, self.backend_pid)
         return protocol.error_response_from_fields(violation)
+
+
+def _is_truncate(sql: str) -> bool:
+    sig = significant(tokenize(sql[:200])) if "truncate" in sql[:200].lower() else []
+    return bool(sig) and sig[0].is_word("TRUNCATE")
+
+
+def _in_block_after(statement: str, in_block: bool) -> bool:
+    """Whether a transaction block is open once `statement` has started (BEGIN opens one,
+    COMMIT/END/ROLLBACK/ABORT close it)."""
+    head = statement.lstrip()[:20].upper()
+    if head.startswith(("BEGIN", "START TRANSACTION")):
+        return True
+    if head.startswith(("COMMIT", "END", "ROLLBACK", "ABORT")):
+        return False
+    return in_block

@@ -48,7 +48,7 @@ def run_statements(connection, statements: list[str]) -> None:
 
 
 @pytest.fixture
-def swap_target(stack_env, target):
+def swap_target(stack_env, target, backend_dsn):
     """`action` with ROWS old rows (query 'old'), a late-binding view on it, SELECT granted to a
     user and a group, and a full refresh's staging table loaded with 4 new rows."""
     from tracking_sync.load.schema import action_staging_statements, target_tables_statements
@@ -59,13 +59,20 @@ def swap_target(stack_env, target):
             run_statements(target, [create])
         except psycopg2.Error:
             target.rollback()  # left by an earlier run of this module
-    statements = [*target_tables_statements(SCHEMA)]
-    statements.append(
-        f"insert into {SCHEMA}.action (id, user_profile_id, session_id, action_type_id, action_time, "
-        "is_async, query) select g, g % 5, 's' || (g / 6), 1, "
-        "timestamptz '2025-03-01 00:30:00+00' + g * interval '1 hour', false, 'old' "
-        f"from generate_series(100, {100 + ROWS - 1}) as g"
-    )
+    run_statements(target, target_tables_statements(SCHEMA))
+    # generate_series over a user table is leader-node only on Redshift (the stand-in refuses
+    # it, tests/devstack/redshift/test_redshift_refusals.py): the old rows go in through the backend
+    with closing(psycopg2.connect(backend_dsn)) as backend:
+        run_statements(
+            backend,
+            [
+                f"insert into {SCHEMA}.action (id, user_profile_id, session_id, action_type_id, action_time, "
+                "is_async, query) select g, g % 5, 's' || (g / 6), 1, "
+                "timestamptz '2025-03-01 00:30:00+00' + g * interval '1 hour', false, 'old' "
+                f"from generate_series(100, {100 + ROWS - 1}) as g"
+            ],
+        )
+    statements = []
     statements.append(
         f"create view {SCHEMA}.{VIEW} as select id, query from {SCHEMA}.action with no schema binding"
     )

@@ -277,11 +277,12 @@ def test_a_backfill_over_two_days_runs_both_days_in_order(page, make_airflow, sh
 
 def test_a_damaged_target_row_fails_validate_with_the_user_the_day_and_the_repair(page, make_airflow, shot):
     expect = _expect()
-    # One second later: the last action of a user's first session, on the Redshift stand-in.
+    # One second later: the last action of a user's first session, on the Redshift stand-in
+    # (which, as Redshift, has no UPDATE ... RETURNING: the row is selected first).
     ((row_id, user, day),) = make_airflow.query(
         make_airflow.env["REDSHIFT_DSN"],
         """
-        update tracking.action set action_time = action_time + interval '1 second'
+        select id, user_profile_id, cast(action_time as date) from tracking.action
         where id = (
             select id from tracking.action
             where session_id = (
@@ -290,8 +291,12 @@ def test_a_damaged_target_row_fails_validate_with_the_user_the_day_and_the_repai
                 order by action_time limit 1)
             order by action_time desc, id limit 1)
           and cast(action_time as time) < '23:59:58'
-        returning id, user_profile_id, cast(action_time as date)
         """,
+    )
+    make_airflow.query(
+        make_airflow.env["REDSHIFT_DSN"],
+        "update tracking.action set action_time = action_time + interval '1 second' where id = %s",
+        (row_id,),
     )
     day = day.isoformat()
 

@@ -1,7 +1,8 @@
 -- Apply a batch of captured changes to action, in the publish transaction (after
 -- lock_action.sql; then write_sync_state.sql stores the batch's upto LSN as applied).
--- Params: schema, staging (identifiers); columns (action's, in order); flagged (the
--- nullable text columns that travel with <name>_is_marker); marker (the \N text in SQL).
+-- Params: schema, staging (identifiers); columns (action's, in order); toasted (name,
+-- <name>_is_marker, <name>_unchanged of the text columns pgoutput may leave unsent);
+-- marker (the \N text in SQL).
 --
 -- 1. A change the latest reload of its row already saw (its transaction is visible in that
 --    reload's snapshot: committed before xmin, or before xmax and not in progress) is
@@ -69,7 +70,7 @@ where ranked.change_rank = 1;
 
 -- 3. An update that left a TOASTed text unchanged did not send it: take the latest one
 --    the batch did send for the id, else the one the target holds.
-{%- for name, flag, unchanged in flagged %}
+{%- for name, flag, unchanged in toasted %}
 create temp table sent_{{ name }} as
 select ranked.id, ranked.{{ name }}, ranked.{{ flag }}
 from (
@@ -97,22 +98,21 @@ where action.id = last_changes.id;
 insert into {{ schema }}.action ({{ columns | join(", ") }})
 select
 {%- for column in columns %}
-{%- set text = flagged | selectattr(0, "equalto", column) | list %}
-{%- if text %}
-{%- set name, flag, unchanged = text[0] %}
+{%- set matched = toasted | selectattr(0, "equalto", column) | list %}
+{%- if matched %}
     case
-        when not coalesce(l.{{ unchanged }}, false)
-            then case when l.{{ flag }} then {{ marker }} else l.{{ name }} end
-        when s_{{ name }}.id is not null
-            then case when s_{{ name }}.{{ flag }} then {{ marker }} else s_{{ name }}.{{ name }} end
-        else r.{{ name }}
-    end as {{ name }}{{ "," if not loop.last }}
+        when not coalesce(l.{{ matched[0][2] }}, false)
+            then case when l.{{ matched[0][1] }} then {{ marker }} else l.{{ column }} end
+        when s_{{ column }}.id is not null
+            then case when s_{{ column }}.{{ matched[0][1] }} then {{ marker }} else s_{{ column }}.{{ column }} end
+        else r.{{ column }}
+    end as {{ column }}{{ "," if not loop.last }}
 {%- else %}
     l.{{ column }}{{ "," if not loop.last }}
 {%- endif %}
 {%- endfor %}
 from last_changes as l
-{%- for name, flag, unchanged in flagged %}
+{%- for name, flag, unchanged in toasted %}
 left join sent_{{ name }} as s_{{ name }} on l.id = s_{{ name }}.id
 {%- endfor %}
 left join replaced_rows as r on l.id = r.id

@@ -4,10 +4,10 @@
 -- COPY fills it; apply_action_changes.sql applies it and drops it. A real table, not
 -- #temp: the COPY and the apply run on different connections. Named after the run's
 -- interval, so a rerun reuses it.
--- Params: schema, staging (identifiers); columns (name, redshift_type).
+-- Params: schema, staging (identifiers); change_columns (name, redshift_type).
 drop table if exists {{ schema }}.{{ staging }};
 create table {{ schema }}.{{ staging }} (
-{%- for column in columns %}
+{%- for column in change_columns %}
     {{ column.name }} {{ column.redshift_type }}{{ "," if not loop.last }}
 {%- endfor %}
 )

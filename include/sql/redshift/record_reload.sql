@@ -10,13 +10,16 @@
 -- %(lsn)s, %(id_from)s, %(id_to)s, %(start)s, %(end)s, and %(xip_0)s... for each xid.
 {%- if by_ids %}
 create temp table reloaded_ids as
-select id
-from {{ schema }}.{{ staging }}
-union
-select id
-from {{ schema }}.action
-where action_time >= %(start)s
-  and action_time < %(end)s;
+select distinct reloaded.id
+from (
+    select id
+    from {{ schema }}.{{ staging }}
+    union all
+    select id
+    from {{ schema }}.action
+    where action_time >= %(start)s
+        and action_time < %(end)s
+) as reloaded;
 
 delete from {{ schema }}.capture_reload_ids
 using reloaded_ids

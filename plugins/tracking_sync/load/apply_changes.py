@@ -63,7 +63,7 @@ def apply_statements(schema: str, staging: str) -> list[str]:
         schema=schema,
         staging=staging,
         columns=ACTION.column_names,
-        flagged=[(name, marker_flag(name), unchanged_flag(name)) for name in TOASTABLE_COLUMNS],
+        toasted=[(name, marker_flag(name), unchanged_flag(name)) for name in TOASTABLE_COLUMNS],
         marker=NULL_MARKER_SQL,
     )
 

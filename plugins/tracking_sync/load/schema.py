@@ -29,7 +29,7 @@ def target_tables_statements(schema: str) -> list[str]:
 
 def action_changes_statements(schema: str, staging: str) -> list[str]:
     return render_statements(
-        "redshift/create_action_changes.sql", schema=schema, staging=staging, columns=CHANGE_COLUMNS
+        "redshift/create_action_changes.sql", schema=schema, staging=staging, change_columns=CHANGE_COLUMNS
     )
 
 
