@@ -89,9 +89,7 @@ SAMPLES: dict[str, object] = {
     "ranges": [[(0, 1024), (4096, 5120)], []],
     "bucket_size": 1024,
     "toasted": [[("query", "query_is_marker", "query_unchanged")]],
-    "change_columns": [
-        [_column("change_seq", "bigint"), _column("change_kind", "char(1)"), *_FILE_COLUMNS]
-    ],
+    "change_columns": [[_column("change_seq", "bigint"), _column("change_kind", "char(1)"), *_FILE_COLUMNS]],
     "toastable": [["query"]],
     "all": [False, True],
     "by_ids": [True, False],

@@ -156,6 +156,7 @@ def test_event_extras_carry_the_interval_and_the_row_counts():
         "data_interval_end": "2025-03-02T00:00:00+00:00",
         "validated_up_to": "2025-03-02T00:00:00+00:00",
         "validation": "scoped",
+        "action_load": "interval",
         "table": "action",
         "rows_staged": 118,
         "rows_inserted": 120,
