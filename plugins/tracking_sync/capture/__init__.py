@@ -3,8 +3,10 @@ replication slot (pgoutput, through the SQL interface) and written as CSV change
 
     pgoutput   the pgoutput protocol (version 1) decoded into typed records; no database
     slot       the slot and publication: names, creation, status, advance, drop
+    rows       the change rows: their columns, and an image of action as CSV fields
     batch      one batch: the transactions committed in [applied_lsn, upto_lsn) -> CSV rows
-    preflight  whether the source is set up for capture (settings, role, publication, slot)
+    preflight  whether the source is set up for capture (settings, role, publication, slot),
+               each check in preflight_checks
     errors     the errors capture raises, each with its fix
     changes    the capture task's stage: a run's batch into parts in the scratch area
 

@@ -9,13 +9,8 @@ import psycopg2
 import pytest
 
 from tracking_sync.capture.errors import CaptureNotReady
-from tracking_sync.capture.preflight import (
-    Finding,
-    _check_role,
-    _check_wal_keep_size,
-    _check_wal_level,
-    check_source,
-)
+from tracking_sync.capture.preflight import check_source
+from tracking_sync.capture.preflight_checks import Finding, check_role, check_wal_keep_size, check_wal_level
 from tracking_sync.capture.slot import PUBLICATION
 
 
@@ -148,7 +143,7 @@ def test_a_role_without_replication_is_a_problem(role_without_replication, captu
 
 def test_wal_level_replica_on_postgresql():
     problems = []
-    _check_wal_level({"wal_level": ("replica", None)}, problems)
+    check_wal_level({"wal_level": ("replica", None)}, problems)
     [problem] = problems
     assert (problem.setting, problem.value) == ("wal_level", "replica")
     assert "wal_level = logical" in problem.fix and "rds.logical_replication = 1" in problem.fix
@@ -158,19 +153,19 @@ def test_wal_level_replica_on_postgresql():
 
 def test_rds_logical_replication_off_names_the_rds_setting():
     problems = []
-    _check_wal_level({"wal_level": ("replica", None), "rds.logical_replication": ("off", None)}, problems)
+    check_wal_level({"wal_level": ("replica", None), "rds.logical_replication": ("off", None)}, problems)
     assert [(p.setting, p.value) for p in problems] == [("rds.logical_replication", "off")]
 
 
 def test_membership_in_rds_replication_is_enough():
     problems = []
-    _check_role(("capture", False, False, True), problems)
+    check_role(("capture", False, False, True), problems)
     assert problems == []
-    _check_role(("capture", False, False, False), problems)
+    check_role(("capture", False, False, False), problems)
     assert problems[0].value == "no REPLICATION, not a member of rds_replication"
 
 
 def test_a_limited_wal_keep_size_gives_no_warning():
     warnings = []
-    _check_wal_keep_size({"max_slot_wal_keep_size": ("102400", "MB")}, warnings)
+    check_wal_keep_size({"max_slot_wal_keep_size": ("102400", "MB")}, warnings)
     assert warnings == []
