@@ -111,6 +111,22 @@ def xcoms(deployment: AirflowDeployment, run_id: str, task_id: str) -> dict:
     )
 
 
+def how_runs_move_action(deployment: AirflowDeployment) -> dict[str, tuple]:
+    """{run_id: (action_load, bootstrap, slice_label)} as each run's plan_run decided."""
+    rows = deployment.query(
+        "select run_id, key, value from xcom where dag_id = %s and task_id = 'plan_run' "
+        "and key in ('action_load', 'bootstrap', 'slice_label')",
+        (DAG_ID,),
+    )
+    plans: dict[str, dict] = {}
+    for run_id, key, value in rows:
+        plans.setdefault(run_id, {})[key] = value
+    return {
+        run_id: (plan.get("action_load"), plan.get("bootstrap"), plan.get("slice_label"))
+        for run_id, plan in sorted(plans.items())
+    }
+
+
 def task_log_text(deployment: AirflowDeployment, run_id: str) -> str:
     logs = deployment.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
     return "\n".join(path.read_text(errors="replace") for path in sorted(logs.rglob("*.log")))
@@ -178,10 +194,15 @@ def test_a_backfill_beside_the_nightly_on_an_empty_target_ends_green_and_equal(n
         token=token,
     )
 
-    backfill_runs = wait_for_backfill(deployment, backfill["id"], len(DAYS), until_completed=False)
-    (scheduled,) = deployment.wait_for_runs(
-        "dag_run.dag_id = %s and dag_run.run_type = 'scheduled'", (DAG_ID,), 1, timeout=2 * RUN_TIMEOUT
-    )
+    try:
+        backfill_runs = wait_for_backfill(deployment, backfill["id"], len(DAYS), until_completed=False)
+        (scheduled,) = deployment.wait_for_runs(
+            "dag_run.dag_id = %s and dag_run.run_type = 'scheduled'", (DAG_ID,), 1, timeout=2 * RUN_TIMEOUT
+        )
+    except AssertionError as error:
+        raise AssertionError(
+            f"how each run moves action: {how_runs_move_action(deployment)}\n{error}"
+        ) from None
     runs = [scheduled, *backfill_runs]
     assert_green(deployment, runs, "the nightly and the backfill")
     assert [(as_utc(start), as_utc(end)) for _, _, start, end in backfill_runs] == [
@@ -191,9 +212,9 @@ def test_a_backfill_beside_the_nightly_on_an_empty_target_ends_green_and_equal(n
     assert (as_utc(scheduled[2]), as_utc(scheduled[3])) == (today - timedelta(days=1), today), scheduled
 
     plans = {run_id: xcoms(deployment, run_id, "plan_run") for run_id, *_ in runs}
-    how = {run_id: (plan["action_load"], plan["bootstrap"]) for run_id, plan in plans.items()}
+    how = how_runs_move_action(deployment)
     print(f"how each run moved action: {how}")
-    assert sum(bootstrap for _, bootstrap in how.values()) == 1, f"one bootstrap, the first run: {how}"
+    assert sum(bootstrap for _, bootstrap, _ in how.values()) == 1, f"one bootstrap, the first run: {how}"
 
     source = psycopg2.connect(stack.source_dsn)
     target = psycopg2.connect(stack.redshift.dsn())
@@ -207,19 +228,28 @@ def test_a_backfill_beside_the_nightly_on_an_empty_target_ends_green_and_equal(n
         assert (capture.strip(), slot.strip()) == ("logical", SLOT)
         assert applied_lsn is not None and bootstrapped_by in plans, bootstrapped_by
 
-        # No run's files were swept from under it: the backfill's manifests are still in S3
-        # (the nightly's sweep ran beside the backfill, so it waited), and no COPY missed one.
+        # No run's files were swept from under it: a run sweeps old intervals only when it runs
+        # alone, so a backfill's manifest is gone only if a sweep began after the backfill
+        # ended; and no COPY missed a manifest (a retried StagedFilesMissing included).
         prefix = deployment.env["TRACKING_SYNC_PREFIX"]
-        labels = {plan["slice_label"] for run_id, plan in plans.items() if run_id != scheduled[0]}
-        expired = {
-            run_id: xcoms(deployment, run_id, task).get("expired_intervals")
-            for run_id, *_ in runs
-            for task in ("write_action_manifest", "upload_action_type")
-        }
-        print(f"expired intervals: {expired}; manifests in S3: {sorted(manifests(stack, prefix))}")
-        assert labels <= manifests(stack, prefix), f"backfill manifests swept: {expired}"
+        backfill_labels = {plans[run_id]["slice_label"] for run_id, *_ in backfill_runs}
+        ((backfill_ended,),) = deployment.query(
+            "select max(end_date) from dag_run where backfill_id = %s", (backfill["id"],)
+        )
+        swept_alone = set()
         for run_id, *_ in runs:
+            swept = set(xcoms(deployment, run_id, "write_action_manifest").get("expired_intervals") or [])
+            if swept & backfill_labels:
+                ((sweep_started,),) = deployment.query(
+                    "select start_date from task_instance where run_id = %s and task_id = %s",
+                    (run_id, "write_action_manifest"),
+                )
+                assert sweep_started >= backfill_ended, f"{run_id} swept {swept} while the backfill ran"
+                swept_alone |= swept
             assert "StagedFilesMissing" not in task_log_text(deployment, run_id), run_id
+        in_s3 = manifests(stack, prefix)
+        print(f"action manifests in S3: {sorted(in_s3)}; swept by a run alone: {sorted(swept_alone)}")
+        assert backfill_labels <= in_s3 | swept_alone, f"backfill manifests gone from S3: {in_s3}"
 
         # A late row and a delete on a loaded day; a manual run applies the captured changes.
         changed = late_row_and_delete(source, DAYS[0])
