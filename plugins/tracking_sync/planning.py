@@ -21,6 +21,7 @@ reports the slot's retained WAL, so a run that cannot capture fails here, in sec
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,12 +36,18 @@ from tracking_sync.capture.slot import (
     slot_name,
     slot_status,
 )
-from tracking_sync.core.errors import InvalidParams
+from tracking_sync.core.errors import BootstrapInProgress, InvalidParams
 from tracking_sync.core.lsn import format_lsn
 from tracking_sync.core.names import DAG_ID
 from tracking_sync.core.plan import RunPlan
 from tracking_sync.core.settings import Settings
-from tracking_sync.load.sync_state import SyncState, planned_batch_upto, read_sync_state
+from tracking_sync.load.sync_state import (
+    BOOTSTRAPPING,
+    SyncState,
+    claim_bootstrap,
+    planned_batch_upto,
+    read_sync_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,15 +98,18 @@ def plan_against_state(
     target: Any,
     run_type: str | None,
     run_id: str,
+    run_is_active: Callable[[str], bool] = lambda run_id: True,
 ) -> tuple[RunPlan, SlotReport | None]:
     """Decide how action moves this run; create the slot first when the run loads action whole
     with logical capture. `source` is a psycopg2 connection to the source, `target` a DB-API
-    connection to Redshift."""
+    connection to Redshift; `run_is_active(run_id)` says whether another run of the DAG is
+    still queued or running (one whose bootstrap claim this run would otherwise wait for)."""
     state = read_sync_state(target, plan.target_schema)
+    state = _claim_if_bootstrap(plan, settings, state, target, run_id, run_is_active)
     if settings.capture == "interval":
         return _plan_interval_capture(plan, state), None
     slot = slot_name(plan.target_schema)
-    bootstrap = state is None or state.capture != "logical" or state.slot != slot or state.applied_lsn is None
+    bootstrap = state.capture != "logical" or state.slot != slot or state.applied_lsn is None
     if bootstrap or plan.full_refresh:
         return _plan_full_load(plan, source, slot, bootstrap, state), None
     status = slot_status(source, slot)
@@ -136,6 +146,37 @@ def plan_against_state(
     return plan.with_load("interval", capture="logical", slot=slot), report
 
 
+def _claim_if_bootstrap(
+    plan: RunPlan,
+    settings: Settings,
+    state: SyncState | None,
+    target: Any,
+    run_id: str,
+    run_is_active: Callable[[str], bool],
+) -> SyncState:
+    """A target without the deployment's sync state is bootstrapped by ONE run: the first to
+    claim it. Another run that plans meanwhile (a backfill started beside the first nightly)
+    waits, retried, and then moves its own interval; a claim of a run that ended without
+    publishing is taken over."""
+    slot = slot_name(plan.target_schema) if settings.capture == "logical" else None
+    settled = (
+        state is not None
+        and state.capture == settings.capture
+        and state.slot == slot
+        and (settings.capture == "interval" or state.applied_lsn is not None)
+    )
+    if settled:
+        return state
+    claimant = state.bootstrapped_by if state is not None and state.capture == BOOTSTRAPPING else None
+    if claimant is not None and claimant != run_id and run_is_active(claimant):
+        raise BootstrapInProgress(
+            f"run {claimant} is loading {plan.target_schema} whole (its bootstrap): this run waits "
+            "for it (retried) and then moves its own interval; nothing has moved yet"
+        )
+    claim_bootstrap(target, plan.target_schema, run_id)
+    return SyncState(capture=BOOTSTRAPPING, slot=None, applied_lsn=None, bootstrapped_by=run_id)
+
+
 def _plan_interval_capture(plan: RunPlan, state: SyncState | None) -> RunPlan:
     if plan.mode == "changes":
         raise InvalidParams(
@@ -160,13 +201,12 @@ def _plan_full_load(
     """A whole load of action with logical capture: the slot exists (a lost one is replaced)
     before the export takes its snapshot, so every change after it reaches the target."""
     status = slot_status(source, slot)
-    if status is not None and (status.is_lost or bootstrap and state is None):
-        # A lost slot holds nothing usable; an orphan (no target state) is not trusted either:
-        # start the capture anew with this load.
-        if status.is_lost or not status.active:
-            drop_slot(source, slot)
-            log.warning("dropped replication slot %s (%s) to start the capture anew", slot, status.wal_status)
-            status = None
+    if status is not None and status.is_lost:
+        # A lost slot holds nothing usable: start the capture anew with this load. A slot that
+        # is not lost is kept: this load's applied LSN and snapshot make it consistent.
+        drop_slot(source, slot)
+        log.warning("dropped replication slot %s (%s) to start the capture anew", slot, status.wal_status)
+        status = None
     ensure_publication(source)  # what a bootstrap creates is not a problem to report
     check_source(source, slot=slot if status is not None else None).raise_for_problems()
     created = create_slot(source, slot)

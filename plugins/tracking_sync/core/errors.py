@@ -57,3 +57,7 @@ class CaptureBatchStale(NeedsFix):
 
 class StagedFilesMissing(TrackingSyncError):
     """A COPY found no manifest or part where the upload put them: transient (retried)."""
+
+
+class BootstrapInProgress(TrackingSyncError):
+    """Another run is bootstrapping the target: this one waits (transient, retried)."""

@@ -170,3 +170,31 @@ def forget_reloads(cursor: Any, schema: str, *, applied_lsn: int | None = None) 
     full refresh, whose snapshots saw everything theirs did)."""
     for statement in render_statements("redshift/forget_reloads.sql", schema=schema, all=applied_lsn is None):
         cursor.execute(statement, {"applied_lsn": applied_lsn} if "%(" in statement else None)
+
+
+BOOTSTRAPPING = "bootstrapping"
+
+
+def claim_bootstrap(connection: Any, schema: str, run_id: str) -> None:
+    """Make `run_id` the one run bootstrapping the target (the sync state's tables are created
+    first, with the schema, if missing): one transaction under the sync state's lock."""
+    connection.autocommit = True
+    cursor = connection.cursor()
+    try:
+        cursor.execute(f"create schema if not exists {schema}")
+        for statement in sync_state_statements(schema):
+            cursor.execute(statement)
+    finally:
+        cursor.close()
+    connection.autocommit = False
+    cursor = connection.cursor()
+    cursor.paramstyle = "pyformat"
+    try:
+        for statement in render_statements("redshift/claim_bootstrap.sql", schema=schema):
+            cursor.execute(statement, {"run_id": run_id} if "%(" in statement else None)
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        cursor.close()

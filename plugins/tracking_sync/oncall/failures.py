@@ -31,6 +31,7 @@ TRANSIENT_ERRORS = [
     "botocore.exceptions.ConnectionError",
     "botocore.exceptions.ReadTimeoutError",
     "tracking_sync.core.errors.StagedFilesMissing",
+    "tracking_sync.core.errors.BootstrapInProgress",
 ]
 
 RETRY_POLICY = ExceptionRetryPolicy(
