@@ -354,7 +354,7 @@ def dag_runs_at(logical_date: datetime) -> list:
 @pytest.mark.parametrize(
     ("conf", "day", "allowed"),
     [
-        ({"mode": "bogus"}, 1, "is not one of ['incremental', 'full_refresh']"),
+        ({"mode": "bogus"}, 1, "is not one of ['incremental', 'full_refresh', 'changes']"),
         ({"target_schema": "x; drop table"}, 2, "does not match '^[a-z_][a-z0-9_]*$'"),
     ],
     ids=["unknown-mode", "schema-not-an-identifier"],

@@ -181,6 +181,7 @@ def test_a_validated_load_publishes_assets_a_downstream_dag_sees(oncall_deployme
         "data_interval_end": None,
         "validated_up_to": extra["validated_up_to"],
         "validation": "full",
+        "action_load": "full",
         "table": "action",
         "rows_staged": SOURCE_ROWS,
         "rows_inserted": SOURCE_ROWS,
