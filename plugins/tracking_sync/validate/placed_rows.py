@@ -27,7 +27,7 @@ from typing import Any
 
 from tracking_sync.core.sql import render_sql
 from tracking_sync.core.tables import ACTION
-from tracking_sync.validate.compare import TOP_DIFFERENCES, CheckResult, Difference
+from tracking_sync.validate.compare import DIFFERING_KEYS, TOP_DIFFERENCES, CheckResult, Difference
 from tracking_sync.validate.parity import checked_integers, quote_identifier
 
 CHECK_NAME = "rows_placed_outside_interval"
@@ -84,6 +84,8 @@ def compare_rows_by_id(
             here, there = source.get(row_id), target.get(row_id)
             if here is None and there is None:
                 continue  # deleted in the source, and gone from the target: as it should be
+            if here != there and len(result.differing_keys) < DIFFERING_KEYS:
+                result.differing_keys.append([row_id])  # what validate.pending matches by id
             if there is None:
                 result.missing_in_target += 1
                 result.missing_in_target_sample.append([row_id])

@@ -5,6 +5,11 @@ One report, read three ways:
     print(report.summary())        # one line: the verdict and what differs
     print(report.format_table())   # the whole report, as on-call reads it
     report.to_dict()               # JSON-serialisable, whatever the outcome
+
+With logical capture, differences that changes committed after the run's batch explain
+(still in the slot: the next run applies and checks them) are pending, not failures:
+`report.pending` (a `PendingNote`, tracking_sync.validate.pending) says which, and a
+report whose every difference is pending passes.
 """
 
 from __future__ import annotations
@@ -20,6 +25,80 @@ from tracking_sync.validate.compare import CheckResult, format_key
 from tracking_sync.validate.drilldown import DrillDown
 
 REPORT_ROWS = 20  # differing rows printed; the XCom holds every one found
+PENDING = "pending"  # the verdict of a check whose every difference is a pending change
+
+
+@dataclass
+class PendingNote:
+    """What the changes committed on the source after the target's applied LSN (still in the
+    capture's slot) explain of a failed validation. `explained`: every difference; the
+    report then passes. Counts are of the differing rows (ids), users and days explained."""
+
+    slot: str
+    after: str  # what the changes came after, as people read it: "this run's batch"
+    after_lsn: str | None = None  # the target's applied LSN (None: unknown, nothing read)
+    changes: dict[str, Any] = field(default_factory=dict)  # tracking_sync.capture.pending summary
+    explained: bool = False
+    rows: int = 0
+    users: int = 0
+    days: int = 0
+    sample_ids: list[int] = field(default_factory=list)
+    sample_users: list[int] = field(default_factory=list)
+    sample_days: list[str] = field(default_factory=list)
+    # checks each of whose named users, days, ids and counts a pending change explains
+    pending_checks: list[str] = field(default_factory=list)
+    unexplained: list[str] = field(default_factory=list)  # what they do not explain, a line each
+
+    @property
+    def explains_some(self) -> bool:
+        return bool(self.rows or self.users or self.days)
+
+    def explained_part(self) -> str:
+        """`6 rows / 0 users / 1 days (ids 20000198, ...; days 2025-03-02)`."""
+        shown = []
+        if self.sample_ids:
+            shown.append(
+                f"ids {', '.join(str(i) for i in self.sample_ids)}{_more(self.rows, self.sample_ids)}"
+            )
+        if self.sample_users:
+            shown.append(
+                f"users {', '.join(str(u) for u in self.sample_users)}{_more(self.users, self.sample_users)}"
+            )
+        if self.sample_days:
+            shown.append(f"days {format_days(self.sample_days)}{_more(self.days, self.sample_days)}")
+        detail = f" ({'; '.join(shown)})" if shown else ""
+        return f"{self.rows} rows / {self.users} users / {self.days} days{detail}"
+
+    def changes_part(self) -> str:
+        """`slot s, after 0/1E26CC8: 40 inserts, 40 updates, 39 deletes of 119 ids`."""
+        c = self.changes
+        where = f"slot {self.slot}" + (f", after {self.after_lsn}" if self.after_lsn else "")
+        if not c:
+            return where
+        return (
+            f"{where}: {c.get('inserts', 0)} inserts, {c.get('updates', 0)} updates, "
+            f"{c.get('deletes', 0)} deletes of {c.get('ids', 0)} ids"
+        )
+
+    def line(self) -> str:
+        """The note as on-call reads it."""
+        if self.explained:
+            return (
+                f"{self.explained_part()} differ only by changes committed after {self.after} "
+                f"({self.changes_part()}); the next run applies and checks them"
+            )
+        head = f"changes committed after {self.after} ({self.changes_part()})"
+        not_explained = "; ".join(self.unexplained)
+        if not self.explains_some:
+            return f"{head} explain no difference: {not_explained}"
+        return (
+            f"{head} explain {self.explained_part()}, pending for the next run; "
+            f"NOT explained by them: {not_explained}"
+        )
+
+
+def _more(count: int, shown: Sequence[Any]) -> str:
+    return f" and {count - len(shown)} more" if count > len(shown) else ""
 
 
 @dataclass
@@ -38,6 +117,7 @@ class ValidationReport:
     rows: DrillDown | None = None  # the differing `action` rows, when a check failed
     seconds: float = 0.0
     users_in_scope: int | None = None  # scope "users": how many users were listed
+    pending: PendingNote | None = None  # logical capture: what pending changes explain
 
     @property
     def scope_label(self) -> str:
@@ -48,6 +128,14 @@ class ValidationReport:
 
     @property
     def passed(self) -> bool:
+        """Every check agrees, or every difference is a change still pending in the slot."""
+        if self.pending is not None and self.pending.explained:
+            return True
+        return all(check.passed for check in self.checks)
+
+    @property
+    def agrees(self) -> bool:
+        """Every check agrees, with nothing pending to excuse."""
         return all(check.passed for check in self.checks)
 
     @property
@@ -63,10 +151,14 @@ class ValidationReport:
 
     def summary(self) -> str:
         """One line: the verdict and, on failure, what differs."""
+        window = f"{self.scope_label}, {self.window_start} -> {self.window_end}"
+        if self.agrees:
+            return f"parity OK: {len(self.checks)} checks agree ({window})"
         if self.passed:
+            agree = len(self.checks) - len(self.failed_checks)
             return (
-                f"parity OK: {len(self.checks)} checks agree ({self.scope_label}, "
-                f"{self.window_start} -> {self.window_end})"
+                f"parity OK with pending changes ({window}): {agree} of {len(self.checks)} "
+                f"checks agree; {self.pending.line()}"
             )
         parts = []
         for check in self.failed_checks:
@@ -84,12 +176,18 @@ class ValidationReport:
             ids = self.rows.row_ids
             rows = f"; rows: {len(ids)} ids differ, e.g. {', '.join(str(i) for i in ids[:5])}"
         hint = f"; {self.diagnosis[0]}" if self.diagnosis else ""
-        return f"parity FAILED ({self.scope_label}): {'; '.join(parts)}{days}{rows}{hint}"
+        pending = ""
+        if self.pending is not None and self.pending.unexplained and self.pending.explains_some:
+            pending = (
+                f"; pending changes explain {self.pending.explained_part()}, not: "
+                f"{self.pending.unexplained[0]}{' and more' if len(self.pending.unexplained) > 1 else ''}"
+            )
+        return f"parity FAILED ({self.scope_label}): {'; '.join(parts)}{days}{rows}{hint}{pending}"
 
     def format_table(self) -> str:
         """The report as on-call reads it in the task log."""
         lines = [
-            f"Validation {'PASSED' if self.passed else 'FAILED'}: {self.dag_id} run {self.run_id}",
+            f"Validation {self._verdict()}: {self.dag_id} run {self.run_id}",
             f"  window  {self.window_start} -> {self.window_end}   scope {self.scope_label}",
             f"  source  {self.source}",
             f"  target  {self.target}",
@@ -113,7 +211,7 @@ class ValidationReport:
                     c.differing,
                     c.missing_in_target,
                     c.missing_in_source,
-                    "ok" if c.passed else "FAILED",
+                    self._check_verdict(c),
                 ]
                 for c in self.checks
             ],
@@ -152,12 +250,26 @@ class ValidationReport:
             lines += ["", *format_rows(self.rows)]
         if self.days_to_backfill:
             lines += ["", f"days that differ: {format_days(self.days_to_backfill)}"]
+        if self.pending is not None:
+            lines += ["", "pending changes:", f"  {self.pending.line()}"]
         if self.diagnosis:
             lines += ["", "diagnosis:"] + [f"  - {hint}" for hint in self.diagnosis]
         if self.repair:
             lines += ["", "repair:"] + [f"  {step}" for step in self.repair]
         lines.append(f"({self.seconds:.2f} s)")
         return "\n".join(lines)
+
+    def _verdict(self) -> str:
+        if self.agrees:
+            return "PASSED"
+        return "PASSED (differences pending for the next run)" if self.passed else "FAILED"
+
+    def _check_verdict(self, check: CheckResult) -> str:
+        if check.passed:
+            return "ok"
+        # Only when every difference is pending: in a failed report a check's day or user
+        # touched by a pending change may also hide the difference that fails it.
+        return PENDING if self.passed else "FAILED"
 
 
 def format_rows(found: DrillDown, first: int = REPORT_ROWS) -> list[str]:

@@ -22,6 +22,11 @@ its ids row by row:
     report = run_validation(..., scope="users", users=[17, 42])
     report = validate_for_run(plan, source, target, run_id=..., touched_users=[17, 42],
                               touched_ids=[1001, 1002])
+
+With logical capture the source keeps changing after the run's batch: given a connection
+that can read the capture's slot (`capture_conn`), validate_for_run reports the differences
+that changes committed after the target's applied LSN explain as pending, not as failures
+(tracking_sync.validate.pending): the next batch applies them and checks their ids and users.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from tracking_sync.capture.pending import MAX_PENDING_IDS
 from tracking_sync.core.errors import ParityCheckError
 from tracking_sync.core.names import DAG_ID, REDSHIFT_CONN_ID, SOURCE_CONN_ID
 from tracking_sync.core.plan import RunPlan
@@ -51,6 +57,7 @@ from tracking_sync.validate.parity import (
     checked_integers,
     load_checks,
 )
+from tracking_sync.validate.pending import explain_by_pending
 from tracking_sync.validate.placed_rows import CHANGED_ROWS_CHECK, MAX_CHANGED_IDS, compare_rows_by_id
 from tracking_sync.validate.report import ValidationReport
 from tracking_sync.validate.shared_pass import shared_passes
@@ -186,6 +193,8 @@ def validate_for_run(
     placed_outside_ids: Sequence[int] = (),
     touched_users: Sequence[int] | None = None,
     touched_ids: Sequence[int] = (),
+    capture_conn: Any = None,
+    max_pending_ids: int = MAX_PENDING_IDS,
 ) -> ValidationReport:
     """The run plan's validation: its parity checks over everything before the interval's
     end in its scope, plus the rows the publish placed outside the interval, by id.
@@ -196,7 +205,13 @@ def validate_for_run(
     full (validation=full, or a full refresh), which covers them already. The touched ids
     are compared row by row in either scope (check rows_changed_by_the_batch): the parity
     checks sum times, counts and query bytes, only a row's columns show a changed
-    course_id or is_async."""
+    course_id or is_async.
+
+    With logical capture (the plan names its slot) and `capture_conn`, a psycopg2
+    connection to the source that may read the slot: a failed report whose every
+    difference is explained by changes committed after the target's applied LSN passes,
+    with `report.pending` saying so (tracking_sync.validate.pending); up to
+    `max_pending_ids` pending ids are read."""
     extra = []
     if placed_outside_ids:
         extra.append(compare_rows_by_id(source_conn, target_conn, plan.target_schema, placed_outside_ids))
@@ -213,7 +228,7 @@ def validate_for_run(
             )
         )
     by_users = capture and plan.scope != "full"
-    return run_validation(
+    report = run_validation(
         source_conn,
         target_conn,
         target_schema=plan.target_schema,
@@ -225,3 +240,16 @@ def validate_for_run(
         rerun_interval_start=plan.window_start,
         extra_results=extra,
     )
+    if capture_conn is not None and plan.capture == "logical" and plan.slot and not report.passed:
+        started = time.perf_counter()
+        explain_by_pending(
+            report,
+            slot=plan.slot,
+            after="this run's batch" if plan.applies_changes else "this run's load",
+            capture_conn=capture_conn,
+            target_conn=target_conn,
+            target_schema=plan.target_schema,
+            max_ids=max_pending_ids,
+        )
+        report.seconds = round(report.seconds + time.perf_counter() - started, 3)
+    return report
