@@ -329,7 +329,8 @@ def validate(
 
     With logical capture, differences that changes committed on the source after the
     target's applied LSN explain (still in the slot: the next run applies and checks them)
-    are reported as pending and pass (tracking_sync.validate.pending).
+    are reported as pending and pass (tracking_sync.validate.pending): the summary and the
+    report below say which, and the XCom keeps them (`pending`).
 
     Passed, it publishes the target tables' Assets (tracking_sync.assets) with the run's
     interval and row counts; failed, it raises and Airflow emits no asset event."""
@@ -367,8 +368,6 @@ def validate(
             touched_ids=(published or {}).get("touched_ids", []),
             capture_conn=capture_conn,
         )
-    if report.pending is not None:
-        log.warning("validation, pending changes: %s", report.pending.line())
     ti.xcom_push(key=REPORT_XCOM_KEY, value=report.to_dict())
     log.info("%s\n%s", report.summary(), report.format_table())
     if not report.passed:
