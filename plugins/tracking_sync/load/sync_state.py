@@ -13,6 +13,7 @@ with an open DB-API connection to Redshift; written inside the publish's transac
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -181,9 +182,8 @@ def claim_bootstrap(connection: Any, schema: str, run_id: str) -> None:
     connection.autocommit = True
     cursor = connection.cursor()
     try:
-        cursor.execute(f"create schema if not exists {schema}")
-        for statement in sync_state_statements(schema):
-            cursor.execute(statement)
+        for statement in [f"create schema if not exists {schema}", *sync_state_statements(schema)]:
+            _create_if_not_exists(cursor, statement)
     finally:
         cursor.close()
     connection.autocommit = False
@@ -198,3 +198,16 @@ def claim_bootstrap(connection: Any, schema: str, run_id: str) -> None:
         raise
     finally:
         cursor.close()
+
+
+def _create_if_not_exists(cursor: Any, statement: str) -> None:
+    """`create ... if not exists`, which two sessions creating the same object at once can
+    still fail with a duplicate key in the catalog (23505) or "already exists": then the other
+    one created it, and the statement, run again, does nothing."""
+    try:
+        cursor.execute(statement)
+    except Exception as error:  # noqa: BLE001 - the driver's errors differ; the text says which
+        if "23505" not in str(error) and "already exists" not in str(error):
+            raise
+        time.sleep(0.5)
+        cursor.execute(statement)

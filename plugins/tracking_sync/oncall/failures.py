@@ -31,8 +31,11 @@ TRANSIENT_ERRORS = [
     "botocore.exceptions.ConnectionError",
     "botocore.exceptions.ReadTimeoutError",
     "tracking_sync.core.errors.StagedFilesMissing",
-    "tracking_sync.core.errors.BootstrapInProgress",
 ]
+
+# How long a run waits, per try, for another run's bootstrap of the target (its retries: the
+# DAG's, 3): a bootstrap of millions of rows takes minutes.
+BOOTSTRAP_WAIT = timedelta(minutes=1)
 
 RETRY_POLICY = ExceptionRetryPolicy(
     rules=[
@@ -40,6 +43,12 @@ RETRY_POLICY = ExceptionRetryPolicy(
             exception="tracking_sync.core.errors.NeedsFix",
             action=RetryAction.FAIL,
             reason="a data or configuration error: a retry would meet it again, so it fails now",
+        ),
+        RetryRule(
+            exception="tracking_sync.core.errors.BootstrapInProgress",
+            action=RetryAction.RETRY,
+            retry_delay=BOOTSTRAP_WAIT,
+            reason="another run is bootstrapping the target: this one waits for it",
         ),
         RetryRule(
             exception=TRANSIENT_ERRORS,
