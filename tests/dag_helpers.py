@@ -67,12 +67,20 @@ def new_backfill(deployment, create) -> int:
 
 
 def wait_for_backfill(
-    deployment, backfill_id: int, runs: int, *, until_completed: bool, timeout: float = RUN_TIMEOUT
+    deployment,
+    backfill_id: int,
+    runs: int,
+    *,
+    until_completed: bool,
+    timeout: float = RUN_TIMEOUT,
+    may_retry: tuple[str, ...] = (),
 ) -> list[tuple]:
     """Wait for the backfill's runs; with until_completed, also until the scheduler marks
     the backfill completed (it checks every 30 s), as another backfill of the DAG can be
     created only then."""
-    finished = deployment.wait_for_runs("dag_run.backfill_id = %s", (backfill_id,), runs, timeout=timeout)
+    finished = deployment.wait_for_runs(
+        "dag_run.backfill_id = %s", (backfill_id,), runs, timeout=timeout, may_retry=may_retry
+    )
     started = time.monotonic()
     while until_completed and not deployment.query(
         "select 1 from backfill where id = %s and completed_at is not null", (backfill_id,)

@@ -39,6 +39,10 @@ DATA_START, DATA_DAYS = "2025-03-01", 7  # more than a year before the nightly's
 DAYS = [datetime(2025, 3, 3, tzinfo=UTC), datetime(2025, 3, 4, tzinfo=UTC)]  # the backfill
 
 
+# A run that plans while another bootstraps the target waits by retrying plan_run.
+WAITS = ("plan_run",)
+
+
 def drop_default_target(stack) -> None:
     """`tracking` and its slot gone: the target is empty, with no sync state."""
     source = psycopg2.connect(stack.source_dsn)
@@ -195,9 +199,21 @@ def test_a_backfill_beside_the_nightly_on_an_empty_target_ends_green_and_equal(n
     )
 
     try:
-        backfill_runs = wait_for_backfill(deployment, backfill["id"], len(DAYS), until_completed=False)
+        # The run that plans second waits for the first one's bootstrap: its plan_run retries.
+        backfill_runs = wait_for_backfill(
+            deployment,
+            backfill["id"],
+            len(DAYS),
+            until_completed=False,
+            timeout=2 * RUN_TIMEOUT,
+            may_retry=WAITS,
+        )
         (scheduled,) = deployment.wait_for_runs(
-            "dag_run.dag_id = %s and dag_run.run_type = 'scheduled'", (DAG_ID,), 1, timeout=2 * RUN_TIMEOUT
+            "dag_run.dag_id = %s and dag_run.run_type = 'scheduled'",
+            (DAG_ID,),
+            1,
+            timeout=2 * RUN_TIMEOUT,
+            may_retry=WAITS,
         )
     except AssertionError as error:
         raise AssertionError(
