@@ -225,6 +225,17 @@ def test_a_deleted_rows_user_and_day_are_read_from_the_target(target_state):
     assert (note.sample_users, note.sample_days) == ([9], ["2025-03-01"])
 
 
+def test_target_rows_that_cannot_be_read_explain_nothing(target_state, monkeypatch):
+    def unreachable(conn, schema, ids):
+        raise ConnectionError("redshift went away")
+
+    monkeypatch.setattr(pending_module, "target_places", unreachable)
+    report = report_of(per_user([(9, 10.0, 5.0)], [(9, 12.0, 6.0)]))
+    note = explain(report, pending_changes())
+    assert not report.passed and not note.explained
+    assert note.unexplained == ["the pending changes could not be read: ConnectionError: redshift went away"]
+
+
 def test_a_count_difference_beyond_the_pending_ids_fails(target_state):
     report = report_of(row_counts((40, 45)))
     note = explain(report, pending_changes())

@@ -130,27 +130,28 @@ def explain_by_pending(
     note.after_lsn = format_lsn(state.applied_lsn)
     try:
         pending = read(capture_conn, slot, after_lsn=state.applied_lsn, max_ids=max_ids)
+        note.changes = pending.summary()
+        if pending.truncated_at is not None:
+            note.unexplained.append(
+                f"a TRUNCATE of action committed at {format_lsn(pending.truncated_at)} is pending: "
+                "the next run stops on it (mode=full_refresh reloads action)"
+            )
+        elif pending.capped is not None:
+            note.unexplained.append(pending.capped)
+        else:
+            differences = [differences_of(check) for check in report.failed_checks]
+            if report.rows is not None:
+                differences.append(differences_of_rows(report.rows))
+            match(note, differences, pending, lambda ids: target_places(target_conn, target_schema, ids))
     except Exception as error:  # noqa: BLE001 - reported; the failed verdict stands
-        log.exception("the changes pending in slot %s could not be read", slot)
+        log.exception("the changes pending in slot %s could not be matched", slot)
+        note.explained = False
         note.unexplained.append(f"the pending changes could not be read: {type(error).__name__}: {error}")
         report.diagnosis.append(note.line())
         return note
-    note.changes = pending.summary()
-    if pending.truncated_at is not None:
-        note.unexplained.append(
-            f"a TRUNCATE of action committed at {format_lsn(pending.truncated_at)} is pending: the "
-            "next run stops on it (mode=full_refresh reloads action)"
-        )
-    elif pending.capped is not None:
-        note.unexplained.append(pending.capped)
-    else:
-        differences = [differences_of(check) for check in report.failed_checks]
-        if report.rows is not None:
-            differences.append(differences_of_rows(report.rows))
-        match(note, differences, pending, lambda ids: target_places(target_conn, target_schema, ids))
     if note.explained:
         report.days_to_backfill, report.diagnosis, report.repair = [], [], []
-    elif note.explains_some or not pending.complete:
+    elif note.explains_some or note.changes.get("truncated_at") or note.changes.get("capped"):
         report.diagnosis.append(note.line())
     return note
 
