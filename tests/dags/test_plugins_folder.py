@@ -2,7 +2,7 @@
 
 The loader (airflow/_shared/plugins_manager/plugins_manager.py, _load_plugins_from_plugin_directory)
 imports every .py file under plugins/ as a top-level module named after the file, unless
-plugins/.airflowignore excludes it. Without the ignore file, tasks.py would run again as `tasks`,
+plugins/.airflowignore excludes it. Without the ignore file, tasks/publish.py would run again as `publish`,
 errors.py as `errors`, settings.py as `settings`..., each with its own copy of every class.
 """
 
@@ -58,4 +58,4 @@ def test_without_the_ignore_file_the_loader_would_run_them(tmp_path):
     copy = tmp_path / "plugins"
     shutil.copytree(PLUGINS, copy, ignore=shutil.ignore_patterns(".airflowignore", "__pycache__"))
     loaded = _load_plugins(copy, tmp_path)
-    assert {"tasks", "errors", "settings", "plan"} <= set(loaded["new"])
+    assert {"errors", "settings", "plan", "publish"} <= set(loaded["new"])

@@ -9,6 +9,7 @@ replication slot (pgoutput, through the SQL interface) and written as CSV change
                each check in preflight_checks
     errors     the errors capture raises, each with its fix
     changes    the capture task's stage: a run's batch into parts in the scratch area
+    pending    the changes still in the slot after the target's applied LSN (validation)
 
 LSNs and xids are ints (tracking_sync.core.lsn).
 

@@ -1,0 +1,100 @@
+"""The planning tasks: the run plan (what this run moves and how), and the id ranges of action."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.sdk import task
+
+log = logging.getLogger(__name__)
+
+
+@task(multiple_outputs=True)
+def plan_run(
+    params=None, dag_run=None, data_interval_start=None, data_interval_end=None, ti=None
+) -> dict[str, Any]:
+    """Check the params, the conf keys, the interval and the settings, and probe the scratch
+    area (a tiny write and delete); then decide how action moves this run from the target's
+    sync state and the source's slot (tracking_sync.planning: a bootstrap, a full refresh,
+    the captured changes, or the interval). Bad params or settings, and a source that cannot
+    capture, fail here, before any data moves, at once (tracking_sync.oncall.failures)."""
+    from contextlib import closing
+
+    from tracking_sync.connections import redshift_connection, s3_client, source_connection
+    from tracking_sync.core.plan import plan_run as make_plan
+    from tracking_sync.core.settings import Settings
+    from tracking_sync.oncall.notifications import notify
+    from tracking_sync.planning import plan_against_state
+
+    settings = Settings.from_env()
+    plan = make_plan(
+        params,
+        data_interval_start,
+        data_interval_end,
+        conf=getattr(dag_run, "conf", None),
+        run_after=getattr(dag_run, "run_after", None),
+        default_partitions=settings.partitions,
+    )
+    run_id = getattr(dag_run, "run_id", "run")
+    area = settings.scratch
+    area.probe(None if area.is_local else s3_client(), f"{plan.slice_label}-{run_id}")
+    with closing(source_connection()) as source, closing(redshift_connection()) as target:
+        plan, slot = plan_against_state(
+            plan,
+            settings,
+            source=source,
+            target=target,
+            run_type=str(getattr(dag_run, "run_type", "") or ""),
+            run_id=run_id,
+            run_is_active=lambda other: _run_is_active(ti, other),
+        )
+    log.info(
+        "this run: action %s (capture %s%s)",
+        plan.action_load,
+        plan.capture,
+        ", bootstrap" if plan.bootstrap else "",
+    )
+    if slot is not None:
+        log.info("%s", slot.line())
+        if slot.retained_bytes is not None and slot.retained_bytes > settings.slot_max_retained_bytes:
+            notify(
+                f"TRACKING_SYNC SLOT {slot.line()}: over TRACKING_SYNC_SLOT_MAX_RETAINED_MB "
+                f"({settings.slot_max_retained_bytes // (1024 * 1024)} MiB). A paused DAG or failing "
+                "runs keep the source's WAL; max_slot_wal_keep_size bounds it (docs/runbook.md)"
+            )
+    return plan.to_xcom()
+
+
+def _run_is_active(ti: Any, run_id: str) -> bool:
+    """Whether another run of the DAG is still queued or running (a run that no longer exists
+    is not); when Airflow cannot say, it is taken as active, so this run waits."""
+    from tracking_sync.core.names import DAG_ID
+
+    if ti is None:
+        return True
+    try:
+        state = ti.get_dagrun_state(dag_id=DAG_ID, run_id=run_id)
+    except Exception as error:  # noqa: BLE001 - asked of the API server; unknown is "active"
+        return "not found" not in str(error).lower() and "404" not in str(error)
+    return str(getattr(state, "value", state)).lower() in ("queued", "running")
+
+
+@task
+def partition_action(plan: dict) -> list[dict[str, Any]]:
+    """The id ranges the run's action export is cut into (what export_action is mapped over):
+    one, the whole slice, unless the plan is a partitioned full refresh; then N of about
+    equal rows from the source's statistics, without reading the table."""
+    from contextlib import closing
+
+    from tracking_sync.core.plan import RunPlan
+    from tracking_sync.core.tables import ACTION
+    from tracking_sync.extract.partitions import WHOLE, plan_partitions
+
+    run_plan = RunPlan.from_xcom(plan)
+    if run_plan.partitions <= 1 or run_plan.applies_changes:
+        return [WHOLE.to_xcom()]
+    from tracking_sync.connections import source_connection
+
+    with closing(source_connection()) as connection:
+        return [p.to_xcom() for p in plan_partitions(connection, ACTION, run_plan.partitions)]
