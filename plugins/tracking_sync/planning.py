@@ -38,8 +38,8 @@ from tracking_sync.capture.slot import (
 )
 from tracking_sync.core.errors import BootstrapInProgress, InvalidParams
 from tracking_sync.core.lsn import format_lsn
-from tracking_sync.core.names import DAG_ID
 from tracking_sync.core.plan import RunPlan
+from tracking_sync.core.repairs import full_refresh_command
 from tracking_sync.core.settings import Settings
 from tracking_sync.load.sync_state import (
     BOOTSTRAPPING,
@@ -53,14 +53,6 @@ log = logging.getLogger(__name__)
 
 SCHEDULED = "scheduled"
 MIB = 1024 * 1024
-
-
-def full_refresh_command(target_schema: str) -> str:
-    """The repair of a target whose capture cannot go on: a full refresh, as printed."""
-    conf = '{"mode": "full_refresh"' + (
-        "" if target_schema == "tracking" else f', "target_schema": "{target_schema}"'
-    )
-    return f"airflow dags trigger {DAG_ID} --conf '{conf}}}'"
 
 
 @dataclass(frozen=True)

@@ -267,10 +267,13 @@ def test_a_dropped_slot_fails_the_next_run_at_once_and_the_printed_repair_works(
     )
     assert {ti.task_id for ti in run.get_task_instances() if ti.state == "failed"} == {"plan_run"}
     # The repair the error prints: a full refresh of this target (trigger conf as printed).
-    from tracking_sync.planning import full_refresh_command
+    import shlex
 
-    command = full_refresh_command(schema)
-    conf = json.loads(command.split("--conf ", 1)[1].strip("'"))
+    from tracking_sync.core.repairs import full_refresh_command
+
+    argv = shlex.split(full_refresh_command(schema))
+    assert argv[:4] == ["airflow", "dags", "trigger", "postgres_to_redshift"]
+    conf = json.loads(argv[argv.index("--conf") + 1])
     run_dag(pipeline_dag, logical_date=day(8), conf=conf)
     assert_target_is_source(source, target, schema)
     assert slot_confirmed(source, slot) is not None, "the slot is back"

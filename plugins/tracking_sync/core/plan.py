@@ -29,8 +29,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tracking_sync.core.errors import InvalidParams
-from tracking_sync.core.names import DAG_ID
 from tracking_sync.core.params import MAX_PARTITIONS, RunParams, validate_params
+from tracking_sync.core.repairs import backfill_command
 
 ACTION_LOADS = ("full", "interval", "changes")
 
@@ -54,9 +54,8 @@ class RunSlice:
                     "an incremental run needs a data interval, and this run has none (it was "
                     "triggered without a logical date): trigger it with one (UI: Trigger, keep "
                     "the Logical Date: a manual run with logical date D moves the day before D), "
-                    "run a backfill of the day (CLI: airflow backfill create --dag-id "
-                    f"{DAG_ID} --from-date YYYY-MM-DD --to-date YYYY-MM-DD --reprocess-behavior "
-                    "completed --max-active-runs 1), or use mode=full_refresh"
+                    f"run a backfill of the day (CLI: {backfill_command('YYYY-MM-DD', 'YYYY-MM-DD')}), "
+                    "or use mode=full_refresh"
                 )
             if not self.start < self.end:
                 raise InvalidParams(

@@ -12,13 +12,13 @@ days named (its per-day check covers every day of those users), or a full refres
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from tracking_sync.core.names import DAG_ID
 from tracking_sync.core.params import DEFAULT_TARGET_SCHEMA
+from tracking_sync.core.repairs import backfill_command, full_refresh_command, schema_conf
 from tracking_sync.validate.compare import CheckResult, format_key
 from tracking_sync.validate.parity import USERS, quote_identifier
 from tracking_sync.validate.report import ValidationReport, day_ranges
@@ -79,8 +79,8 @@ def repair_steps(
 ) -> list[str]:
     """What to run to make the target right again, for the report: each CLI line runs as
     printed (tests/faults/test_repair_commands.py runs every kind), into the same schema."""
-    schema = {} if target_schema == DEFAULT_TARGET_SCHEMA else {"target_schema": target_schema}
-    full_refresh_cli = f"airflow dags trigger {dag_id} --conf {_conf({'mode': 'full_refresh', **schema})}"
+    schema = schema_conf(target_schema)
+    full_refresh_cli = full_refresh_command(target_schema, dag_id)
     full_refresh_ui = f"UI: {dag_id} > Trigger > mode = full_refresh" + (
         f", target_schema = {target_schema}" if schema else ""
     )
@@ -102,7 +102,7 @@ def repair_steps(
         return [
             "Users differ outside this interval's days: find the days with a full validation "
             "(its per-day check names them), then backfill those days:",
-            f"CLI: {_backfill_cli(dag_id, day, day, conf)}",
+            f"CLI: {backfill_command(day, day, conf, dag_id)}",
             f"UI: {dag_id} > Trigger > Backfill, Date Range {day} to {day}, Reprocess Behaviour "
             f"'All Runs', Max Active Runs 1, Advanced Options > Configuration JSON {json.dumps(conf)}",
             f"or reload everything: {full_refresh_cli}",
@@ -123,7 +123,7 @@ def repair_steps(
         ]
     else:
         steps = ["Reload the differing days (each day is one daily interval; reruns are idempotent):"]
-    steps += [f"CLI: {_backfill_cli(dag_id, first, last, schema)}" for first, last in ranges]
+    steps += [f"CLI: {backfill_command(first, last, schema, dag_id)}" for first, last in ranges]
     steps.append(
         f"UI: {dag_id} > Trigger > Backfill, Date Range "
         + ", ".join(f"{first} to {last}" for first, last in ranges)
@@ -154,19 +154,6 @@ def _named_keys(check: CheckResult, first: int) -> str:
     count = check.differing + check.missing_in_target + check.missing_in_source
     more = f" and {count - len(shown)} more" if count > len(shown) else ""
     return f"{', '.join(check.keys)} {', '.join(shown)}{more}"
-
-
-def _backfill_cli(dag_id: str, first: str, last: str, conf: dict) -> str:
-    command = (
-        f"airflow backfill create --dag-id {dag_id} --from-date {first} --to-date {last} "
-        "--reprocess-behavior completed --max-active-runs 1"
-    )
-    return f"{command} --dag-run-conf {_conf(conf)}" if conf else command
-
-
-def _conf(conf: dict) -> str:
-    """A JSON conf as one shell word."""
-    return shlex.quote(json.dumps(conf))
 
 
 def _diagnose(report: ValidationReport, target_conn: Any, target_schema: str) -> bool:
