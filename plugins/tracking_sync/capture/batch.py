@@ -51,9 +51,14 @@ from tracking_sync.capture.rows import (
     RefusedRelation,
     action_images,
 )
-from tracking_sync.capture.slot import SOURCE_SCHEMA, require_slot, wal_position
+from tracking_sync.capture.slot import (
+    DEFAULT_ITERSIZE,
+    SOURCE_SCHEMA,
+    peeked_changes,
+    require_slot,
+    wal_position,
+)
 from tracking_sync.core.lsn import format_lsn, widen_xid
-from tracking_sync.core.sql import render_sql
 from tracking_sync.core.tables import ACTION
 
 # --- Touched ids: exact, in memory bounded by the id range, not by the changes. -----------
@@ -121,10 +126,6 @@ class BatchResult:
         }
 
 
-OBJECT_NOT_IN_PREREQUISITE_STATE = "55000"  # "can no longer get changes from replication slot"
-DEFAULT_ITERSIZE = 1000  # rows per FETCH; a row holds one change, up to ~130 KiB with old image
-
-
 def read_changes(
     connection: Any,
     slot: str,
@@ -158,27 +159,8 @@ def read_changes(
             "Run the DAG with mode=full_refresh to reload action and start the capture anew"
         )
     next_xid = wal_position(connection).next_xid  # read after every batch xid was assigned
-    with connection.cursor() as cursor:
-        # pgoutput prints values with the session's output settings and client encoding.
-        cursor.execute("set client_encoding to 'UTF8'")
-        cursor.execute("set timezone to 'UTC'")
-        cursor.execute("set datestyle to 'ISO, YMD'")
-    try:
-        with connection.cursor(name=f"capture_{slot}") as cursor:
-            cursor.itersize = itersize
-            cursor.execute(
-                render_sql("postgres/capture/peek_changes.sql"),
-                {"slot": slot, "upto_lsn": format_lsn(upto_lsn), "publication": publication},
-            )
-            return _write_batch(cursor, applied_lsn, upto_lsn, next_xid, writer)
-    except Exception as error:
-        # Invalidated between the status check and the peek (a checkpoint in between).
-        if getattr(error, "pgcode", None) == OBJECT_NOT_IN_PREREQUISITE_STATE and "no longer" in str(error):
-            connection.rollback()
-            require_slot(connection, slot)  # raises SlotLost, with the fix
-        raise
-    finally:
-        connection.rollback()  # read-only; leave no transaction (nor the settings) behind
+    with peeked_changes(connection, slot, upto_lsn, publication, name="capture", itersize=itersize) as rows:
+        return _write_batch(rows, applied_lsn, upto_lsn, next_xid, writer)
 
 
 def _write_batch(rows: Any, applied_lsn: int, upto_lsn: int, next_xid: int, writer: RowWriter) -> BatchResult:

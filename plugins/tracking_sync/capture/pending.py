@@ -38,7 +38,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracking_sync.capture.batch import DEFAULT_ITERSIZE, OBJECT_NOT_IN_PREREQUISITE_STATE
 from tracking_sync.capture.errors import SlotAheadOfTarget, SourceTableChanged
 from tracking_sync.capture.pgoutput import (
     BEGIN,
@@ -56,9 +55,15 @@ from tracking_sync.capture.pgoutput import (
     decode_truncate,
     decode_update,
 )
-from tracking_sync.capture.slot import PUBLICATION, SOURCE_SCHEMA, current_lsn, require_slot
+from tracking_sync.capture.slot import (
+    DEFAULT_ITERSIZE,
+    PUBLICATION,
+    SOURCE_SCHEMA,
+    current_lsn,
+    peeked_changes,
+    require_slot,
+)
 from tracking_sync.core.lsn import format_lsn
-from tracking_sync.core.sql import render_sql
 from tracking_sync.core.tables import ACTION
 
 MAX_PENDING_IDS = 1_000_000
@@ -156,26 +161,8 @@ def read_pending_changes(
         )
     upto = max(after_lsn, current_lsn(connection) if upto_lsn is None else upto_lsn)
     pending = PendingChanges(slot=slot, after_lsn=after_lsn, upto_lsn=upto)
-    with connection.cursor() as cursor:
-        # pgoutput prints values with the session's output settings: days as UTC, ISO.
-        cursor.execute("set client_encoding to 'UTF8'")
-        cursor.execute("set timezone to 'UTC'")
-        cursor.execute("set datestyle to 'ISO, YMD'")
-    try:
-        with connection.cursor(name=f"pending_{slot}") as cursor:
-            cursor.itersize = itersize
-            cursor.execute(
-                render_sql("postgres/capture/peek_changes.sql"),
-                {"slot": slot, "upto_lsn": format_lsn(upto), "publication": publication},
-            )
-            _collect(cursor, pending, max_ids)
-    except Exception as error:
-        if getattr(error, "pgcode", None) == OBJECT_NOT_IN_PREREQUISITE_STATE and "no longer" in str(error):
-            connection.rollback()
-            require_slot(connection, slot)  # raises SlotLost, with the fix
-        raise
-    finally:
-        connection.rollback()  # read-only; leave no transaction (nor the settings) behind
+    with peeked_changes(connection, slot, upto, publication, name="pending", itersize=itersize) as rows:
+        _collect(rows, pending, max_ids)
     return pending
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -259,3 +261,42 @@ def drop_slot(connection: Any, slot: str) -> bool:
         cursor.execute(render_sql("postgres/capture/drop_slot.sql"), {"slot": slot})
     connection.commit()
     return True
+
+
+OBJECT_NOT_IN_PREREQUISITE_STATE = "55000"  # "can no longer get changes from replication slot"
+DEFAULT_ITERSIZE = 1000  # rows per FETCH; a row holds one change, up to ~130 KiB with old image
+
+
+@contextmanager
+def peeked_changes(
+    connection: Any,
+    slot: str,
+    upto_lsn: int,
+    publication: str,
+    *,
+    name: str,
+    itersize: int = DEFAULT_ITERSIZE,
+) -> Iterator[Any]:
+    """A named cursor over the slot's pgoutput messages up to `upto_lsn`, not consumed (peek),
+    read `itersize` rows at a time, with the session printing values as the change rows need
+    them (UTF-8, UTC, ISO). A slot invalidated between its status check and the peek raises
+    SlotLost, with the fix. Leaves no transaction (nor the settings) behind."""
+    with connection.cursor() as cursor:
+        cursor.execute("set client_encoding to 'UTF8'")
+        cursor.execute("set timezone to 'UTC'")
+        cursor.execute("set datestyle to 'ISO, YMD'")
+    try:
+        with connection.cursor(name=f"{name}_{slot}") as cursor:
+            cursor.itersize = itersize
+            cursor.execute(
+                render_sql("postgres/capture/peek_changes.sql"),
+                {"slot": slot, "upto_lsn": format_lsn(upto_lsn), "publication": publication},
+            )
+            yield cursor
+    except Exception as error:
+        if getattr(error, "pgcode", None) == OBJECT_NOT_IN_PREREQUISITE_STATE and "no longer" in str(error):
+            connection.rollback()
+            require_slot(connection, slot)  # raises SlotLost, with the fix
+        raise
+    finally:
+        connection.rollback()
