@@ -151,22 +151,30 @@ def _claim_if_bootstrap(
     waits, retried, and then moves its own interval; a claim of a run that ended without
     publishing is taken over."""
     slot = slot_name(plan.target_schema) if settings.capture == "logical" else None
-    settled = (
-        state is not None
-        and state.capture == settings.capture
-        and state.slot == slot
-        and (settings.capture == "interval" or state.applied_lsn is not None)
-    )
-    if settled:
-        return state
-    claimant = state.bootstrapped_by if state is not None and state.capture == BOOTSTRAPPING else None
-    if claimant is not None and claimant != run_id and run_is_active(claimant):
-        raise BootstrapInProgress(
-            f"run {claimant} is loading {plan.target_schema} whole (its bootstrap): this run waits "
-            "for it (retried) and then moves its own interval; nothing has moved yet"
+
+    def settled(found: SyncState | None) -> bool:
+        return (
+            found is not None
+            and found.capture == settings.capture
+            and found.slot == slot
+            and (settings.capture == "interval" or found.applied_lsn is not None)
         )
-    claim_bootstrap(target, plan.target_schema, run_id)
-    return SyncState(capture=BOOTSTRAPPING, slot=None, applied_lsn=None, bootstrapped_by=run_id)
+
+    def should_claim(found: SyncState | None) -> bool:
+        if settled(found):
+            return False
+        claimant = found.bootstrapped_by if found is not None and found.capture == BOOTSTRAPPING else None
+        if claimant is not None and claimant != run_id and run_is_active(claimant):
+            raise BootstrapInProgress(
+                f"run {claimant} is loading {plan.target_schema} whole (its bootstrap): this run "
+                "waits for it (retried) and then moves its own interval; nothing has moved yet"
+            )
+        return True
+
+    if settled(state):
+        return state
+    # Decided again under the sync state's lock: another run may have claimed it meanwhile.
+    return claim_bootstrap(target, plan.target_schema, run_id, should_claim)
 
 
 def _plan_interval_capture(plan: RunPlan, state: SyncState | None) -> RunPlan:

@@ -1,9 +1,7 @@
--- Claim the target's bootstrap for one run, in one transaction under the sync state's lock:
--- a run that finds no sync state writes a 'bootstrapping' row naming itself (the bootstrap's
--- publish replaces it with the real state); a run that finds another run's claim waits for
--- it (tracking_sync.planning). Params: schema (identifier); %(run_id)s bound by the driver.
-lock {{ schema }}.sync_state;
-
+-- Claim the target's bootstrap for one run, in the transaction that holds the sync state's
+-- lock (lock_sync_state.sql) and found no settled state nor a live claim: a 'bootstrapping'
+-- row naming the run, which the bootstrap's publish replaces with the real state
+-- (tracking_sync.planning). Params: schema (identifier); %(run_id)s bound by the driver.
 delete from {{ schema }}.sync_state
 where target_table = 'action'
     and capture = 'bootstrapping';

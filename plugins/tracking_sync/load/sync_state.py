@@ -53,6 +53,10 @@ def read_sync_state(connection: Any, schema: str) -> SyncState | None:
     finally:
         cursor.close()
         connection.rollback()
+    return _state(row)
+
+
+def _state(row: tuple | None) -> SyncState | None:
     if row is None:
         return None
     capture, slot, applied_lsn, bootstrapped_by, applied_at = row
@@ -176,9 +180,13 @@ def forget_reloads(cursor: Any, schema: str, *, applied_lsn: int | None = None) 
 BOOTSTRAPPING = "bootstrapping"
 
 
-def claim_bootstrap(connection: Any, schema: str, run_id: str) -> None:
-    """Make `run_id` the one run bootstrapping the target (the sync state's tables are created
-    first, with the schema, if missing): one transaction under the sync state's lock."""
+def claim_bootstrap(
+    connection: Any, schema: str, run_id: str, should_claim: Callable[[SyncState | None], bool]
+) -> SyncState | None:
+    """Make `run_id` the one run bootstrapping the target, when `should_claim(state)` says so
+    of the state read under the sync state's lock (it may raise to make the run wait); returns
+    the claim, or the state found. The sync state's tables (and the schema) are created first
+    if missing."""
     connection.autocommit = True
     cursor = connection.cursor()
     try:
@@ -190,6 +198,13 @@ def claim_bootstrap(connection: Any, schema: str, run_id: str) -> None:
     cursor = connection.cursor()
     cursor.paramstyle = "pyformat"
     try:
+        for statement in render_statements("redshift/lock_sync_state.sql", schema=schema):
+            cursor.execute(statement)
+        cursor.execute(render_sql("redshift/select_sync_state.sql", schema=schema))
+        state = _state(cursor.fetchone())
+        if not should_claim(state):
+            connection.rollback()
+            return state
         for statement in render_statements("redshift/claim_bootstrap.sql", schema=schema):
             cursor.execute(statement, {"run_id": run_id} if "%(" in statement else None)
         connection.commit()
@@ -198,6 +213,7 @@ def claim_bootstrap(connection: Any, schema: str, run_id: str) -> None:
         raise
     finally:
         cursor.close()
+    return SyncState(capture=BOOTSTRAPPING, slot=None, applied_lsn=None, bootstrapped_by=run_id)
 
 
 def _create_if_not_exists(cursor: Any, statement: str) -> None:
