@@ -16,9 +16,9 @@ from typing import Any
 from tracking_sync.validate.compare import Pair, compare_pairs, merge_by_key
 from tracking_sync.validate.diagnosis import TIMESTAMP_HINT
 from tracking_sync.validate.parity import load_checks
-from tracking_sync.validate.report import format_value, text_table
 from tracking_sync.validate.run import SOURCE_SCHEMA
 from tracking_sync.validate.streams import CheckWindow, stream_check
+from tracking_sync.validate.text import format_value, text_table
 
 REFERENCE_CHECK = "per_user_session_totals"
 COLUMNS = ["user_profile_id", "total_time_spent", "session_avg_duration"]

@@ -18,7 +18,7 @@ layer on top. Imports run one way: a module imports only the core and stages ups
                 rejected rows), publish (the one-transaction publish), moved_rows, swap,
                 apply_changes (a capture batch, exactly once), sync_state (what the target holds)
     validate/   run (parity on both engines) over parity, shared_pass, streams, compare,
-                placed_rows, drilldown, report, diagnosis, dialect, pending
+                placed_rows, drilldown, report (+ text, pending_note), diagnosis, dialect, pending
     oncall/     failures (what retries), notifications, deadlines (the late-run alert)
     planning    how action moves this run: bootstrap, full, changes or interval, from the
                 target's sync state and the source's slot

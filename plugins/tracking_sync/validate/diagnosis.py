@@ -21,7 +21,8 @@ from tracking_sync.core.params import DEFAULT_TARGET_SCHEMA
 from tracking_sync.core.repairs import backfill_command, full_refresh_command, schema_conf
 from tracking_sync.validate.compare import CheckResult, format_key
 from tracking_sync.validate.parity import USERS, quote_identifier
-from tracking_sync.validate.report import ValidationReport, day_ranges
+from tracking_sync.validate.report import ValidationReport
+from tracking_sync.validate.text import day_ranges
 
 TIMESTAMP_HINT = (
     "action_time must be TIMESTAMPTZ on Redshift: EXTRACT(EPOCH FROM timestamp) is an "

@@ -41,7 +41,8 @@ from tracking_sync.validate.compare import CheckResult
 from tracking_sync.validate.diagnosis import TIMESTAMP_HINT
 from tracking_sync.validate.drilldown import DrillDown
 from tracking_sync.validate.parity import checked_integers, quote_identifier
-from tracking_sync.validate.report import PendingNote, ValidationReport
+from tracking_sync.validate.pending_note import PendingNote
+from tracking_sync.validate.report import ValidationReport
 
 log = logging.getLogger(__name__)
 
