@@ -81,6 +81,16 @@ class SlotReport:
         )
         return f"slot {self.slot}: retains {retained} of WAL ({self.wal_status}{headroom}); {age}"
 
+    def warning(self, max_retained_bytes: int) -> str | None:
+        """The line on-call hears when the slot keeps more WAL than the deployment allows."""
+        if self.retained_bytes is None or self.retained_bytes <= max_retained_bytes:
+            return None
+        return (
+            f"TRACKING_SYNC SLOT {self.line()}: over TRACKING_SYNC_SLOT_MAX_RETAINED_MB "
+            f"({max_retained_bytes // MIB} MiB). A paused DAG or failing runs keep the source's WAL; "
+            "max_slot_wal_keep_size bounds it (docs/runbook.md, The slot and the source's WAL)"
+        )
+
 
 def plan_against_state(
     plan: RunPlan,

@@ -57,12 +57,9 @@ def plan_run(
     )
     if slot is not None:
         log.info("%s", slot.line())
-        if slot.retained_bytes is not None and slot.retained_bytes > settings.slot_max_retained_bytes:
-            notify(
-                f"TRACKING_SYNC SLOT {slot.line()}: over TRACKING_SYNC_SLOT_MAX_RETAINED_MB "
-                f"({settings.slot_max_retained_bytes // (1024 * 1024)} MiB). A paused DAG or failing "
-                "runs keep the source's WAL; max_slot_wal_keep_size bounds it (docs/runbook.md)"
-            )
+        warning = slot.warning(settings.slot_max_retained_bytes)
+        if warning:
+            notify(warning)
     return plan.to_xcom()
 
 
