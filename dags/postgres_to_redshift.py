@@ -62,11 +62,9 @@ RUNBOOK = Path(__file__).parent.parent / "docs" / "runbook.md"
         "mode": Param(
             DEFAULT_PARAMS["mode"],
             enum=list(MODES),
-            description="incremental: a scheduled run applies the changes captured from the "
-            "source's WAL since the last run (TRACKING_SYNC_CAPTURE=logical), a manual run or "
-            "backfill reloads its data interval of action by action_time; full_refresh: both "
-            "tables, every row; changes: apply the captured changes now. action_type is always "
-            "reloaded whole. A target never loaded is loaded whole first, whatever the mode.",
+            description="incremental: scheduled runs apply the changes captured since the last "
+            "run, manual runs and backfills reload their interval; full_refresh: every row; "
+            "changes: apply the captured changes now.",
         ),
         "target_schema": Param(
             DEFAULT_PARAMS["target_schema"],

@@ -48,7 +48,7 @@ pytestmark = pytest.mark.integration
 # and, for the drop-downs, every choice.
 PARAMS = {
     "mode": (
-        "incremental: a scheduled run applies the changes captured",
+        "incremental: scheduled runs apply the changes captured",
         ["incremental", "full_refresh", "changes"],
     ),
     "target_schema": ("Redshift schema to load into", None),
