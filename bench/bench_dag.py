@@ -59,8 +59,9 @@ def configure_airflow(home: str) -> None:
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
 
-def run_full_refresh() -> tuple[float, dict[str, float], str]:
-    """One full refresh through dag.test(): (wall seconds, task_id -> seconds, final state)."""
+def run_full_refresh(conf: dict | None = None, day: int = 2) -> tuple[float, dict[str, float], str]:
+    """One run through dag.test() (a full refresh by default): (wall seconds, task_id ->
+    seconds, final state)."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.session import create_session
 
@@ -73,8 +74,8 @@ def run_full_refresh() -> tuple[float, dict[str, float], str]:
         task.retries = 0
     started = time.perf_counter()
     run = dag.test(
-        logical_date=datetime(2026, 1, 2, tzinfo=UTC),
-        run_conf=DEFAULT_PARAMS | {"mode": "full_refresh", "validation": "full"},
+        logical_date=datetime(2026, 1, day, tzinfo=UTC),
+        run_conf=DEFAULT_PARAMS | (conf or {"mode": "full_refresh", "validation": "full"}),
     )
     took = time.perf_counter() - started
     with create_session() as session:
@@ -84,6 +85,42 @@ def run_full_refresh() -> tuple[float, dict[str, float], str]:
             if ti.start_date and ti.end_date
         }
     return took, durations, str(run.state)
+
+
+def make_changes(dsn: str, changes: int) -> None:
+    """`changes` mixed changes spread over every day of action, in transactions of 100: a half
+    inserts (late rows, on every day), 35 % updates (a tenth of them to query), 15 % deletes."""
+    import psycopg2
+
+    inserts, updates = changes // 2, changes * 35 // 100
+    deletes = changes - inserts - updates
+    with psycopg2.connect(dsn) as connection, connection.cursor() as cursor:
+        cursor.execute("select min(id), max(id), min(action_time), max(action_time) from action")
+        low, high, first, last = cursor.fetchone()
+        step = max(1, (high - low) // (updates + deletes + 1))
+        span = (last - first).total_seconds()
+        for batch in range(0, inserts, 100):
+            cursor.execute(
+                "insert into action (id, user_profile_id, session_id, action_type_id, action_time, "
+                "is_async, query) select %s + g, 1000 + g %% 500, 'late-' || g, 2, "
+                "%s + (g * %s / %s) * interval '1 second', false, 'select ' || g "
+                "from generate_series(%s, %s) g",
+                (high, first, span, inserts, batch + 1, min(batch + 100, inserts)),
+            )
+            connection.commit()
+        ids = [low + step * (i + 1) for i in range(updates + deletes)]
+        for batch in range(0, updates, 100):
+            chunk = ids[batch : min(batch + 100, updates)]
+            cursor.execute(
+                "update action set course_id = coalesce(course_id, 0) + 1, "
+                "query = case when id %% 10 = 0 then query || ' /* edited */' else query end "
+                "where id = any(%s)",
+                (chunk,),
+            )
+            connection.commit()
+        for batch in range(updates, updates + deletes, 100):
+            cursor.execute("delete from action where id = any(%s)", (ids[batch : batch + 100],))
+            connection.commit()
 
 
 def export_limit(dsn: str) -> float:
@@ -239,7 +276,7 @@ def source_null_and_empty(dsn: str) -> tuple[int, int]:
         connection.close()
 
 
-def bench(rows: int, stock: bool) -> None:
+def bench(rows: int, stock: bool, changes: int = 0) -> None:
     from devstack import demo_data
     from devstack.stack import start_stack
 
@@ -307,6 +344,19 @@ def bench(rows: int, stock: bool) -> None:
             flush=True,
         )
 
+        if changes:
+            make_changes(stack.source_dsn, changes)
+            nightly, nightly_tasks, nightly_state = run_full_refresh({"mode": "changes"}, day=3)
+            print(
+                f"\nnightly capture run, {changes:,} mixed changes over every day: {nightly_state} in "
+                f"{nightly:.1f} s = {nightly / whole:.3f} of the full refresh ({whole:.1f} s; goal <= 0.10: "
+                f"{'met' if nightly <= 0.10 * whole else 'NOT met'}); export_action (the capture) "
+                f"{nightly_tasks.get('export_action', float('nan')):.1f} s, replace_action_rows (the apply) "
+                f"{nightly_tasks.get('replace_action_rows', float('nan')):.1f} s, validate "
+                f"{nightly_tasks.get('validate', float('nan')):.1f} s (load average {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
+
         if stock:
             nulls, empties = source_null_and_empty(stack.source_dsn)
             out = multiprocessing.get_context("fork").Queue()
@@ -335,9 +385,12 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, action="append", help="repeatable; default 1 M then 10 M")
     parser.add_argument("--stock", action="store_true", help="also the stock path (default: at 1 M rows)")
+    parser.add_argument(
+        "--changes", type=int, default=0, help="then N mixed changes and a nightly capture run against it"
+    )
     args = parser.parse_args()
     for rows in args.rows or [1_000_000, 10_000_000]:
-        bench(rows, stock=args.stock or (not args.rows and rows == 1_000_000))
+        bench(rows, stock=args.stock or (not args.rows and rows == 1_000_000), changes=args.changes)
 
 
 if __name__ == "__main__":
