@@ -10,15 +10,17 @@ layer on top. Imports run one way: a module imports only the core and stages ups
     extract/    partitions (id ranges of a full refresh), parts (zstd CSV part writer),
                 export (source rows -> parts in the scratch area)
     capture/    changes to action from a logical replication slot: pgoutput (the protocol
-                decoder), slot (slot and publication), batch (the transactions committed in
-                [applied LSN, upto LSN) -> CSV change rows), rows, preflight (is the source
-                set up), changes (a run's batch into parts), pending (changes not yet applied)
+                decoder, + pgoutput_records), slot (slot and publication), batch (the
+                transactions committed in [applied LSN, upto LSN) -> CSV change rows), rows,
+                preflight (is the source set up), changes (a run's batch into parts), pending
+                (changes not yet applied)
     stage/      upload (parts -> the run's load prefix in S3, one COPY manifest), retention
     load/       schema (target DDL, the run's Redshift staging table), copy (COPY options,
                 rejected rows), publish (the one-transaction publish), moved_rows, swap,
                 apply_changes (a capture batch, exactly once), sync_state (what the target holds)
     validate/   run (parity on both engines) over parity, shared_pass, streams, compare,
-                placed_rows, drilldown, report (+ text, pending_note), diagnosis, dialect, pending
+                placed_rows, drilldown (+ row_differences), report (+ text, pending_note),
+                diagnosis, dialect, pending
     oncall/     failures (what retries), notifications, deadlines (the late-run alert)
     planning    how action moves this run: bootstrap, full, changes or interval, from the
                 target's sync state and the source's slot

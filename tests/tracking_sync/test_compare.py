@@ -71,7 +71,7 @@ def test_every_differing_key_is_kept_for_the_drill_down(tmp_path):
 def test_rows_compare_by_id_column_by_column():
     from datetime import UTC, datetime
 
-    from tracking_sync.validate.drilldown import compare_rows
+    from tracking_sync.validate.row_differences import compare_rows
 
     when = datetime(2025, 3, 10, 12, 0, 0, 123456)
     row = (5, 7, "s1", 2, 1741608000123456, when, None, 3, True, False, "select 1")

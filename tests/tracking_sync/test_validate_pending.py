@@ -19,11 +19,12 @@ from tracking_sync.core.plan import RunPlan, RunSlice
 from tracking_sync.load.sync_state import SyncState
 from tracking_sync.validate.compare import CheckResult, compare_sorted
 from tracking_sync.validate.diagnosis import TIMESTAMP_HINT
-from tracking_sync.validate.drilldown import CHANGED, EXTRA_IN_TARGET, DrillDown, RowDifference
+from tracking_sync.validate.drilldown import DrillDown
 from tracking_sync.validate.parity import load_checks
 from tracking_sync.validate.pending import differences_of, explain_by_pending
 from tracking_sync.validate.placed_rows import CHANGED_ROWS_CHECK, compare_rows_by_id
 from tracking_sync.validate.report import PENDING, ValidationReport
+from tracking_sync.validate.row_differences import CHANGED, EXTRA_IN_TARGET, RowDifference
 
 SLOT = "tracking_sync_tracking"
 APPLIED = 0x1E26CC8

@@ -32,8 +32,25 @@ hold to this decoder.
 from __future__ import annotations
 
 import struct
-from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+
+from tracking_sync.capture.pgoutput_records import (
+    UNCHANGED,
+    Begin,
+    BinaryValue,
+    Commit,
+    Delete,
+    Insert,
+    Message,
+    Origin,
+    Record,
+    Relation,
+    RelationColumn,
+    Truncate,
+    TupleData,
+    Type,
+    Update,
+    Value,
+)
 
 BEGIN = ord("B")
 COMMIT = ord("C")
@@ -58,7 +75,6 @@ _OLD_ROW = ord("O")
 TRUNCATE_CASCADE = 1
 TRUNCATE_RESTART_IDENTITY = 2
 
-POSTGRES_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 _BEGIN = struct.Struct(">QqI")
 _COMMIT = struct.Struct(">BQQq")
@@ -73,111 +89,6 @@ _unpack_int32 = _INT32.unpack_from
 
 class ProtocolError(ValueError):
     """A message that is not pgoutput protocol version 1 as documented."""
-
-
-class _Unchanged:
-    """The 'u' marker: an unchanged TOASTed value that pgoutput did not send."""
-
-    _instance: _Unchanged | None = None
-
-    def __new__(cls) -> _Unchanged:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "UNCHANGED"
-
-    def __reduce__(self) -> str:
-        return "UNCHANGED"
-
-
-UNCHANGED = _Unchanged()
-
-
-class BinaryValue(bytes):
-    """A column value sent in the type's binary form ('b'), not its text form."""
-
-
-Value = bytes | None | _Unchanged
-TupleData = tuple[Value, ...]
-
-
-def pg_time(microseconds: int) -> datetime:
-    """A protocol timestamp (microseconds since 2000-01-01 UTC) as an aware datetime."""
-    return POSTGRES_EPOCH + timedelta(microseconds=microseconds)
-
-
-class Begin(NamedTuple):
-    final_lsn: int  # the LSN of the transaction's commit record
-    commit_time: int  # microseconds since 2000-01-01 UTC (pg_time)
-    xid: int  # 32-bit; tracking_sync.core.lsn.widen_xid makes it an xid8
-
-
-class Commit(NamedTuple):
-    flags: int
-    commit_lsn: int  # the same LSN as Begin.final_lsn
-    end_lsn: int  # the end of the commit record
-    commit_time: int
-
-
-class Origin(NamedTuple):
-    origin_lsn: int  # the commit's LSN on the origin server
-    name: str
-
-
-class RelationColumn(NamedTuple):
-    name: str
-    type_oid: int
-    type_modifier: int
-    is_key: bool  # part of the replica identity (every column under FULL)
-
-
-class Relation(NamedTuple):
-    oid: int
-    namespace: str  # '' for pg_catalog
-    name: str
-    replica_identity: str  # 'd' default, 'n' nothing, 'f' full, 'i' index
-    columns: tuple[RelationColumn, ...]
-
-
-class Type(NamedTuple):
-    oid: int
-    namespace: str
-    name: str
-
-
-class Insert(NamedTuple):
-    relation_oid: int
-    new: TupleData
-
-
-class Update(NamedTuple):
-    relation_oid: int
-    old_kind: str | None  # 'K' old key, 'O' old row (FULL), None: the key did not change
-    old: TupleData | None
-    new: TupleData
-
-
-class Delete(NamedTuple):
-    relation_oid: int
-    old_kind: str  # 'K' or 'O'
-    old: TupleData
-
-
-class Truncate(NamedTuple):
-    options: int  # TRUNCATE_CASCADE | TRUNCATE_RESTART_IDENTITY
-    relation_oids: tuple[int, ...]
-
-
-class Message(NamedTuple):
-    transactional: bool
-    lsn: int
-    prefix: str
-    content: bytes
-
-
-Record = Begin | Commit | Origin | Relation | Type | Insert | Update | Delete | Truncate | Message
 
 
 def _string(data: bytes, pos: int) -> tuple[str, int]:

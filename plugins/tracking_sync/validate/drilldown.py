@@ -38,6 +38,7 @@ from tracking_sync.validate.parity import (
     timestamp_literal,
     user_list,
 )
+from tracking_sync.validate.row_differences import RowDifference, compare_rows
 from tracking_sync.validate.streams import CheckWindow
 
 DRILLDOWN_SQL_DIR = SQL_DIR / "drilldown"
@@ -47,33 +48,9 @@ LEVELS = (1 << 20, 1 << 15, 1 << 10, 1 << 5)  # bucket sizes, in ids
 LEAF_ROWS = 64  # a differing bucket with at most this many rows on each side is fetched
 MAX_BUCKETS = 2000  # differing buckets narrowed at one level; more: the first ones, capped
 RANGES_PER_QUERY = 200
-MAX_VALUE_CHARS = 500  # a longer value (a long `query`) is shown cut, with its length
+
+
 # the row's columns, in action_rows.sql's order after id; compared as these names say
-COLUMNS = (
-    "user_profile_id",
-    "session_id",
-    "action_type_id",
-    "action_time",
-    "course_id",
-    "exercise_id",
-    "is_exercise_checked",
-    "is_async",
-    "query",
-)
-MISSING_IN_TARGET = "missing in target"
-EXTRA_IN_TARGET = "extra in target"
-CHANGED = "changed"
-
-
-@dataclass
-class RowDifference:
-    id: int
-    kind: str  # missing in target | extra in target | changed
-    column: str | None = None  # changed: the column; None for a whole row
-    source: Any = None
-    target: Any = None
-
-
 @dataclass
 class DrillDown:
     region: str  # which rows were looked at, as people read it
@@ -213,61 +190,6 @@ def _narrow(found: DrillDown, run: Any, out_of_time: Any, max_rows: int) -> None
             break
         source_rows, target_rows = run("action_rows.sql", chunk)
         found.rows += compare_rows(source_rows, target_rows)
-
-
-def compare_rows(source_rows: Sequence[tuple], target_rows: Sequence[tuple]) -> list[RowDifference]:
-    """Rows of both sides (action_rows.sql's columns), compared by id, column by column.
-    An id on one side only is missing or extra; an id twice on one side (Redshift does not
-    enforce keys) has its surplus copies reported as missing or extra."""
-    by_id: dict[int, list[list[tuple]]] = {}
-    for side, rows in ((0, source_rows), (1, target_rows)):
-        for row in rows:
-            by_id.setdefault(int(row[0]), [[], []])[side].append(row)
-    differences: list[RowDifference] = []
-    for row_id in sorted(by_id):
-        source, target = by_id[row_id]
-        for s, t in zip(source, target, strict=False):
-            differences += _column_differences(row_id, s, t)
-        for s in source[len(target) :]:
-            differences.append(RowDifference(row_id, MISSING_IN_TARGET, None, _shown_row(s), None))
-        for t in target[len(source) :]:
-            differences.append(RowDifference(row_id, EXTRA_IN_TARGET, None, None, _shown_row(t)))
-    return differences
-
-
-def _column_differences(row_id: int, s: tuple, t: tuple) -> list[RowDifference]:
-    found = []
-    for name, source_value, target_value in zip(COLUMNS, _values(s), _values(t), strict=True):
-        if name == "action_time":
-            differs = s[4] != t[4]  # integer microseconds: a TIMESTAMP and a TIMESTAMPTZ compare
-        else:
-            differs = source_value != target_value
-        if differs:
-            found.append(RowDifference(row_id, CHANGED, name, _shown(source_value), _shown(target_value)))
-    return found
-
-
-def _values(row: tuple) -> tuple:
-    # id, user_profile_id, session_id, action_type_id, action_time_us, action_time, ...
-    return (row[1], row[2], row[3], _utc(row[5]), *row[6:])
-
-
-def _shown_row(row: tuple) -> dict[str, Any]:
-    return {name: _shown(value) for name, value in zip(COLUMNS, _values(row), strict=True)}
-
-
-def _shown(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
-        return f"{value[:MAX_VALUE_CHARS]}... ({len(value)} characters)"
-    return value
-
-
-def _utc(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-    return value
 
 
 def _midnight(day: date) -> datetime:

@@ -27,8 +27,8 @@ from tracking_sync.capture.pgoutput import (
     Type,
     Update,
     decode_message,
-    pg_time,
 )
+from tracking_sync.capture.pgoutput_records import pg_time
 from tracking_sync.core.lsn import format_lsn, parse_lsn, widen_xid
 
 ACTION_OID = 16389
