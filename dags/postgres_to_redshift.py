@@ -106,6 +106,7 @@ def postgres_to_redshift():
     action_type_uploaded = tasks.upload.override(task_id="upload_action_type")(plan, action_type_exported)
     action_type_loaded = tasks.load(
         "load_action_type",
+        plan=plan,
         schema=plan["target_schema"],
         table="action_type",
         source_table="action_type",
@@ -133,6 +134,7 @@ def postgres_to_redshift():
     )
     action_staged = tasks.load(
         "load_action_staging",
+        plan=plan,
         schema=plan["target_schema"],
         table=plan["staging_table"],
         source_table="action",

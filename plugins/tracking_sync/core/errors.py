@@ -59,5 +59,15 @@ class StagedFilesMissing(TrackingSyncError):
     """A COPY found no manifest or part where the upload put them: transient (retried)."""
 
 
+class StagedFilesExpired(NeedsFix):
+    """A part the COPY needs is gone from S3 (the retention sweep, a lifecycle rule) and the
+    load cannot make it again: the message names the export task to clear instead."""
+
+
+class StagingTableMissing(TrackingSyncError):
+    """The COPY's staging table vanished between the load's (re)create and its COPY (another
+    run's cleanup): not the data; retried, and the retry creates it again."""
+
+
 class BootstrapInProgress(TrackingSyncError):
     """Another run is bootstrapping the target: this one waits (transient, retried)."""

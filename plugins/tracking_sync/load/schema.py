@@ -65,6 +65,17 @@ def create_action_staging(plan: RunPlan, connection: Any) -> None:
         run_ddl(connection, action_staging_statements(plan.target_schema, plan.staging_table))
 
 
+def staging_table_exists(plan: RunPlan, connection: Any) -> bool:
+    """Whether the run's staging table (or table of changes) is there."""
+    cursor = connection.cursor()
+    try:
+        cursor.execute(render_sql("redshift/select_staging_tables.sql", schema=plan.target_schema))
+        return plan.staging_table in {name for (name,) in cursor.fetchall()}
+    finally:
+        cursor.close()
+        connection.rollback()
+
+
 def drop_leftover_staging_tables(plan: RunPlan, connection: Any) -> list[str]:
     """Drop the staging tables of `plan.target_schema` other than the run's own; call only
     when no other run is active (their tables are then leftovers of killed runs)."""

@@ -31,6 +31,9 @@ TRANSIENT_ERRORS = [
     "botocore.exceptions.ConnectionError",
     "botocore.exceptions.ReadTimeoutError",
     "tracking_sync.core.errors.StagedFilesMissing",
+    # A missing input is not a data error (issue 20): the load recreates its staging table
+    # before the COPY; one dropped in between is retried, and the retry creates it again.
+    "tracking_sync.core.errors.StagingTableMissing",
 ]
 
 # How long a run waits, per try, for another run's bootstrap of the target (its retries: the

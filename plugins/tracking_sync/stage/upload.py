@@ -59,12 +59,16 @@ def publish_parts(s3_client: Any, settings: Settings, export_summary: dict) -> d
         bucket, key = split_s3_uri(part["uri"])
         staged_key = area.key_of(part["staged"])
         if not area.exists(s3_client, staged_key):
+            if _published_before(s3_client, bucket, key, part.get("bytes")):
+                continue  # this upload ran before (cleared after it succeeded): nothing to do
             raise StagingPartMissing(
                 f"scratch part {part['uri']} is not at {part['staged']}: " + _missing_part_advice(settings)
             )
         parts.append((staged_key, bucket, key))
-    if not parts:
+    if not export_summary["parts"]:
         raise StagingPartMissing(f"the export of {table} listed no parts")
+    if not parts:
+        return _published(export_summary)
 
     transfer = transfer_config()
     bucket = parts[0][1]
@@ -78,6 +82,24 @@ def publish_parts(s3_client: Any, settings: Settings, export_summary: dict) -> d
                 s3_client.copy(source, part_bucket, key, Config=transfer)
         for staged_key, _, _ in parts:  # only once everything is published
             area.delete(s3_client, staged_key)
+    return _published(export_summary)
+
+
+def _published_before(s3_client: Any, bucket: str, key: str, size: int | None) -> bool:
+    """The part is in S3 already, as the export wrote it (its size): an earlier run of this
+    upload published it and removed the staged copy."""
+    from botocore.exceptions import ClientError
+
+    try:
+        head = s3_client.head_object(Bucket=bucket, Key=key)
+    except ClientError:
+        return False
+    return size is None or head.get("ContentLength") == size
+
+
+def _published(export_summary: dict) -> dict:
+    bucket = split_s3_uri(export_summary["parts"][0]["uri"])[0]
+    table = export_summary["table"]
     return {
         "table": table,
         "bucket": bucket,

@@ -148,12 +148,16 @@ def _expire(client: Any, settings: Any, plan: dict, table_name: str, ti: Any) ->
 
 
 def load(
-    task_id: str, *, schema: Any, table: Any, source_table: str, uploaded: Any, **kwargs: Any
+    task_id: str, *, plan: Any, schema: Any, table: Any, source_table: str, uploaded: Any, **kwargs: Any
 ) -> ReportingS3ToRedshiftOperator:
     """COPY the parts of one upload (its manifest) into `schema.table`, REPLACE: delete and
-    COPY in one transaction (the provider's S3ToRedshiftOperator)."""
+    COPY in one transaction (the provider's S3ToRedshiftOperator). First it makes sure of what
+    the COPY needs (tracking_sync.load.inputs): cleared on its own, it still runs."""
     return ReportingS3ToRedshiftOperator(
         task_id=task_id,
+        plan=plan,
+        part_uris=uploaded["part_uris"],
+        export_task=f"export_{source_table}",
         redshift_conn_id=REDSHIFT_CONN_ID,
         # Explicit, so that a role_arn in the connection's extra makes the COPY use that IAM
         # role (the provider ignores role_arn for the implicit default).

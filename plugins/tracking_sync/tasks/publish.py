@@ -16,15 +16,32 @@ log = logging.getLogger(__name__)
 def replace_action_rows(plan: dict, action_uploaded: dict, ti=None) -> dict[str, Any]:
     """Publish action in ONE transaction: the interval's (or every) staged row replaces the
     target's, or the captured changes are applied (tracking_sync.load.apply_changes); the
-    target's sync state is written in the same transaction."""
+    target's sync state is written in the same transaction.
+
+    Cleared after it succeeded, its staging table is gone (dropped, or swapped in as the
+    target): the load's COPY fills it again from the run's manifest first, and the publish
+    is done again, to the same result."""
     from contextlib import closing
 
     from tracking_sync.connections import redshift_connection, source_connection
     from tracking_sync.core.plan import RunPlan
     from tracking_sync.load.apply_changes import apply_changes
     from tracking_sync.load.publish import publish_for_run
+    from tracking_sync.load.schema import staging_table_exists
 
     run_plan, run_id = RunPlan.from_xcom(plan), getattr(ti, "run_id", "") or ""
+    with closing(redshift_connection()) as target:
+        staged = staging_table_exists(run_plan, target)
+    if not staged:
+        from tracking_sync.operators import copy_again
+
+        log.info(
+            "%s.%s is gone (this run published before, or it was dropped): COPYing %s into it again",
+            run_plan.target_schema,
+            run_plan.staging_table,
+            action_uploaded["manifest_uri"],
+        )
+        copy_again(plan, action_uploaded, {"ti": ti})
     if run_plan.applies_changes:
         capture = action_uploaded["capture"]
         with closing(redshift_connection()) as target:
