@@ -31,24 +31,29 @@ def manifest_document(part_uris: list[str]) -> dict:
     return {"entries": [{"url": uri, "mandatory": True} for uri in part_uris]}
 
 
-def _missing_part_advice(settings: Settings) -> str:
+def _missing_part_advice(settings: Settings, export_task: str) -> str:
     area = settings.scratch
     if area.is_local:
         return (
             f"export and upload must see the same staging folder ({area.url}). When they can "
             "run on different workers (Celery, Kubernetes), set TRACKING_SYNC_STAGING_URL="
             "s3://bucket/prefix (docs/scaling.md) or mount one volume on every worker; if the "
-            "folder was cleaned, clear the export task so it runs again (upload and load follow)."
+            f"folder was cleaned, clear {export_task} of this run with its downstream so it runs "
+            "again (upload and load follow)."
         )
     return (
         f"it is no longer in the scratch area {area.url} (removed by hand, by a lifecycle "
-        "rule, or by a later attempt of the same export): clear the export task so it runs "
-        "again (upload and load follow)."
+        f"rule, or by a later attempt of the same export): clear {export_task} of this run with "
+        "its downstream so it runs again (upload and load follow)."
     )
 
 
-def publish_parts(s3_client: Any, settings: Settings, export_summary: dict) -> dict:
+def publish_parts(
+    s3_client: Any, settings: Settings, export_summary: dict, export_task: str = "the export task"
+) -> dict:
     """Put the parts one export staged under the load prefix; then remove the staged copies.
+    Cleared after it succeeded, it finds them published already (their size) and does nothing;
+    a part neither staged nor published names `export_task`, the task to clear instead.
 
     Returns the upload's XCom: table, bucket, part URIs, rows, bytes, partition and the
     staging prefix of the slice (for write_manifest)."""
@@ -62,7 +67,8 @@ def publish_parts(s3_client: Any, settings: Settings, export_summary: dict) -> d
             if _published_before(s3_client, bucket, key, part.get("bytes")):
                 continue  # this upload ran before (cleared after it succeeded): nothing to do
             raise StagingPartMissing(
-                f"scratch part {part['uri']} is not at {part['staged']}: " + _missing_part_advice(settings)
+                f"scratch part {part['uri']} is not at {part['staged']}: "
+                + _missing_part_advice(settings, export_task)
             )
         parts.append((staged_key, bucket, key))
     if not export_summary["parts"]:
@@ -160,7 +166,9 @@ def write_manifest(s3_client: Any, settings: Settings, table: str, published: It
     }
 
 
-def upload_export(s3_client: Any, settings: Settings, export_summary: dict) -> dict:
+def upload_export(
+    s3_client: Any, settings: Settings, export_summary: dict, export_task: str = "the export task"
+) -> dict:
     """Publish one export's parts and write their manifest (a table exported whole)."""
-    published = publish_parts(s3_client, settings, export_summary)
+    published = publish_parts(s3_client, settings, export_summary, export_task)
     return write_manifest(s3_client, settings, export_summary["table"], [published])

@@ -104,18 +104,26 @@ def upload(plan: dict, export_summary: dict, ti=None) -> dict[str, Any]:
     from tracking_sync.stage.upload import upload_export
 
     settings, client = Settings.from_env(), _s3_client()
-    uploaded = upload_export(client, settings, export_summary)
+    uploaded = upload_export(client, settings, export_summary, _export_task(ti))
     uploaded["expired_intervals"] = _expire(client, settings, plan, export_summary["table"], ti)
     return uploaded
 
 
 @task
-def upload_partition(plan: dict, export_summary: dict) -> dict[str, Any]:
+def upload_partition(plan: dict, export_summary: dict, ti=None) -> dict[str, Any]:
     """Publish one partition's staged parts under the load prefix (mapped: one per export)."""
     from tracking_sync.core.settings import Settings
     from tracking_sync.stage.upload import publish_parts
 
-    return publish_parts(_s3_client(), Settings.from_env(), export_summary)
+    return publish_parts(_s3_client(), Settings.from_env(), export_summary, _export_task(ti))
+
+
+def _export_task(ti: Any) -> str:
+    """The export task instance an upload's parts come from: the one to clear when they are gone."""
+    task_id = str(getattr(ti, "task_id", "") or "upload")
+    index = getattr(ti, "map_index", -1)
+    name = task_id.replace("upload", "export", 1)
+    return f"{name} (map index {index})" if isinstance(index, int) and index >= 0 else name
 
 
 @task(multiple_outputs=True)

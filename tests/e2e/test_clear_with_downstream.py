@@ -1,0 +1,310 @@
+"""Issue 20, on-call's own move: fix the cause, then clear the failed task with its downstream.
+
+Through Airflow's real scheduler (the shared `airflow_deployment`), with the REST call the
+UI's Clear dialog makes (Downstream ticked): for every task of the DAG, and one map index of
+each mapped task, a clear with its downstream after the run succeeded ends in a green run
+and a target equal to the source row for row. Then failures with real causes, each repaired
+and cleared the same way (or, where the task cannot make its input again, cleared as the
+failure's one line says). One deployment, one run at a time, the data reused: a full
+refresh in three partitions, then a nightly run of the captured changes.
+
+The matrix's time is printed (`matrix: ... s`); see docs/testing.md.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from devstack import demo_data
+from tests.dag_helpers import DAG_ID, RUN_TIMEOUT
+from tests.pipeline_helpers import (
+    assert_same_rows,
+    change_source_within,
+    fetch_rows,
+    source_rows,
+    target_rows,
+)
+
+pytestmark = pytest.mark.integration
+
+FULL_REFRESH_AT = datetime(2025, 3, 10, tzinfo=UTC)  # after every row of the demo data
+PARTITIONS = 3
+
+# Every task, in the DAG's order, with its downstream; the mapped ones at one index.
+UNMAPPED = [
+    "plan_run",
+    "create_schema",
+    "create_action_staging",
+    "export_action_type",
+    "upload_action_type",
+    "load_action_type",
+    "partition_action",
+    "write_action_manifest",
+    "load_action_staging",
+    "replace_action_rows",
+    "advance_capture_slot",
+    "validate",
+]
+MAPPED = ["export_action", "upload_action"]
+
+
+class Matrix:
+    """The deployment, the databases and the clock of the matrix."""
+
+    def __init__(self, deployment, stack, schema: str) -> None:
+        self.deployment, self.stack, self.schema = deployment, stack, schema
+        self.token = deployment.access_token()
+        self.source = psycopg2.connect(stack.source_dsn)
+        self.target = psycopg2.connect(stack.redshift.dsn())
+        self.timings: list[str] = []
+
+    def close(self) -> None:
+        self.source.close()
+        self.target.close()
+
+    def api(self, method: str, path: str, body: dict | None = None) -> dict:
+        return self.deployment.api(method, path, body, token=self.token)
+
+    def trigger(self, conf: dict, logical_date: datetime) -> str:
+        run_id = f"{conf['mode']}_{uuid.uuid4().hex[:6]}"
+        self.api(
+            "POST",
+            f"/api/v2/dags/{DAG_ID}/dagRuns",
+            {"dag_run_id": run_id, "logical_date": logical_date.isoformat(), "conf": conf},
+        )
+        return run_id
+
+    def clear(self, run_id: str, task_id: str, map_index: int | None = None) -> None:
+        """What the UI's Clear dialog sends for one task instance, "Downstream" ticked."""
+        self.api(
+            "POST",
+            f"/api/v2/dags/{DAG_ID}/clearTaskInstances",
+            {
+                "dry_run": False,
+                "dag_run_id": run_id,
+                "task_ids": [task_id if map_index is None else [task_id, map_index]],
+                "include_downstream": True,
+                "include_upstream": False,
+                "only_failed": False,
+                "reset_dag_runs": True,
+            },
+        )
+
+    def wait(self, run_id: str) -> tuple[str, dict[tuple[str, int], tuple[str, int]]]:
+        """The run's end state and {(task, map index): (state, try)}, once it has ended; a
+        task going up for retry ends the wait too (on-call does not wait for a retry)."""
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while True:
+            self.deployment.check_alive()
+            ((state,),) = self.deployment.query("select state from dag_run where run_id = %s", (run_id,))
+            tasks = {
+                (task, index): (task_state, tries)
+                for task, index, task_state, tries in self.deployment.query(
+                    "select task_id, map_index, state, try_number from task_instance where run_id = %s",
+                    (run_id,),
+                )
+            }
+            retrying = [key for key, (task_state, _) in tasks.items() if task_state == "up_for_retry"]
+            if state in ("success", "failed") or retrying:
+                return state, tasks
+            assert time.monotonic() < deadline, f"run {run_id} not ended after {RUN_TIMEOUT}s: {tasks}"
+            time.sleep(0.5)
+
+    def log(self, run_id: str, task_id: str, map_index: int = -1) -> str:
+        ((tries,),) = self.deployment.query(
+            "select try_number from task_instance where run_id = %s and task_id = %s and map_index = %s",
+            (run_id, task_id, map_index),
+        )
+        folder = (
+            self.deployment.home / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+        )
+        if map_index >= 0:
+            folder = folder / f"map_index={map_index}"
+        path = folder / f"attempt={max(tries, 1)}.log"
+        return path.read_text(errors="replace") if path.exists() else f"({path} missing)"
+
+    def assert_green_and_equal(self, run_id: str, what: str) -> None:
+        state, tasks = self.wait(run_id)
+        bad = {key: value for key, value in tasks.items() if value[0] != "success"}
+        detail = "".join(
+            f"\n--- {task}[{index}]\n{self.log(run_id, task, index)[-3000:]}" for task, index in bad
+        )
+        assert state == "success" and not bad, f"{what}: run {state}, tasks not green: {bad}{detail}"
+        assert_same_rows(source_rows(self.source), target_rows(self.target, self.schema), what)
+        types = "select id, name from {}action_type order by id"
+        assert fetch_rows(self.source, types.format("")) == fetch_rows(
+            self.target, types.format(f"{self.schema}.")
+        ), f"{what}: action_type"
+
+    def clear_and_check(
+        self, run_id: str, task_id: str, map_index: int | None = None, what: str = ""
+    ) -> None:
+        started = time.monotonic()
+        label = task_id if map_index is None else f"{task_id}[{map_index}]"
+        self.clear(run_id, task_id, map_index)
+        self.assert_green_and_equal(run_id, f"{what} {label} cleared with its downstream")
+        self.timings.append(f"{what} {label}: {time.monotonic() - started:.1f}s")
+
+    def expect_failed(self, run_id: str, task_id: str, map_index: int = -1) -> str:
+        """The run ended (or the task went up for retry) with `task_id` failed: its log."""
+        _, tasks = self.wait(run_id)
+        state = tasks[(task_id, map_index)][0]
+        assert state in ("failed", "up_for_retry"), f"{task_id}[{map_index}] is {state}, not failed: {tasks}"
+        return self.log(run_id, task_id, map_index)
+
+    def s3_keys(self, prefix: str) -> list[str]:
+        client = self.stack.s3.client()
+        listed = client.list_objects_v2(Bucket=self.stack.s3.bucket, Prefix=prefix)
+        return sorted(item["Key"] for item in listed.get("Contents", []))
+
+
+def _plan(deployment, run_id: str) -> dict:
+    rows = deployment.query(
+        "select key, value from xcom where dag_id = %s and run_id = %s and task_id = 'plan_run'",
+        (DAG_ID, run_id),
+    )
+    return dict(rows)
+
+
+# What a task that cannot make its input again says: the exact task to clear instead.
+PRINTED_CLEAR = re.compile(
+    r"clear (\w+)(?: \(map index (\d+)\))? of (?:run (\S+)|this run) with its downstream"
+)
+
+
+def clear_as_printed(matrix: Matrix, run_id: str, log: str, what: str) -> str:
+    """Clear the task the failure's line names, as it names it; the task's name."""
+    found = PRINTED_CLEAR.search(log)
+    assert found, f"{what}: no task to clear named in:\n{log[-3000:]}"
+    task_id, index, named_run = found.group(1), found.group(2), found.group(3)
+    assert named_run in (None, run_id), f"{what}: names run {named_run}, not {run_id}"
+    matrix.clear_and_check(run_id, task_id, None if index is None else int(index), what)
+    return task_id if index is None else f"{task_id}[{index}]"
+
+
+def full_refresh_failures(matrix: Matrix, run_id: str, prefix: str) -> None:
+    """On the full refresh: a manifest gone (repaired by the load), a part gone (the load
+    fails at once and names the export), a damaged target row (validate fails; the row
+    repaired, validate cleared)."""
+    client, bucket = matrix.stack.s3.client(), matrix.stack.s3.bucket
+    manifest = f"{prefix}/action/full_refresh/manifest.json"
+    client.delete_object(Bucket=bucket, Key=manifest)
+    matrix.clear_and_check(run_id, "load_action_staging", what="full refresh, manifest gone:")
+    assert "written again from the upload" in matrix.log(run_id, "load_action_staging")
+
+    part = next(key for key in matrix.s3_keys(f"{prefix}/action/full_refresh/") if "part-01-" in key)
+    client.delete_object(Bucket=bucket, Key=part)
+    started = time.monotonic()
+    matrix.clear(run_id, "load_action_staging")
+    log = matrix.expect_failed(run_id, "load_action_staging")
+    assert "StagedFilesExpired" in log and part in log, log[-3000:]
+    assert matrix.wait(run_id)[0] == "failed", "a part that is gone fails at once, no retry"
+    cleared = clear_as_printed(matrix, run_id, log, "full refresh, a part gone:")
+    assert cleared == "export_action", cleared
+    matrix.timings[-1] += (
+        f" (the load failed, then {cleared} cleared as printed: {time.monotonic() - started:.1f}s)"
+    )
+
+    ((row_id, query),) = fetch_rows(
+        matrix.target, f"select id, query from {matrix.schema}.action order by id limit 1"
+    )
+    with matrix.target.cursor() as cursor:
+        cursor.execute(f"update {matrix.schema}.action set query = 'damaged' where id = %s", (row_id,))
+    matrix.target.commit()
+    started = time.monotonic()
+    matrix.clear(run_id, "validate")
+    log = matrix.expect_failed(run_id, "validate")
+    assert "parity FAILED" in log, log[-3000:]
+    with matrix.target.cursor() as cursor:
+        cursor.execute(f"update {matrix.schema}.action set query = %s where id = %s", (query, row_id))
+    matrix.target.commit()
+    matrix.clear_and_check(run_id, "validate", what="full refresh, a damaged row repaired:")
+    matrix.timings[-1] += f" (with the failed validate: {time.monotonic() - started:.1f}s)"
+
+
+def nightly_failures(matrix: Matrix, run_id: str, prefix: str, label: str) -> None:
+    """On the nightly run: the scratch folder unusable (the export fails; the folder back,
+    the export cleared), a published part gone (the upload fails at once and names its
+    export; cleared as printed)."""
+    scratch = Path(matrix.deployment.env["TRACKING_SYNC_STAGING_DIR"])
+    aside = scratch.with_name(scratch.name + "-aside")
+    scratch.rename(aside)
+    scratch.write_text("a file where the scratch folder was")
+    started = time.monotonic()
+    try:
+        matrix.clear(run_id, "export_action_type")
+        matrix.expect_failed(run_id, "export_action_type")
+    finally:
+        scratch.unlink()
+        aside.rename(scratch)
+    matrix.clear_and_check(run_id, "export_action_type", what="nightly, scratch folder back:")
+    matrix.timings[-1] += f" (with the failed export: {time.monotonic() - started:.1f}s)"
+
+    client, bucket = matrix.stack.s3.client(), matrix.stack.s3.bucket
+    parts = [key for key in matrix.s3_keys(f"{prefix}/action_changes/{label}/") if "/part-" in key]
+    assert parts, f"no part of the nightly run under {prefix}/action_changes/{label}/"
+    client.delete_object(Bucket=bucket, Key=parts[0])
+    started = time.monotonic()
+    matrix.clear(run_id, "upload_action", 0)
+    log = matrix.expect_failed(run_id, "upload_action", 0)
+    assert "StagingPartMissing" in log, log[-3000:]
+    cleared = clear_as_printed(matrix, run_id, log, "nightly, a published part gone:")
+    assert cleared == "export_action[0]", cleared
+    matrix.timings[-1] += (
+        f" (the upload failed, then {cleared} cleared as printed: {time.monotonic() - started:.1f}s)"
+    )
+
+
+def test_every_task_cleared_with_its_downstream_ends_green_and_equal(
+    airflow_deployment, stack, target_schema_of_test
+):
+    """After success, every task (and export_action[2], upload_action[2] of a full refresh in
+    three partitions; index 0 of the nightly run) cleared with its downstream: green, and
+    the target equal to the source. Then failures with real causes, each repaired and
+    cleared the same way, or cleared as the failure's line says."""
+    deployment, schema = airflow_deployment, target_schema_of_test
+    prefix = deployment.env["TRACKING_SYNC_PREFIX"]
+    demo_data.generate(
+        stack.source_dsn, rows=1_200, seed=20, users=25, period_start="2025-03-01", period_days=4
+    )
+    matrix = Matrix(deployment, stack, schema)
+    started = time.monotonic()
+    try:
+        # The full refresh, in three partitions: export_action[2] and upload_action[2] exist.
+        full = matrix.trigger(
+            {"mode": "full_refresh", "target_schema": schema, "partitions": PARTITIONS}, FULL_REFRESH_AT
+        )
+        matrix.assert_green_and_equal(full, "the full refresh")
+        matrix.timings.append(f"full refresh: {time.monotonic() - started:.1f}s")
+        for task_id in MAPPED:
+            matrix.clear_and_check(full, task_id, PARTITIONS - 1, "full refresh:")
+        # The publish swapped the staging table in: cleared, it COPies it again, swaps again.
+        matrix.clear_and_check(full, "replace_action_rows", what="full refresh:")
+        full_refresh_failures(matrix, full, prefix)
+
+        # A nightly run: the changes captured since the full refresh (late corrections).
+        change_source_within(matrix.source, datetime(2025, 3, 2, tzinfo=UTC))
+        nightly = matrix.trigger(
+            {"mode": "changes", "target_schema": schema}, datetime.now(UTC).replace(microsecond=0)
+        )
+        matrix.assert_green_and_equal(nightly, "the nightly run")
+        plan = _plan(deployment, nightly)
+        assert plan["action_load"] == "changes", plan
+        for task_id in UNMAPPED[:6]:
+            matrix.clear_and_check(nightly, task_id, what="nightly:")
+        for task_id in MAPPED:
+            matrix.clear_and_check(nightly, task_id, 0, "nightly:")
+        for task_id in UNMAPPED[6:]:
+            matrix.clear_and_check(nightly, task_id, what="nightly:")
+        nightly_failures(matrix, nightly, prefix, plan["slice_label"])
+    finally:
+        matrix.close()
+        print("\n".join(matrix.timings))
+        print(f"matrix: {time.monotonic() - started:.1f}s")
