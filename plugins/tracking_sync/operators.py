@@ -42,7 +42,7 @@ _FILES_MISSING = re.compile(
     re.IGNORECASE,
 )
 # The table the COPY loads is gone (42P01): dropped after the load (re)created it.
-_TABLE_MISSING = re.compile(r"42P01|relation .* does not exist", re.IGNORECASE)
+_TABLE_MISSING = re.compile(r"42P01|(?<!of )relation \"[^\"]+\" does not exist", re.IGNORECASE)
 # Anything else it cannot do on the same files and table (a column that does not exist).
 _CANNOT_LOAD = re.compile(r"does not exist", re.IGNORECASE)
 

@@ -20,7 +20,10 @@ only to wait for runs to end and to check what the clicks did. The steps run in 
 5. one target row moved by one second (an UPDATE through the Redshift stand-in): a run with
    validation=full turns validate red; its log names the user, the day and the repair
    command, and the DAG overview's "Recent Failed Task Logs" preview shows the one-line
-   summary (TRACKING_SYNC FAILED ... what=... parity FAILED ...), not only a stack trace.
+   summary (TRACKING_SYNC FAILED ... what=... parity FAILED ...), not only a stack trace;
+6. on-call's own move (issue 20): a part of the full refresh gone from S3 fails its rerun of
+   load_action_staging at once; the part put back, Clear on the failed load with "Downstream"
+   ticked reruns the load, the publish and validate, and the grid turns green.
 
 Screenshots of every step go to .devstack/ui-screenshots/ (a failing step adds FAILED-*.png).
 """
@@ -346,3 +349,140 @@ def test_a_damaged_target_row_fails_validate_with_the_user_the_day_and_the_repai
     assert "what=AirflowFailException: parity FAILED (full): " in line, line
     assert f"days: {day}" in line and "per_user_session_totals: 1 user_profile_id differ" in line, line
     shot("13-failed-task-preview", showing=preview)
+
+
+def _rest(make_airflow, method: str, path: str, body: dict | None = None) -> dict:
+    """One REST API call as the logged-in user (to set a failure up; the repair is clicked)."""
+    import json
+    import urllib.request
+
+    from devstack.airflow import access_token
+
+    token = access_token(make_airflow.url, make_airflow.user, make_airflow.password)
+    request = urllib.request.Request(
+        make_airflow.url + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response)
+
+
+def _s3(make_airflow):
+    import json
+
+    import boto3
+
+    connection = json.loads(make_airflow.env["AIRFLOW_CONN_AWS_DEFAULT"])
+    return boto3.client(
+        "s3",
+        endpoint_url=connection["extra"]["endpoint_url"],
+        region_name=connection["extra"]["region_name"],
+        aws_access_key_id=connection["login"],
+        aws_secret_access_key=connection["password"],
+    )
+
+
+def _wait_for_run_state(make_airflow, run_id: str, states: tuple[str, ...]) -> str:
+    import time
+
+    from tests.ui.airflow_ui import RUN_TIMEOUT
+
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while True:
+        ((state,),) = make_airflow.metadata("select state from dag_run where run_id = %s", (run_id,))
+        if state in states:
+            return state
+        retrying = make_airflow.metadata(
+            "select task_id from task_instance where run_id = %s and state = 'up_for_retry'", (run_id,)
+        )
+        assert not retrying, (
+            f"{retrying} of {run_id} up for retry:\n{make_airflow.task_log(run_id, retrying[0][0])}"
+        )
+        assert time.monotonic() < deadline, f"run {run_id} is still {state} after {RUN_TIMEOUT}s"
+        time.sleep(1)
+
+
+def test_a_failed_load_cleared_with_its_downstream_after_the_repair_turns_the_run_green(
+    page, make_airflow, shot, journey
+):
+    """Issue 20, on-call's own move. A part of the full refresh's load gone from S3: its load,
+    rerun, fails at once, naming the export to clear. The part put back (the cause repaired),
+    on-call clicks the failed load_action_staging in the grid, Clear, with "Downstream" ticked:
+    the load runs again (its staging table, dropped by the publish, is created again first),
+    then the publish and validate, and the grid turns green."""
+    import json
+
+    expect = _expect()
+    run_id = journey["full_refresh"]
+    ((uris,),) = make_airflow.metadata(
+        "select value from xcom where run_id = %s and task_id = 'write_action_manifest' and key = 'part_uris'",
+        (run_id,),
+    )
+    uris = uris if isinstance(uris, list) else json.loads(uris)
+    bucket, key = uris[0][len("s3://") :].split("/", 1)
+    s3, aside = _s3(make_airflow), f"ui-test-aside/{key}"
+    s3.copy_object(Bucket=bucket, Key=aside, CopySource={"Bucket": bucket, "Key": key})
+    s3.delete_object(Bucket=bucket, Key=key)
+    _rest(
+        make_airflow,
+        "POST",
+        f"/api/v2/dags/{DAG_ID}/clearTaskInstances",
+        {
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": ["load_action_staging"],
+            "include_downstream": True,
+            "only_failed": False,
+        },
+    )
+    assert _wait_for_run_state(make_airflow, run_id, ("failed", "success")) == "failed"
+    log = make_airflow.task_log(run_id, "load_action_staging")
+    assert (
+        "StagedFilesExpired" in log and f"clear export_action of run {run_id} with its downstream" in log
+    ), log
+    tasks = [
+        row[0]
+        for row in make_airflow.metadata("select task_id from task_instance where run_id = %s", (run_id,))
+    ]
+
+    page.goto(f"{make_airflow.url}/dags/{DAG_ID}/runs/{run_id}")
+
+    def load_is_red():
+        colours = grid_colours(page, run_id)
+        assert round(hue(colours["load_action_staging"])) in RED_HUES, colours
+
+    eventually(page, load_is_red)
+    shot("14-load-failed")
+
+    # The cause repaired: the part is back where the manifest lists it.
+    s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": aside})
+    s3.delete_object(Bucket=bucket, Key=aside)
+
+    page.get_by_test_id(f"grid-{run_id}-load_action_staging").click()
+    page.get_by_role("button", name=re.compile(r"^(Clear Task Instance|Press shift\+c to clear)$")).click()
+    dialog = page.get_by_role("dialog").filter(
+        has=page.get_by_role("heading", name=re.compile("Clear Task Instance"))
+    )
+    expect(dialog).to_be_visible()
+    affected = dialog.get_by_text(re.compile(r"Affected Tasks: [1-9]"))
+    expect(affected).to_be_visible()
+    if "Affected Tasks: 1" in affected.inner_text():  # "Downstream" not ticked: tick it
+        dialog.get_by_role("button", name="Downstream", exact=True).click()
+    # the load, replace_action_rows, advance_capture_slot and validate
+    expect(dialog.get_by_text("Affected Tasks: 4")).to_be_visible()
+    shot("15-clear-with-downstream")
+    dialog.get_by_role("button", name="Confirm").click()
+    expect(dialog).to_be_hidden()
+
+    assert _wait_for_run_state(make_airflow, run_id, ("success", "failed")) == "success", (
+        make_airflow.task_log(run_id, "load_action_staging")
+    )
+    page.goto(f"{make_airflow.url}/dags/{DAG_ID}/runs/{run_id}")
+    _assert_run_shown(page, run_id, dict.fromkeys(tasks, "success"))
+    shot("16-cleared-run-green")
+    env = make_airflow.env
+    (source_rows,) = make_airflow.query(env["SOURCE_DSN"], "select count(*) from action")[0]
+    (target_rows,) = make_airflow.query(env["REDSHIFT_DSN"], "select count(*) from tracking.action")[0]
+    assert source_rows == target_rows > 0
