@@ -91,8 +91,8 @@ class ReportingS3ToRedshiftOperator(S3ToRedshiftOperator):
                     f"COPY into {self.schema}.{self.table} found no manifest or part at "
                     f"s3://{self.s3_bucket}/{self.s3_key} ({str(error).strip().splitlines()[0]}): the "
                     "files were removed after the upload (a lifecycle rule, or an earlier attempt's "
-                    "cleanup). Retried; if it persists, clear the upload and write_*_manifest tasks "
-                    "of this run (the load follows)"
+                    "cleanup) while the COPY ran. Retried: the retry writes a missing manifest again, "
+                    "or fails at once naming the export task to clear"
                 ) from error
             if not errors and not _CANNOT_LOAD.search(str(error)):
                 raise  # not the data: a connection, a conflict, a timeout -- retried

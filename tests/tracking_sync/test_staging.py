@@ -250,3 +250,20 @@ def test_a_staging_area_that_cannot_be_written_is_refused_by_the_probe(s3_client
         assert "TRACKING_SYNC_STAGING_URL" in str(error.value) and "nothing has moved yet" in str(error.value)
     ScratchArea.parse((tmp_path / "ok").as_uri()).probe(None, "manual__2025-03-02T00:00:00+00:00")
     assert list((tmp_path / "ok").iterdir()) == [], "the probe leaves nothing behind"
+
+
+def test_an_upload_cleared_after_it_succeeded_finds_its_parts_published(source, settings, s3_client):
+    """Issue 20: the upload removed the staged copies once it had published them; cleared and
+    run again, it finds each part in S3 as the export wrote it and returns the same XCom. A
+    part neither staged nor published fails at once, naming the export task to clear."""
+    insert_actions(source, tricky_actions())
+    summary = export(source, settings, s3_client, part_bytes=16 * 1024)
+    first = publish_parts(s3_client, settings, summary, "export_action (map index 0)")
+    assert staged_files(settings, s3_client) == [], "the staged copies are gone"
+    assert publish_parts(s3_client, settings, summary, "export_action (map index 0)") == first
+
+    bucket, key = summary["parts"][-1]["uri"][len("s3://") :].split("/", 1)
+    s3_client.delete_object(Bucket=bucket, Key=key)
+    with pytest.raises(StagingPartMissing) as error:
+        publish_parts(s3_client, settings, summary, "export_action (map index 0)")
+    assert "clear export_action (map index 0) of this run with its downstream" in str(error.value)
