@@ -1,10 +1,12 @@
 """Every error the pipeline raises on purpose, in one place.
 
 Each says what went wrong and what to do about it. A `NeedsFix` is a data or
-configuration error that a retry would meet again (bad params, a rejected row, a
-missing manifest, a full disk): the task fails at once, without retries, through the
-same on-call line and notifier. Anything else (a refused connection, a timeout,
-throttling, a serializable isolation conflict) is transient and retried with backoff.
+configuration error that a retry would meet again (bad params, a rejected row, a part
+gone that only the export makes, a full disk): the task fails at once, without retries,
+through the same on-call line and notifier. A missing input a task can make again (the
+staging table, the manifest) is not one: the task makes it, or retries. Anything else (a
+refused connection, a timeout, throttling, a serializable isolation conflict) is
+transient and retried with backoff.
 """
 
 from __future__ import annotations
