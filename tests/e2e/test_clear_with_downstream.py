@@ -305,6 +305,13 @@ def test_every_task_cleared_with_its_downstream_ends_green_and_equal(
         for task_id in UNMAPPED[6:]:
             matrix.clear_and_check(nightly, task_id, what="nightly:")
         nightly_failures(matrix, nightly, prefix, plan["slice_label"])
+
+        # The full refresh's publish, cleared after the nightly applied changes past its
+        # export, would put older rows back: refused at once, nothing changed.
+        matrix.clear(full, "replace_action_rows")
+        log = matrix.expect_failed(full, "replace_action_rows")
+        assert "ReloadSuperseded" in log and "trigger a new full refresh" in log, log[-3000:]
+        assert_same_rows(source_rows(matrix.source), target_rows(matrix.target, schema), "after the refusal")
     finally:
         matrix.close()
         print("\n".join(matrix.timings))

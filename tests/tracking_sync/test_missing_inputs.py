@@ -112,3 +112,26 @@ def test_copy_errors_are_classed_by_cause(monkeypatch, copy_error, expected):
         operator.execute.__wrapped__(operator, {})
     decision = RETRY_POLICY.evaluate(raised.value, try_number=1, max_tries=4)
     assert decision.action == (RetryAction.FAIL if expected is LoadRejected else RetryAction.RETRY), decision
+
+
+def test_a_full_refresh_published_again_after_later_changes_is_refused():
+    from datetime import UTC, datetime
+
+    from tracking_sync.core.errors import ReloadSuperseded
+    from tracking_sync.core.plan import plan_run
+    from tracking_sync.load.publish import refuse_superseded_reload
+    from tracking_sync.load.sync_state import SyncState
+
+    planned = plan_run({"mode": "full_refresh"}, None, None, run_after=datetime(2025, 3, 2, tzinfo=UTC))
+    plan = planned.with_load("full", capture="logical", slot="tracking_sync_tracking", start_lsn=1000)
+    state = SyncState(
+        capture="logical", slot="tracking_sync_tracking", applied_lsn=1000, bootstrapped_by="r0"
+    )
+    refuse_superseded_reload(plan, state)  # its own applied LSN: published again, the same
+    refuse_superseded_reload(plan, None)  # a bootstrap
+    with pytest.raises(ReloadSuperseded) as raised:
+        refuse_superseded_reload(plan, SyncState("logical", "tracking_sync_tracking", 2000, "r0"))
+    message = str(raised.value)
+    assert "Nothing was changed" in message and "airflow dags trigger postgres_to_redshift" in message
+    assert "\n" not in message
+    assert RETRY_POLICY.evaluate(raised.value, try_number=1, max_tries=4).action == RetryAction.FAIL

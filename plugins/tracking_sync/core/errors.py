@@ -66,6 +66,11 @@ class StagedFilesExpired(NeedsFix):
     load cannot make it again: the message names the export task to clear instead."""
 
 
+class ReloadSuperseded(NeedsFix):
+    """A full refresh's publish run again after a later run applied changes: its older rows and
+    applied LSN would undo them. Nothing was changed; a new full refresh is the repair."""
+
+
 class StagingTableMissing(TrackingSyncError):
     """The COPY's staging table vanished between the load's (re)create and its COPY (another
     run's cleanup): not the data; retried, and the retry creates it again."""

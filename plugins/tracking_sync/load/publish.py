@@ -13,13 +13,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tracking_sync.core.errors import ReloadSuperseded
+from tracking_sync.core.lsn import format_lsn
 from tracking_sync.core.plan import RunPlan, RunSlice
+from tracking_sync.core.repairs import full_refresh_command
 from tracking_sync.core.snapshot import Snapshot
 from tracking_sync.core.sql import render_sql, render_statements
 from tracking_sync.core.tables import ACTION
 from tracking_sync.load.moved_rows import carry_moved_rows, source_rows_by_id
 from tracking_sync.load.swap import swap_in
 from tracking_sync.load.sync_state import (
+    SyncState,
     bootstrapped_by,
     forget_reloads,
     record_reload,
@@ -145,6 +149,23 @@ def publish_for_run(
     )
     log.info("published %s rows of action for %s", result.inserted, plan.slice_label)
     return result.summary()
+
+
+def refuse_superseded_reload(plan: RunPlan, state: SyncState | None) -> None:
+    """A full refresh with logical capture sets the applied LSN to where its export started. Its
+    publish, cleared and run again after a later run applied changes past that, would put its
+    older rows back and set the applied LSN back: the changes in between would be lost (the slot
+    has moved past them). Refused, before anything changes."""
+    if not plan.full_refresh or plan.capture != "logical" or plan.start_lsn is None:
+        return
+    if state is None or state.applied_lsn is None or state.applied_lsn <= plan.start_lsn:
+        return
+    raise ReloadSuperseded(
+        f"{plan.target_schema} has applied changes up to {format_lsn(state.applied_lsn)}, after this "
+        f"full refresh's export started ({format_lsn(plan.start_lsn)}): publishing its rows again "
+        "would put older rows back and lose those changes. Nothing was changed. To reload "
+        f"everything, trigger a new full refresh: {full_refresh_command(plan.target_schema)}"
+    )
 
 
 def record_sync_state(cursor: Any, plan: RunPlan, snapshots: list[dict], run_id: str) -> None:

@@ -26,11 +26,13 @@ def replace_action_rows(plan: dict, action_uploaded: dict, ti=None) -> dict[str,
     from tracking_sync.connections import redshift_connection, source_connection
     from tracking_sync.core.plan import RunPlan
     from tracking_sync.load.apply_changes import apply_changes
-    from tracking_sync.load.publish import publish_for_run
+    from tracking_sync.load.publish import publish_for_run, refuse_superseded_reload
     from tracking_sync.load.schema import staging_table_exists
+    from tracking_sync.load.sync_state import read_sync_state
 
     run_plan, run_id = RunPlan.from_xcom(plan), getattr(ti, "run_id", "") or ""
     with closing(redshift_connection()) as target:
+        refuse_superseded_reload(run_plan, read_sync_state(target, run_plan.target_schema))
         staged = staging_table_exists(run_plan, target)
     if not staged:
         from tracking_sync.operators import copy_again
