@@ -450,7 +450,9 @@ def test_a_failed_load_cleared_with_its_downstream_after_the_repair_turns_the_ru
     page.goto(f"{make_airflow.url}/dags/{DAG_ID}/runs/{run_id}")
 
     def load_is_red():
-        colours = grid_colours(page, run_id)  # empty until the grid has drawn the run
+        # The table first (an auto-waiting look): the grid is drawn by then.
+        expect(page.get_by_role("row", name=re.compile(r"^load_action_staging "))).to_contain_text("Failed")
+        colours = grid_colours(page, run_id)
         assert "load_action_staging" in colours, colours
         assert round(hue(colours["load_action_staging"])) in RED_HUES, colours
 
