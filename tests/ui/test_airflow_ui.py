@@ -409,7 +409,8 @@ def test_a_failed_load_cleared_with_its_downstream_after_the_repair_turns_the_ru
 ):
     """Issue 20, on-call's own move. A part of the full refresh's load gone from S3: its load,
     rerun, fails at once, naming the export to clear. The part put back (the cause repaired),
-    on-call clicks the failed load_action_staging in the grid, Clear, with "Downstream" ticked:
+    on-call clicks Clear on the failed load_action_staging (its row in the run's Task
+    Instances), with "Downstream" ticked:
     the load runs again (its staging table, dropped by the publish, is created again first),
     then the publish and validate, and the grid turns green."""
     import json
@@ -463,8 +464,9 @@ def test_a_failed_load_cleared_with_its_downstream_after_the_repair_turns_the_ru
     s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": aside})
     s3.delete_object(Bucket=bucket, Key=aside)
 
-    page.get_by_test_id(f"grid-{run_id}-load_action_staging").click()
-    page.get_by_role("button", name=re.compile(r"^(Clear Task Instance|Press shift\+c to clear)$")).click()
+    # The run's Task Instances table: the failed load's row, its Clear button.
+    failed_row = page.get_by_role("row", name=re.compile(r"^load_action_staging Failed"))
+    failed_row.get_by_role("button", name="Clear Task Instance").click()
     dialog = page.get_by_role("dialog").filter(
         has=page.get_by_role("heading", name=re.compile("Clear Task Instance"))
     )
