@@ -55,10 +55,13 @@ def dag_run_parent(airflow_db, pipeline_env, tmp_path_factory):  # noqa: F811
 
 @pytest.fixture
 def dag_run_process(dag_run_parent):
-    """start(logical_date, conf): one dag.test() run in a subprocess (a child of the warm parent)."""
+    """start(logical_date, conf, run_after=None): one dag.test() run in a subprocess (a child of
+    the warm parent)."""
     from tracking_sync.core.params import DEFAULT_PARAMS
 
-    def start(logical_date: datetime, conf: dict | None = None) -> DagRunProcess:
-        return dag_run_parent.start(logical_date, DEFAULT_PARAMS | (conf or {}))
+    def start(
+        logical_date: datetime, conf: dict | None = None, run_after: datetime | None = None
+    ) -> DagRunProcess:
+        return dag_run_parent.start(logical_date, DEFAULT_PARAMS | (conf or {}), run_after)
 
     return start
