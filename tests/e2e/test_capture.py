@@ -149,48 +149,6 @@ def test_a_new_target_bootstraps_and_every_later_change_reaches_it(
     assert_target_is_source(source, target, schema)
 
 
-def test_a_run_that_dies_between_the_publish_and_the_slot_advance_applies_nothing_twice(
-    pipeline_dag, generated, source, target, target_schema_of_test, monkeypatch
-):
-    """The publish committed the batch and its LSN, then the worker died before advancing the
-    slot: the rerun reads the same batch, finds it applied, and changes nothing; the slot is
-    advanced then, and the next run goes on from there."""
-    import tracking_sync.capture.slot
-
-    schema = target_schema_of_test
-    slot = f"tracking_sync_{schema}"
-    run_dag(pipeline_dag, logical_date=day(7), conf={"target_schema": schema})
-    _late_changes(source)
-    before = slot_confirmed(source, slot)
-
-    def killed(*args, **kwargs):
-        raise SystemExit("worker killed between the publish's commit and the slot advance")
-
-    with monkeypatch.context() as patched:
-        patched.setattr(tracking_sync.capture.slot, "advance_slot", killed)
-        run = run_dag(
-            pipeline_dag,
-            logical_date=day(8),
-            conf={"target_schema": schema, "mode": "changes"},
-            expect="failed",
-        )
-    assert {ti.task_id for ti in run.get_task_instances() if ti.state == "failed"} == {"advance_capture_slot"}
-    _, _, applied, _ = sync_state(target, schema)
-    assert slot_confirmed(source, slot) == before < applied, "applied in the target, the slot not advanced"
-    applied_rows = target_rows(target, schema)
-    assert_same_rows(source_rows(source), applied_rows, "action")
-
-    run_dag(pipeline_dag, logical_date=day(8), conf={"target_schema": schema, "mode": "changes"})
-    assert target_rows(target, schema) == applied_rows, "the rerun of the run applied nothing twice"
-    _, _, applied_again, _ = sync_state(target, schema)
-    assert slot_confirmed(source, slot) == applied_again >= applied, "and advanced the slot"
-    insert_actions(
-        source, [(10_000_001, 1, "after", 2, datetime(2025, 3, 3, 9), None, None, None, False, "x")]
-    )
-    run_dag(pipeline_dag, logical_date=day(9), conf={"target_schema": schema, "mode": "changes"})
-    assert_target_is_source(source, target, schema)
-
-
 def test_a_bootstrap_under_concurrent_writes_loses_nothing_and_doubles_nothing(
     pipeline_dag, generated, stack, source, target, target_schema_of_test
 ):

@@ -8,6 +8,10 @@ database shows the stage waiting (pg_stat_activity), and only then sends SIGKILL
 whole process group: the kill lands inside the stage every time, with no sleep and no race.
 Afterwards no process of the group is left, the target is as it was, and the rerun (the
 operator's repair: the same logical date, in this process) makes it equal to the source.
+
+With change capture, a run killed after its publish committed and before the slot advance
+leaves the target applied and the slot behind: its reruns (the same run id) and the next
+nightly run apply each change exactly once and bring the slot to the applied LSN.
 """
 
 from __future__ import annotations
