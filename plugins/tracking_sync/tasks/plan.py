@@ -7,10 +7,13 @@ from typing import Any
 
 from airflow.sdk import task
 
+from tracking_sync.oncall.refusals import refusals_fail_at_once
+
 log = logging.getLogger(__name__)
 
 
 @task(multiple_outputs=True)
+@refusals_fail_at_once
 def plan_run(
     params=None, dag_run=None, data_interval_start=None, data_interval_end=None, ti=None
 ) -> dict[str, Any]:
@@ -78,6 +81,7 @@ def _run_is_active(ti: Any, run_id: str) -> bool:
 
 
 @task
+@refusals_fail_at_once
 def partition_action(plan: dict) -> list[dict[str, Any]]:
     """The id ranges the run's action export is cut into (what export_action is mapped over):
     one, the whole slice, unless the plan is a partitioned full refresh; then N of about
