@@ -98,6 +98,7 @@ SAMPLES: dict[str, object] = {
     "role": "tracking_reader",
     "user": "tracking_loader",
     "database": "tracking",
+    "table_names": [["action_type", "action", "sync_state"]],
     "scope_users": "7, 8",
     "dialect": "<engine>",  # the engine the text is rendered for
 }

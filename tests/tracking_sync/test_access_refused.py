@@ -140,6 +140,20 @@ def test_each_source_refusal_quotes_its_grant(words, grant):
     assert message.count("tracking_reader") == 2, message  # who, and that grant: no other
 
 
+def test_connect_and_ownership_refusals_quote_their_statement():
+    connect = psycopg2.OperationalError(
+        'connection to server at "127.0.0.1", port 5432 failed: FATAL:  permission denied for '
+        'database "tracking"\nDETAIL:  User does not have CONNECT privilege.\n'
+    )
+    message = refusal_message(find_refusal(connect), "tracking_reader", "tracking")
+    assert "privilege on database tracking" in message
+    assert "grant connect on database tracking to tracking_reader" in message
+    owner = _psycopg2(psycopg2.errors.InsufficientPrivilege, "must be owner of table action", "42501")
+    message = refusal_message(find_refusal(owner), "tracking_reader", "tracking")
+    assert "create publication tracking_sync_action for table public.action" in message
+    assert "grant select" not in message
+
+
 def test_redshift_create_schema_refusal_quotes_the_create_grant():
     message = refusal_message(
         find_refusal(

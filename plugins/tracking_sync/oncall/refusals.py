@@ -50,7 +50,7 @@ S3_REFUSALS = frozenset(
 # psycopg2 raises a refused login as a bare OperationalError (no pgcode): its FATAL words.
 _LOGIN_WORDS = re.compile(
     r"password authentication failed|no pg_hba\.conf entry|role \"[^\"]+\" does not exist|"
-    r"is not permitted to log in|permission denied for database",
+    r"is not permitted to log in",
     re.IGNORECASE,
 )
 _S3_WORDS = re.compile(r"\((" + "|".join(sorted(S3_REFUSALS)) + r")\)")
@@ -139,6 +139,9 @@ def _one(error: BaseException) -> Refusal | None:
             return Refusal(system, code, words)
         if code and code.startswith(INVALID_AUTHORIZATION_CLASS):
             return Refusal(system, code, words, login=True)
+        if code is None and "FATAL" in str(error) and _OBJECT.search(str(error)):
+            # a database's CONNECT privilege, refused while connecting (no pgcode either)
+            return Refusal(system, INSUFFICIENT_PRIVILEGE, _fatal(str(error)))
         if code is None and _LOGIN_WORDS.search(str(error)):
             return Refusal(system, "28000", _fatal(str(error)), login=True)
         if system == REDSHIFT and _COPY_ROLE_WORDS.search(words):
@@ -188,6 +191,9 @@ def grants_for(refusal: Refusal, role: str, database: str) -> list[str]:
     kind, _, name = what.partition(" ")
     name, _, temporary = name.partition(" ")
     bare = name.rsplit(".", 1)[-1]
+    if "must be owner" in refusal.words.lower():  # what the script has the owner do for it
+        owned = re.compile(rf"create publication [^;]*\b{re.escape(bare)}\b", re.IGNORECASE)
+        return [" ".join(found.group(0).split()) for s in statements if (found := owned.search(s))]
     if kind == "database":  # temporary tables: TEMP; otherwise what the script grants on it else
         on_database = re.compile(rf"\bon database {re.escape(bare)}\b", re.IGNORECASE)
         return [
