@@ -221,3 +221,33 @@ def test_with_every_grant_plan_run_passes_the_preflight(
     _conn_env(monkeypatch, stack)
     plan = _run_plan_run(target_schema_of_test)
     assert plan["target_schema"] == target_schema_of_test
+
+
+def test_a_real_run_with_the_dags_retries_fails_in_plan_run_at_once(
+    stack, stack_env, airflow_db, without_public_defaults, target_schema_of_test, monkeypatch, tmp_path
+):
+    """dag.test() with the DAG's own retries (3, 2 minutes apart): the refused privilege
+    fails plan_run on its first try (the retry policy), the rest never runs, in under a minute."""
+    from tests.dag_helpers import load_dag, run_dag
+
+    role, password = f"reader_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    create_source_role(stack.source_dsn, role, password, SOURCE_DATABASE, without=("grant select",))
+    _conn_env(monkeypatch, stack, source=(role, password))
+    monkeypatch.setenv("TRACKING_SYNC_PREFIX", f"least-privilege-{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("TRACKING_SYNC_STAGING_DIR", str(tmp_path / "staging"))
+    try:
+        dag = load_dag(retries=3)
+        started = time.monotonic()
+        run = run_dag(
+            dag,
+            logical_date=datetime(2031, 3, 1, tzinfo=UTC),
+            conf={"target_schema": target_schema_of_test},
+            expect="failed",
+        )
+        assert time.monotonic() - started < 60
+        instances = {ti.task_id: ti for ti in run.get_task_instances()}
+        assert instances["plan_run"].state == "failed"
+        assert instances["plan_run"].try_number == 1
+        assert {ti.state for task_id, ti in instances.items() if task_id != "plan_run"} == {"upstream_failed"}
+    finally:
+        drop_role(stack.source_dsn, role)
