@@ -251,3 +251,42 @@ def test_a_real_run_with_the_dags_retries_fails_in_plan_run_at_once(
         assert {ti.state for task_id, ti in instances.items() if task_id != "plan_run"} == {"upstream_failed"}
     finally:
         drop_role(stack.source_dsn, role)
+
+
+def test_the_providers_copy_operator_fails_at_once_naming_the_table(stack, stack_env, airflow_db):
+    """The load tasks are the provider's S3ToRedshiftOperator: a table made by another user
+    (the pipeline's user may not DELETE from it) fails the load at once, naming it."""
+    from tracking_sync.core.names import AWS_CONN_ID, REDSHIFT_CONN_ID
+    from tracking_sync.load.copy import COPY_OPTIONS
+    from tracking_sync.operators import ReportingS3ToRedshiftOperator
+
+    schema = f"lp_{uuid.uuid4().hex[:8]}"
+    backend = stack.postgres.dsn(stack.redshift.database)
+    _admin(
+        backend,
+        f"create schema {schema}",
+        f"grant usage, create on schema {schema} to {REDSHIFT_USER}",
+        f"create table {schema}.action_type (id integer)",
+    )
+    try:
+        load = ReportingS3ToRedshiftOperator(
+            task_id="load_action_type",
+            redshift_conn_id=REDSHIFT_CONN_ID,
+            aws_conn_id=AWS_CONN_ID,
+            schema=schema,
+            table="action_type",
+            source_table="action_type",
+            s3_bucket=stack.s3.bucket,
+            s3_key=f"{schema}/action_type/manifest.json",
+            copy_options=COPY_OPTIONS,
+            method="REPLACE",
+        )
+        with pytest.raises(AccessRefused) as raised:
+            load.execute(context={})
+        first_line = str(raised.value).splitlines()[0]
+        assert f"Redshift refused {REDSHIFT_USER} a privilege on table action_type" in first_line
+        assert f"OWNER TO {REDSHIFT_USER}" in first_line
+        assert raised.value.__cause__.args[0]["C"] == "42501"
+        assert RETRY_POLICY.evaluate(raised.value, try_number=1, max_tries=4).action == RetryAction.FAIL
+    finally:
+        _admin(backend, f"drop schema {schema} cascade")

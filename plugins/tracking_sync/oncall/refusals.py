@@ -235,12 +235,14 @@ def refusal_message(refusal: Refusal, role: str | None, database: str | None = N
         )
     what = refusal.object or "an object"
     grants = grants_for(refusal, role or "<role>", database or "<database>") if refusal.object else []
-    fix = (
-        "; ".join(grants)
-        if grants
-        else f"grant {who} what the statement needs on {what}, as its owner"
-        + (" (ALTER ... OWNER TO, when it must own it)" if "owner" in refusal.words.lower() else "")
-    )
+    kind = what.split(" ", 1)[0]
+    if grants:
+        fix = "; ".join(grants)
+    elif refusal.system == REDSHIFT and kind in ("table", "schema"):
+        # the user creates its schema and tables and owns them: one made by another user
+        fix = f"ALTER {kind.upper()} {what.split(' ', 1)[1]} OWNER TO {who} (the pipeline's user owns them)"
+    else:
+        fix = f"grant {who} what the statement needs on {what}, as its owner"
     return (
         f"{engine} refused {who} a privilege on {what} (SQLSTATE {refusal.code}: {refusal.words}): "
         f"as an administrator, run {fix} ({script}); {at_once}"
