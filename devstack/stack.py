@@ -62,6 +62,12 @@ class Stack:
         pg = self.postgres
         return f"postgresql://{SOURCE_ROLE}:{SOURCE_ROLE_PASSWORD}@{pg.host}:{pg.port}/{SOURCE_DATABASE}"
 
+    @property
+    def redshift_user_dsn(self) -> str:
+        """The Redshift stand-in as the pipeline's user (include/sql/redshift/grants/pipeline_user.sql)."""
+        rs = self.redshift
+        return f"postgresql://{REDSHIFT_USER}:{REDSHIFT_USER_PASSWORD}@{rs.host}:{rs.port}/{rs.database}"
+
     def start(self) -> Stack:
         try:
             self.postgres.start()
