@@ -14,7 +14,9 @@ Not a re-implementation: execute() still builds and runs the provider's COPY. It
   fails at once); one that found no manifest or part raises StagedFilesMissing, retried:
   files another run's cleanup or a lifecycle rule removed come back when the upload is
   cleared, and a transient S3 listing may heal; anything else (a dropped connection, a
-  serializable isolation conflict) is raised as it is, and retried.
+  serializable isolation conflict) is raised as it is, and retried;
+- a refused privilege or login, or S3 refusing the COPY's IAM role, raises AccessRefused
+  naming the grant that fixes it (tracking_sync.oncall.refusals): it fails at once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOp
 from tracking_sync.connections import mask_aws_credentials, redshift_connection
 from tracking_sync.core.errors import LoadRejected, StagedFilesMissing
 from tracking_sync.load.copy import format_load_errors, load_errors
+from tracking_sync.oncall.refusals import refused
 
 # Redshift's words for a COPY whose manifest or part is missing (no stl_load_errors row).
 _FILES_MISSING = re.compile(
@@ -52,6 +55,9 @@ class ReportingS3ToRedshiftOperator(S3ToRedshiftOperator):
         try:
             super().execute(context)
         except Exception as error:
+            translated = refused(error)  # a privilege, a login, the COPY role's S3 access
+            if translated is not None:
+                raise translated from error
             prefix = f"s3://{self.s3_bucket}/{self.s3_key.rsplit('/', 1)[0]}/"
             errors = self._load_errors(prefix)
             if not errors and _FILES_MISSING.search(str(error)):

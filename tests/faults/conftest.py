@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 
 from tests.dag_helpers import run_dag
-from tests.e2e.conftest import pipeline_dag, pipeline_env, source, target  # noqa: F401
+from tests.e2e.conftest import pipeline_dag, pipeline_env, pipeline_target, source, target  # noqa: F401
 from tests.faults.utils import DagRunParent, DagRunProcess, copy_airflow_home
 
 
