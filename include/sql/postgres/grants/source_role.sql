@@ -1,10 +1,10 @@
 -- The source role's privileges: the least the pipeline needs on the tracking database, for
 -- interval and logical capture, validation and housekeeping. Run once by an administrator
 -- (a superuser; RDS/Aurora: the master user) after CREATE ROLE ... LOGIN PASSWORD; the tests
--- and the local stack apply this same file (devstack.postgres.apply_source_grants).
+-- and the local stack apply this same file (devstack.grants.create_source_role).
 -- Idempotent. Params: role, database, publication (identifiers; publication: capture.slot's PUBLICATION).
--- Each grant says why; a task that misses one fails at once naming it (oncall.refusals),
--- and plan_run checks them all before any data moves (capture.privileges).
+-- Each grant says why; a task that misses one fails at once naming it (tracking_sync.oncall.refusals),
+-- and plan_run checks them all before any data moves (tracking_sync.privileges).
 
 -- connect: the tasks open their connections as this role.
 grant connect on database {{ database }} to {{ role }};

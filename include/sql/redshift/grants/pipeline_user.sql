@@ -1,9 +1,9 @@
 -- The Redshift user's privileges: the least the pipeline needs, as a user that is not a
 -- superuser. Run once by an administrator (the admin user) after CREATE USER ... PASSWORD;
--- the tests and the local stack apply this same file (devstack.redshift.apply_user_grants).
+-- the tests and the local stack apply this same file (devstack.grants.create_redshift_user).
 -- Params: user, database (identifiers).
--- Each grant says why; a task that misses one fails at once naming it (oncall.refusals),
--- and plan_run checks them all before any data moves (load.privileges).
+-- Each grant says why; a task that misses one fails at once naming it (tracking_sync.oncall.refusals),
+-- and plan_run checks them all before any data moves (tracking_sync.privileges).
 
 -- create on the database: create_schema creates the target schema (the run's
 -- target_schema param) if missing; Redshift checks this privilege even when the schema
