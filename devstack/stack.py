@@ -12,12 +12,17 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devstack.grants import REDSHIFT_USER, SOURCE_ROLE, create_redshift_user, create_source_role
 from devstack.postgres import LocalPostgres
 from devstack.s3 import LocalS3
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_SQL_DIR = REPO_ROOT / "include" / "sql" / "postgres"
 SOURCE_DATABASE = "tracking"
+# The pipeline's roles on the stack, made from the grant scripts (devstack.grants): the
+# Airflow connections the stack hands out use them, not the superuser. Local passwords.
+SOURCE_ROLE_PASSWORD = "reader-local-password"
+REDSHIFT_USER_PASSWORD = "loader-local-password"
 
 
 def create_source_schema(dsn: str) -> None:
@@ -36,7 +41,10 @@ def create_source_schema(dsn: str) -> None:
 
 @dataclass
 class Stack:
-    """All local services. `redshift` is None until started with_redshift=True."""
+    """All local services. `redshift` is None until started with_redshift=True.
+
+    source_dsn and redshift.dsn() are the administrator's (fixtures, fault injection,
+    demo data); env() gives the pipeline the narrow roles of the grant scripts."""
 
     postgres: LocalPostgres = field(default_factory=LocalPostgres)
     s3: LocalS3 = field(default_factory=LocalS3)
@@ -45,13 +53,27 @@ class Stack:
 
     @property
     def source_dsn(self) -> str:
+        """The source as its administrator (the superuser)."""
         return self.postgres.dsn(SOURCE_DATABASE)
+
+    @property
+    def source_role_dsn(self) -> str:
+        """The source as the pipeline's role (include/sql/postgres/grants/source_role.sql)."""
+        pg = self.postgres
+        return f"postgresql://{SOURCE_ROLE}:{SOURCE_ROLE_PASSWORD}@{pg.host}:{pg.port}/{SOURCE_DATABASE}"
+
+    @property
+    def redshift_user_dsn(self) -> str:
+        """The Redshift stand-in as the pipeline's user (include/sql/redshift/grants/pipeline_user.sql)."""
+        rs = self.redshift
+        return f"postgresql://{REDSHIFT_USER}:{REDSHIFT_USER_PASSWORD}@{rs.host}:{rs.port}/{rs.database}"
 
     def start(self) -> Stack:
         try:
             self.postgres.start()
             self.postgres.create_database(SOURCE_DATABASE)
             create_source_schema(self.source_dsn)
+            create_source_role(self.source_dsn, SOURCE_ROLE, SOURCE_ROLE_PASSWORD, SOURCE_DATABASE)
             self.s3.start()
             if self.with_redshift:
                 from devstack.redshift import LocalRedshift
@@ -59,6 +81,12 @@ class Stack:
                 self.redshift = LocalRedshift(
                     backend=self.postgres, s3_endpoint_url=self.s3.endpoint_url
                 ).start()
+                create_redshift_user(
+                    self.postgres.dsn(self.redshift.database),
+                    REDSHIFT_USER,
+                    REDSHIFT_USER_PASSWORD,
+                    self.redshift.database,
+                )
         except BaseException:
             self.stop()
             raise
@@ -72,9 +100,10 @@ class Stack:
         self.postgres.stop()
 
     def env(self) -> dict[str, str]:
-        """Airflow connections and pipeline settings that point at this stack."""
+        """Airflow connections and pipeline settings that point at this stack: the connections
+        as the pipeline's narrow roles, SOURCE_DSN and REDSHIFT_DSN (for psql) as the admin."""
         env = {
-            "AIRFLOW_CONN_POSTGRES_SOURCE": self.source_dsn.replace("postgresql://", "postgres://", 1),
+            "AIRFLOW_CONN_POSTGRES_SOURCE": self.source_role_dsn.replace("postgresql://", "postgres://", 1),
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
                 {
                     "conn_type": "aws",
@@ -88,7 +117,7 @@ class Stack:
             "S3_ENDPOINT_URL": self.s3.endpoint_url,
         }
         if self.redshift is not None:
-            env.update(self.redshift.env())
+            env.update(self.redshift.env(REDSHIFT_USER, REDSHIFT_USER_PASSWORD))
             env["REDSHIFT_DSN"] = self.redshift.dsn()  # for psql "$REDSHIFT_DSN"
         return env
 

@@ -1,8 +1,9 @@
 """One-shot set-up of the local stack in docker-compose.yaml (the `stack-init` service).
 
 Creates the source schema and loads the demo data (only when `action` is empty, so a restart keeps
-what is there), creates the database behind the Redshift stand-in with its Redshift catalog, and
-the staging bucket in the S3 stand-in. Everything comes from the environment the compose file sets:
+what is there), creates the database behind the Redshift stand-in with its Redshift catalog, the
+pipeline's roles from the grant scripts (devstack.grants: the source role and the Redshift user
+that the compose file's Airflow connections use), and the staging bucket in the S3 stand-in. Everything comes from the environment the compose file sets:
 
     SOURCE_DSN            the source database (postgresql://.../tracking)
     REDSHIFT_BACKEND_DSN  the database the stand-in fronts (postgresql://.../dev)
@@ -20,8 +21,14 @@ import boto3
 import psycopg2
 
 from devstack import demo_data
+from devstack.grants import REDSHIFT_USER, SOURCE_ROLE, create_redshift_user, create_source_role
 from devstack.redshift import install_compat_catalog
-from devstack.stack import create_source_schema
+from devstack.stack import (
+    REDSHIFT_USER_PASSWORD,
+    SOURCE_DATABASE,
+    SOURCE_ROLE_PASSWORD,
+    create_source_schema,
+)
 
 
 def say(message: str) -> None:
@@ -66,7 +73,12 @@ def create_bucket(endpoint_url: str, bucket: str) -> None:
 
 def main() -> None:
     load_demo_data(os.environ["SOURCE_DSN"], int(os.environ.get("DEMO_ROWS", demo_data.DEFAULT_ROWS)))
+    create_source_role(os.environ["SOURCE_DSN"], SOURCE_ROLE, SOURCE_ROLE_PASSWORD, SOURCE_DATABASE)
+    say(f"source role {SOURCE_ROLE} granted include/sql/postgres/grants/source_role.sql")
     create_redshift_backend(os.environ["REDSHIFT_BACKEND_DSN"])
+    backend = urlparse(os.environ["REDSHIFT_BACKEND_DSN"]).path.lstrip("/")
+    create_redshift_user(os.environ["REDSHIFT_BACKEND_DSN"], REDSHIFT_USER, REDSHIFT_USER_PASSWORD, backend)
+    say(f"Redshift user {REDSHIFT_USER} granted include/sql/redshift/grants/pipeline_user.sql")
     create_bucket(os.environ["S3_ENDPOINT_URL"], os.environ["TRACKING_SYNC_BUCKET"])
 
 

@@ -35,14 +35,23 @@ def load_dag(dag_id: str = DAG_ID, dag_folder: str | Path | None = None, *, retr
     return dag
 
 
-def run_dag(dag, *, logical_date: datetime, conf: dict | None = None, expect: str = "success"):
-    """One dag.test() run; asserts its final state (dag.test() does not raise on failure)."""
+def run_dag(
+    dag,
+    *,
+    logical_date: datetime,
+    conf: dict | None = None,
+    expect: str = "success",
+    run_after: datetime | None = None,
+):
+    """One dag.test() run; asserts its final state (dag.test() does not raise on failure).
+    dag.test() names the run manual__<run_after> (default: now): the same `run_after` makes
+    a rerun of the same run id, as a retry or a clear of the run would be."""
     # Every param explicitly: dag.test() runs the tasks in this process on this DAG object,
     # whose params an earlier run's conf was merged into.
     from tracking_sync.core.params import DEFAULT_PARAMS
 
     conf = DEFAULT_PARAMS | (conf or {})
-    run = dag.test(logical_date=logical_date, run_conf=conf)
+    run = dag.test(logical_date=logical_date, run_conf=conf, run_after=run_after)
     assert run.state == expect, f"run {logical_date} {conf}: {run.state}, expected {expect}"
     return run
 

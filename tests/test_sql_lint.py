@@ -95,6 +95,10 @@ SAMPLES: dict[str, object] = {
     "by_ids": [True, False],
     "xip": [2, 0],
     "publication": "tracking_sync_action",
+    "role": "tracking_reader",
+    "user": "tracking_loader",
+    "database": "tracking",
+    "table_names": [["action_type", "action", "sync_state"]],
     "scope_users": "7, 8",
     "dialect": "<engine>",  # the engine the text is rendered for
 }

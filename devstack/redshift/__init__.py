@@ -118,15 +118,16 @@ class LocalRedshift:
             "ssl": False,
         }
 
-    def env(self) -> dict[str, str]:
+    def env(self, user: str | None = None, password: str | None = None) -> dict[str, str]:
+        """The Airflow connection to the stand-in, as `user` (default: its administrator)."""
         return {
             "AIRFLOW_CONN_REDSHIFT_DEFAULT": json.dumps(
                 {
                     "conn_type": "redshift",
                     "host": self.host,
                     "port": self.port,
-                    "login": self.user,
-                    "password": self.password,
+                    "login": user or self.user,
+                    "password": password if user else self.password,
                     "schema": self.database,
                     "extra": {"ssl": False},
                 }

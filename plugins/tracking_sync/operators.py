@@ -21,7 +21,9 @@ Not a re-implementation: execute() still builds and runs the provider's COPY. It
   cleared, and a transient S3 listing may heal; a staging table dropped between its
   create and the COPY (42P01, another run's cleanup) raises StagingTableMissing, retried:
   the retry creates it again. Neither is a data error. Anything else (a dropped
-  connection, a serializable isolation conflict) is raised as it is, and retried.
+  connection, a serializable isolation conflict) is raised as it is, and retried;
+- a refused privilege or login, or S3 refusing the COPY's IAM role, raises AccessRefused
+  naming the grant that fixes it (tracking_sync.oncall.refusals): it fails at once.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from tracking_sync.connections import mask_aws_credentials, redshift_connection
 from tracking_sync.core.errors import LoadRejected, StagedFilesMissing, StagingTableMissing
 from tracking_sync.core.names import AWS_CONN_ID, REDSHIFT_CONN_ID
 from tracking_sync.load.copy import format_load_errors, load_errors
+from tracking_sync.oncall.refusals import refused
 
 # Redshift's words for a COPY whose manifest or part is missing (no stl_load_errors row).
 _FILES_MISSING = re.compile(
@@ -77,6 +80,9 @@ class ReportingS3ToRedshiftOperator(S3ToRedshiftOperator):
         try:
             super().execute(context)
         except Exception as error:
+            translated = refused(error)  # a privilege, a login, the COPY role's S3 access
+            if translated is not None:
+                raise translated from error
             if _TABLE_MISSING.search(str(error)):
                 raise StagingTableMissing(
                     f"COPY into {self.schema}.{self.table}: the table is gone ({_first_line(error)}); "

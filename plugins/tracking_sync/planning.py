@@ -21,6 +21,7 @@ reports the slot's retained WAL, so a run that cannot capture fails here, in sec
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,6 +54,13 @@ log = logging.getLogger(__name__)
 
 SCHEDULED = "scheduled"
 MIB = 1024 * 1024
+# A run that plans while another run bootstraps the target waits for it inside its plan_run,
+# reading the target's sync state every BOOTSTRAP_POLL_SECONDS, up to BOOTSTRAP_WAIT_SECONDS
+# a try (below the tasks' 2 h execution_timeout); then it raises BootstrapInProgress, which
+# is retried (tracking_sync.oncall.failures) and waits again. A bootstrap of a large table
+# takes far longer than the retries' delays alone.
+BOOTSTRAP_POLL_SECONDS = 10.0
+BOOTSTRAP_WAIT_SECONDS = 90 * 60.0
 
 
 @dataclass(frozen=True)
@@ -106,8 +114,11 @@ def plan_against_state(
     with logical capture. `source` is a psycopg2 connection to the source, `target` a DB-API
     connection to Redshift; `run_is_active(run_id)` says whether another run of the DAG is
     still queued or running (one whose bootstrap claim this run would otherwise wait for)."""
-    state = read_sync_state(target, plan.target_schema)
-    state = _claim_if_bootstrap(plan, settings, state, target, run_id, run_is_active)
+    state = wait_for_bootstrap(
+        lambda: _claim_if_bootstrap(
+            plan, settings, read_sync_state(target, plan.target_schema), target, run_id, run_is_active
+        )
+    )
     if settings.capture == "interval":
         return _plan_interval_capture(plan, state), None
     slot = slot_name(plan.target_schema)
@@ -148,6 +159,34 @@ def plan_against_state(
     return plan.with_load("interval", capture="logical", slot=slot), report
 
 
+def wait_for_bootstrap(claim: Callable[[], SyncState]) -> SyncState:
+    """`claim()` (the sync state, settled or claimed by this run) once no other active run is
+    bootstrapping the target: while one is (BootstrapInProgress), poll again every
+    BOOTSTRAP_POLL_SECONDS, up to BOOTSTRAP_WAIT_SECONDS; then raise BootstrapInProgress
+    saying how long this try waited (retried)."""
+    started = next_line = time.monotonic()
+    while True:
+        try:
+            return claim()
+        except BootstrapInProgress as waiting:
+            now = time.monotonic()
+            waited = now - started
+            if waited >= BOOTSTRAP_WAIT_SECONDS:
+                raise BootstrapInProgress(
+                    f"{waiting}. This try waited {_minutes(waited)} for it; the task is retried and "
+                    "waits again. If its last try gives up too, clear plan_run of this run once that "
+                    "run has finished; nothing has moved yet"
+                ) from None
+            if now >= next_line:  # one line a minute
+                log.info("%s (waited %s so far)", waiting, _minutes(waited))
+                next_line = now + 60
+            time.sleep(min(BOOTSTRAP_POLL_SECONDS, BOOTSTRAP_WAIT_SECONDS - waited))
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
 def _claim_if_bootstrap(
     plan: RunPlan,
     settings: Settings,
@@ -177,7 +216,8 @@ def _claim_if_bootstrap(
         if claimant is not None and claimant != run_id and run_is_active(claimant):
             raise BootstrapInProgress(
                 f"run {claimant} is loading {plan.target_schema} whole (its bootstrap): this run "
-                "waits for it (retried) and then moves its own interval; nothing has moved yet"
+                f"waits for it (reading the target's sync state every {BOOTSTRAP_POLL_SECONDS:.0f} s, "
+                f"up to {BOOTSTRAP_WAIT_SECONDS / 60:.0f} min a try) and then moves its own interval"
             )
         return True
 

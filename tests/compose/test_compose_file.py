@@ -44,6 +44,17 @@ def test_default_runs_airflow_with_the_local_stack():
     assert "@stack-postgres:5432/tracking" in env["AIRFLOW_CONN_POSTGRES_SOURCE"]
 
 
+def test_the_local_stack_connections_use_the_roles_of_the_grant_scripts():
+    """stack-init creates them (devstack.grants); no pipeline connection is the superuser."""
+    from devstack.grants import REDSHIFT_USER, SOURCE_ROLE
+    from devstack.stack import REDSHIFT_USER_PASSWORD, SOURCE_ROLE_PASSWORD
+
+    env = _config()["services"]["airflow-scheduler"]["environment"]
+    assert env["AIRFLOW_CONN_POSTGRES_SOURCE"].startswith(f"postgres://{SOURCE_ROLE}:{SOURCE_ROLE_PASSWORD}@")
+    redshift = json.loads(env["AIRFLOW_CONN_REDSHIFT_DEFAULT"])
+    assert (redshift["login"], redshift["password"]) == (REDSHIFT_USER, REDSHIFT_USER_PASSWORD)
+
+
 def test_aws_env_leaves_the_stand_ins_off_and_sets_the_connections():
     config = _config("--env-file", "aws.env.example")
     assert set(config["services"]) == AIRFLOW

@@ -39,7 +39,18 @@ def source(stack):
 
 @pytest.fixture
 def target(stack):
-    """A psycopg2 connection to the Redshift stand-in (it speaks the PostgreSQL protocol)."""
+    """A psycopg2 connection to the Redshift stand-in (it speaks the PostgreSQL protocol), as
+    its administrator: to read anything and to inject faults the pipeline's user may not."""
     connection = psycopg2.connect(stack.redshift.dsn())
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def pipeline_target(stack):
+    """The Redshift stand-in as the pipeline's user (what the DAG connects as): a test that sets
+    up what the pipeline itself would have made (its schema, tables, staging tables) does it
+    through this, so that the pipeline owns them as it would."""
+    connection = psycopg2.connect(stack.redshift_user_dsn)
     yield connection
     connection.close()

@@ -39,7 +39,8 @@ DATA_START, DATA_DAYS = "2025-03-01", 7  # more than a year before the nightly's
 DAYS = [datetime(2025, 3, 3, tzinfo=UTC), datetime(2025, 3, 4, tzinfo=UTC)]  # the backfill
 
 
-# A run that plans while another bootstraps the target waits by retrying plan_run.
+# A run that plans while another bootstraps the target waits in its plan_run (polling the
+# target's sync state), and past a try's bound by retrying it.
 WAITS = ("plan_run",)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 
 import psycopg2
@@ -148,48 +149,6 @@ def test_a_new_target_bootstraps_and_every_later_change_reaches_it(
     assert_target_is_source(source, target, schema)
 
 
-def test_a_run_that_dies_between_the_publish_and_the_slot_advance_applies_nothing_twice(
-    pipeline_dag, generated, source, target, target_schema_of_test, monkeypatch
-):
-    """The publish committed the batch and its LSN, then the worker died before advancing the
-    slot: the rerun reads the same batch, finds it applied, and changes nothing; the slot is
-    advanced then, and the next run goes on from there."""
-    import tracking_sync.capture.slot
-
-    schema = target_schema_of_test
-    slot = f"tracking_sync_{schema}"
-    run_dag(pipeline_dag, logical_date=day(7), conf={"target_schema": schema})
-    _late_changes(source)
-    before = slot_confirmed(source, slot)
-
-    def killed(*args, **kwargs):
-        raise SystemExit("worker killed between the publish's commit and the slot advance")
-
-    with monkeypatch.context() as patched:
-        patched.setattr(tracking_sync.capture.slot, "advance_slot", killed)
-        run = run_dag(
-            pipeline_dag,
-            logical_date=day(8),
-            conf={"target_schema": schema, "mode": "changes"},
-            expect="failed",
-        )
-    assert {ti.task_id for ti in run.get_task_instances() if ti.state == "failed"} == {"advance_capture_slot"}
-    _, _, applied, _ = sync_state(target, schema)
-    assert slot_confirmed(source, slot) == before < applied, "applied in the target, the slot not advanced"
-    applied_rows = target_rows(target, schema)
-    assert_same_rows(source_rows(source), applied_rows, "action")
-
-    run_dag(pipeline_dag, logical_date=day(8), conf={"target_schema": schema, "mode": "changes"})
-    assert target_rows(target, schema) == applied_rows, "the rerun of the run applied nothing twice"
-    _, _, applied_again, _ = sync_state(target, schema)
-    assert slot_confirmed(source, slot) == applied_again >= applied, "and advanced the slot"
-    insert_actions(
-        source, [(10_000_001, 1, "after", 2, datetime(2025, 3, 3, 9), None, None, None, False, "x")]
-    )
-    run_dag(pipeline_dag, logical_date=day(9), conf={"target_schema": schema, "mode": "changes"})
-    assert_target_is_source(source, target, schema)
-
-
 def test_a_bootstrap_under_concurrent_writes_loses_nothing_and_doubles_nothing(
     pipeline_dag, generated, stack, source, target, target_schema_of_test
 ):
@@ -252,8 +211,59 @@ def test_a_truncate_of_action_stops_the_capture_naming_a_full_refresh(
     assert target_rows(target, schema) == []
 
 
+def fails_at_once_printing_the_repair(pipeline_dag, schema: str, monkeypatch, happened: str) -> dict:
+    """A capture run that cannot read its slot: plan_run fails on its first try although it
+    has retries (the retry policy fails a NeedsFix error at once), nothing after it runs, and
+    on-call's line (the failure callback's, through a notifier) says first what happened,
+    then the repair command. Returns the repair's trigger conf, read from the printed line."""
+    import re
+    import shlex
+
+    from tests.e2e.notifiers import RecordingNotifier
+    from tracking_sync.core.errors import NeedsFix
+    from tracking_sync.core.repairs import full_refresh_command
+    from tracking_sync.oncall.failures import RETRY_POLICY
+
+    plan_task = pipeline_dag.get_task("plan_run")
+    with monkeypatch.context() as patched:
+        # Retries as deployed (the DAG's 3), 1 s apart: a retried error would show in seconds.
+        patched.setattr(plan_task, "retries", 3)
+        patched.setattr(plan_task, "retry_delay", timedelta(seconds=1))
+        patched.setattr(plan_task, "retry_exponential_backoff", False)
+        patched.setenv("TRACKING_SYNC_NOTIFIER", "tests.e2e.notifiers.RecordingNotifier")
+        patched.setattr(RecordingNotifier, "sent", [])
+        run = run_dag(
+            pipeline_dag,
+            logical_date=day(8),
+            conf={"target_schema": schema, "mode": "changes"},
+            expect="failed",
+        )
+        sent = list(RecordingNotifier.sent)
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert {task for task, state in states.items() if state == "failed"} == {"plan_run"}, states
+    assert {task for task, state in states.items() if state == "success"} == set(), "nothing moved"
+    (plan_ti,) = [ti for ti in run.get_task_instances() if ti.task_id == "plan_run"]
+    assert (plan_ti.max_tries, plan_ti.try_number) == (3, 1), "it had retries left and was not retried"
+    (line,) = sent
+    what = line.split(" what=", 1)[1]
+    error_class, message = what.split(": ", 1)
+    assert message.startswith(happened), line
+    # The error's class, as the task raised it, is one the retry policy fails at once.
+    import tracking_sync.capture.errors
+
+    error = getattr(tracking_sync.capture.errors, error_class)(message)
+    assert isinstance(error, NeedsFix)
+    assert RETRY_POLICY.evaluate(error, try_number=1, max_tries=4).action.value == "fail"
+    printed = re.search(r"Repair: (airflow dags trigger \S+ --conf '[^']*')", message)
+    assert printed, f"no repair command in the first line: {line}"
+    assert printed.group(1) == full_refresh_command(schema)
+    argv = shlex.split(printed.group(1))  # as a shell gives it to the CLI
+    assert argv[:4] == ["airflow", "dags", "trigger", pipeline_dag.dag_id]
+    return json.loads(argv[argv.index("--conf") + 1])
+
+
 def test_a_dropped_slot_fails_the_next_run_at_once_and_the_printed_repair_works(
-    pipeline_dag, generated, source, target, target_schema_of_test
+    pipeline_dag, generated, source, target, target_schema_of_test, monkeypatch
 ):
     schema = target_schema_of_test
     slot = f"tracking_sync_{schema}"
@@ -262,18 +272,10 @@ def test_a_dropped_slot_fails_the_next_run_at_once_and_the_printed_repair_works(
         cursor.execute("select pg_drop_replication_slot(%s)", (slot,))
     source.commit()
     _late_changes(source)
-    run = run_dag(
-        pipeline_dag, logical_date=day(8), conf={"target_schema": schema, "mode": "changes"}, expect="failed"
+    # The repair the error prints: a full refresh of this target (its trigger conf as printed).
+    conf = fails_at_once_printing_the_repair(
+        pipeline_dag, schema, monkeypatch, f"replication slot {slot} is gone from the source"
     )
-    assert {ti.task_id for ti in run.get_task_instances() if ti.state == "failed"} == {"plan_run"}
-    # The repair the error prints: a full refresh of this target (trigger conf as printed).
-    import shlex
-
-    from tracking_sync.core.repairs import full_refresh_command
-
-    argv = shlex.split(full_refresh_command(schema))
-    assert argv[:4] == ["airflow", "dags", "trigger", "postgres_to_redshift"]
-    conf = json.loads(argv[argv.index("--conf") + 1])
     run_dag(pipeline_dag, logical_date=day(8), conf=conf)
     assert_target_is_source(source, target, schema)
     assert slot_confirmed(source, slot) is not None, "the slot is back"
@@ -282,3 +284,101 @@ def test_a_dropped_slot_fails_the_next_run_at_once_and_the_printed_repair_works(
     )
     run_dag(pipeline_dag, logical_date=day(9), conf={"target_schema": schema, "mode": "changes"})
     assert_target_is_source(source, target, schema)
+
+
+@pytest.fixture
+def small_wal_source(monkeypatch):
+    """A source PostgreSQL of the test's own, with demo data, the pipeline's source connection
+    pointing at it: the test lowers its max_slot_wal_keep_size and recycles WAL, which would
+    invalidate every idle slot of the shared cluster, other tests' included."""
+    from devstack.demo_data import generate
+    from devstack.postgres import LocalPostgres
+    from devstack.stack import SOURCE_DATABASE, create_source_schema
+
+    postgres = LocalPostgres().start()
+    try:
+        dsn = postgres.create_database(SOURCE_DATABASE)
+        create_source_schema(dsn)
+        generate(dsn, rows=1_500, seed=11, users=30, period_start="2025-03-01", period_days=6)
+        monkeypatch.setenv("AIRFLOW_CONN_POSTGRES_SOURCE", dsn.replace("postgresql://", "postgres://", 1))
+        yield postgres, dsn
+    finally:
+        postgres.stop()
+
+
+def set_max_slot_wal_keep_size(postgres, source, value: str) -> None:
+    postgres.execute(f"alter system set max_slot_wal_keep_size = '{value}'")
+    postgres.execute("select pg_reload_conf()")
+    deadline = time.monotonic() + 30
+    expected = fetch_rows(source, "select pg_size_pretty(pg_size_bytes(%s))", (value,))[0][0]
+    while (
+        fetch_rows(source, "select pg_size_pretty(pg_size_bytes(current_setting('max_slot_wal_keep_size')))")[
+            0
+        ][0]
+        != expected
+    ):
+        assert time.monotonic() < deadline, f"max_slot_wal_keep_size = {value} was not reloaded"
+        time.sleep(0.05)
+
+
+def invalidate(postgres, source, slot: str) -> list[str]:
+    """Make the slot fall more than max_slot_wal_keep_size behind, as a paused DAG does over
+    days: 1 MB, a WAL segment switch, a checkpoint (which invalidates it), until
+    pg_replication_slots says lost. Returns the wal_status seen on the way."""
+    set_max_slot_wal_keep_size(postgres, source, "1MB")
+    seen = []
+    for _ in range(10):
+        postgres.execute("select pg_logical_emit_message(false, 'tracking_sync_test', repeat('x', 8192))")
+        postgres.execute("select pg_switch_wal()")
+        postgres.execute("checkpoint")
+        ((status,),) = fetch_rows(
+            source, "select wal_status from pg_replication_slots where slot_name = %s", (slot,)
+        )
+        seen.append(status)
+        if status == "lost":
+            return seen
+    raise AssertionError(f"slot {slot} was never invalidated: {seen}")
+
+
+def test_an_invalidated_slot_fails_the_next_run_at_once_and_the_printed_repair_works(
+    pipeline_dag, small_wal_source, target, target_schema_of_test, monkeypatch
+):
+    """The slot invalidated for real (wal_status = lost: its WAL recycled past
+    max_slot_wal_keep_size) with changes in it: the next capture run fails at once naming
+    the loss and the repair; the repair, run as printed, bootstraps again (the lost slot
+    dropped, a new one, action reloaded whole) and the runs after it capture again."""
+    postgres, dsn = small_wal_source
+    schema = target_schema_of_test
+    slot = f"tracking_sync_{schema}"
+    with closing(psycopg2.connect(dsn)) as source:
+        run_dag(pipeline_dag, logical_date=day(7), conf={"target_schema": schema})
+        assert_target_is_source(source, target, schema)
+        _late_changes(source)  # in the slot's WAL, lost with it
+        assert invalidate(postgres, source, slot)[-1] == "lost"
+        before = target_rows(target, schema)
+
+        conf = fails_at_once_printing_the_repair(
+            pipeline_dag, schema, monkeypatch, f"replication slot {slot} was invalidated (wal_status = lost)"
+        )
+        assert target_rows(target, schema) == before, "nothing moved"
+        # As the error advises: max_slot_wal_keep_size raised, then the repair as printed.
+        set_max_slot_wal_keep_size(postgres, source, "1GB")
+        run_dag(pipeline_dag, logical_date=day(8), conf=conf)
+        assert_target_is_source(source, target, schema)
+        ((wal_status, confirmed),) = fetch_rows(
+            source,
+            "select wal_status, confirmed_flush_lsn - '0/0'::pg_lsn from pg_replication_slots "
+            "where slot_name = %s",
+            (slot,),
+        )
+        assert wal_status != "lost" and int(confirmed) == sync_state(target, schema)[2], "a new slot"
+
+        insert_actions(
+            source, [(10_000_003, 3, "after", 2, datetime(2025, 3, 5, 9), None, None, None, False, "z")]
+        )
+        with source.cursor() as cursor:
+            cursor.execute("delete from action where id = (select min(id) from action)")
+        source.commit()
+        run_dag(pipeline_dag, logical_date=day(9), conf={"target_schema": schema, "mode": "changes"})
+        assert_target_is_source(source, target, schema)
+        assert slot_confirmed(source, slot) == sync_state(target, schema)[2]

@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 
 from tests.dag_helpers import run_dag
-from tests.e2e.conftest import pipeline_dag, pipeline_env, source, target  # noqa: F401
+from tests.e2e.conftest import pipeline_dag, pipeline_env, pipeline_target, source, target  # noqa: F401
 from tests.faults.utils import DagRunParent, DagRunProcess, copy_airflow_home
 
 
@@ -55,10 +55,13 @@ def dag_run_parent(airflow_db, pipeline_env, tmp_path_factory):  # noqa: F811
 
 @pytest.fixture
 def dag_run_process(dag_run_parent):
-    """start(logical_date, conf): one dag.test() run in a subprocess (a child of the warm parent)."""
+    """start(logical_date, conf, run_after=None): one dag.test() run in a subprocess (a child of
+    the warm parent)."""
     from tracking_sync.core.params import DEFAULT_PARAMS
 
-    def start(logical_date: datetime, conf: dict | None = None) -> DagRunProcess:
-        return dag_run_parent.start(logical_date, DEFAULT_PARAMS | (conf or {}))
+    def start(
+        logical_date: datetime, conf: dict | None = None, run_after: datetime | None = None
+    ) -> DagRunProcess:
+        return dag_run_parent.start(logical_date, DEFAULT_PARAMS | (conf or {}), run_after)
 
     return start

@@ -49,12 +49,12 @@ def run_statements(connection, statements: list[str]) -> None:
 
 
 @pytest.fixture
-def publish_target(stack_env, target, backend_dsn):
+def publish_target(stack_env, target, pipeline_target, backend_dsn):
     """A target schema of its own: `action` with ROWS rows, and two filled staging tables, one of
     a full refresh (every row, query 'full') and one of 2025-03-02 (its 24 rows, query 'day')."""
     from tracking_sync.load.schema import action_staging_statements, target_tables_statements
 
-    run_statements(target, target_tables_statements(SCHEMA))
+    run_statements(pipeline_target, target_tables_statements(SCHEMA))
     # generate_series over a user table is leader-node only on Redshift (the stand-in refuses
     # it, tests/devstack/redshift/test_redshift_refusals.py): the old rows go in through the backend
     with closing(psycopg2.connect(backend_dsn)) as backend:
@@ -75,7 +75,7 @@ def publish_target(stack_env, target, backend_dsn):
             f"action_type_id, action_time, course_id, exercise_id, is_exercise_checked, is_async, "
             f"'{query}', false from {SCHEMA}.action where {where}"
         )
-    run_statements(target, statements)
+    run_statements(pipeline_target, statements)
     yield SCHEMA
     run_statements(target, [f"drop schema if exists {SCHEMA} cascade"])
 

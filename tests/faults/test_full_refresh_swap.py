@@ -48,7 +48,7 @@ def run_statements(connection, statements: list[str]) -> None:
 
 
 @pytest.fixture
-def swap_target(stack_env, target, backend_dsn):
+def swap_target(stack_env, target, pipeline_target, backend_dsn):
     """`action` with ROWS old rows (query 'old'), a late-binding view on it, SELECT granted to a
     user and a group, and a full refresh's staging table loaded with 4 new rows."""
     from tracking_sync.load.schema import action_staging_statements, target_tables_statements
@@ -59,7 +59,7 @@ def swap_target(stack_env, target, backend_dsn):
             run_statements(target, [create])
         except psycopg2.Error:
             target.rollback()  # left by an earlier run of this module
-    run_statements(target, target_tables_statements(SCHEMA))
+    run_statements(pipeline_target, target_tables_statements(SCHEMA))
     # generate_series over a user table is leader-node only on Redshift (the stand-in refuses
     # it, tests/devstack/redshift/test_redshift_refusals.py): the old rows go in through the backend
     with closing(psycopg2.connect(backend_dsn)) as backend:
@@ -85,7 +85,7 @@ def swap_target(stack_env, target, backend_dsn):
             f"insert into {SCHEMA}.{STAGING} ({STAGING_COLUMNS}) values ({row_id}, 7, 's', 1, "
             f"'2025-03-02 10:00:00+00', null, null, null, false, {literal}, {str(marker).lower()})"
         )
-    run_statements(target, statements)
+    run_statements(pipeline_target, statements)  # the view and grants: the table's owner's
     yield SCHEMA
     run_statements(target, [f"drop schema if exists {SCHEMA} cascade"])
 

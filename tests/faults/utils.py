@@ -49,7 +49,7 @@ def reap(*_):
 signal.signal(signal.SIGCHLD, reap)
 print("READY", file=protocol, flush=True)
 for line in sys.stdin:
-    logical_date, conf, log_path = json.loads(line)
+    logical_date, conf, log_path, run_after = json.loads(line)
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -63,7 +63,11 @@ for line in sys.stdin:
         from airflow import settings
         if settings.engine is not None:
             settings.engine.dispose(close=False)  # the parent's pooled connections stay its own
-        run = dag.test(logical_date=datetime.fromisoformat(logical_date), run_conf=conf)
+        run = dag.test(
+            logical_date=datetime.fromisoformat(logical_date),
+            run_conf=conf,
+            run_after=run_after and datetime.fromisoformat(run_after),  # fixed: the run id too
+        )
         print("DAG RUN STATE", run.state, flush=True)
         os._exit(0)
     print("CHILD", pid, file=protocol, flush=True)
@@ -211,13 +215,20 @@ class DagRunParent:
             )
         return line
 
-    def start(self, logical_date: datetime, conf: dict) -> DagRunProcess:
+    def start(self, logical_date: datetime, conf: dict, run_after: datetime | None = None) -> DagRunProcess:
+        """A run; with `run_after`, its run id is manual__<run_after> (dag.test()'s), so that a
+        rerun in this process (run_dag(..., run_after=)) is a rerun of the same run."""
         if self.runs == 0:
             self._line("READY", timeout=240)
         self.runs += 1
         log_path = self.home / f"dag_run_{self.runs}.log"
         assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps([logical_date.isoformat(), conf, str(log_path)]).encode() + b"\n")
+        self.process.stdin.write(
+            json.dumps(
+                [logical_date.isoformat(), conf, str(log_path), run_after and run_after.isoformat()]
+            ).encode()
+            + b"\n"
+        )
         self.process.stdin.flush()
         pid = int(self._line("CHILD", timeout=30).split()[1])
         self.forked.append(pid)

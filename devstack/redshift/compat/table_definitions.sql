@@ -12,6 +12,30 @@
 --   VARCHAR longer than 65535 is refused;
 --   PRIMARY KEY and UNIQUE stay in the catalog (the provider's UPSERT reads them
 --   from information_schema) but their indexes no longer enforce uniqueness.
+-- The one step of it that only a superuser may take (pg_index is a system catalog): done by
+-- this SECURITY DEFINER function, owned by the superuser that installs the catalog, so that
+-- the pipeline's user, which is no superuser, gets the same semantics. It acts only on a
+-- table the calling session's user owns (or is a member of the owner of).
+create or replace function pg_catalog.rs_relax_unique_indexes(relation oid) returns void
+language plpgsql
+security definer
+set search_path = pg_catalog
+as $$
+begin
+    if not exists (
+        select 1 from pg_catalog.pg_class c
+        where c.oid = relation
+          and pg_catalog.pg_has_role(session_user, c.relowner, 'USAGE')
+    ) then
+        return;
+    end if;
+    update pg_catalog.pg_index i set indisunique = false
+    where i.indrelid = relation and i.indisunique
+      and exists (select 1 from pg_catalog.pg_constraint c
+                  where c.conindid = i.indexrelid and c.contype in ('p', 'u'));
+end
+$$;
+
 create or replace function pg_catalog.rs_fix_table_definition() returns event_trigger
 language plpgsql as $$
 declare
@@ -89,10 +113,7 @@ begin
                     cmd.objid::regclass, check_name, col.attname, max_bytes);
             end if;
         end loop;
-        update pg_catalog.pg_index i set indisunique = false
-        where i.indrelid = cmd.objid and i.indisunique
-          and exists (select 1 from pg_catalog.pg_constraint c
-                      where c.conindid = i.indexrelid and c.contype in ('p', 'u'));
+        perform pg_catalog.rs_relax_unique_indexes(cmd.objid);
     end loop;
     perform pg_catalog.set_config('rs.fixing_table', 'off', true);
 end

@@ -78,3 +78,9 @@ class StagingTableMissing(TrackingSyncError):
 
 class BootstrapInProgress(TrackingSyncError):
     """Another run is bootstrapping the target: this one waits (transient, retried)."""
+
+
+class AccessRefused(NeedsFix):
+    """The source, Redshift or S3 refused the pipeline's role a privilege or a login (SQLSTATE
+    42501, class 28, S3 AccessDenied): no retry can grant it. Names the role, the object,
+    the privilege and the grant that fixes it (tracking_sync.oncall.refusals)."""

@@ -15,9 +15,10 @@ import math
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
+from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryDecision, RetryRule
 
 from tracking_sync.oncall.notifications import first_line, run_label
+from tracking_sync.oncall.refusals import find_refusal, refusal_message
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,25 @@ TRANSIENT_ERRORS = [
 # DAG's, 3): a bootstrap of millions of rows takes minutes.
 BOOTSTRAP_WAIT = timedelta(minutes=1)
 
-RETRY_POLICY = ExceptionRetryPolicy(
+
+class RefusalsFailPolicy(ExceptionRetryPolicy):
+    """The rules below, after one that RetryRule cannot say (it matches by class, and a
+    refused privilege is a psycopg2 ProgrammingError, a redshift_connector ProgrammingError
+    or InterfaceError, a botocore ClientError, like many errors that heal): a refused
+    privilege or login (SQLSTATE 42501, class 28, S3 AccessDenied) fails at once, on every
+    task, the provider's operators' too (tracking_sync.oncall.refusals).
+
+    Airflow serializes only that a task has a retry policy, and evaluates the task's own
+    object in the worker: a subclass is kept as it is."""
+
+    def evaluate(self, exception, try_number, max_tries, context=None):  # type: ignore[override]
+        refusal = find_refusal(exception)
+        if refusal is not None:
+            return RetryDecision.fail(reason=refusal_message(refusal, role=None))
+        return super().evaluate(exception, try_number, max_tries, context)
+
+
+RETRY_POLICY = RefusalsFailPolicy(
     rules=[
         RetryRule(
             exception="tracking_sync.core.errors.NeedsFix",

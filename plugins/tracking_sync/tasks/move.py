@@ -9,6 +9,7 @@ from airflow.sdk import task
 
 from tracking_sync.core.names import AWS_CONN_ID, REDSHIFT_CONN_ID
 from tracking_sync.load.copy import COPY_OPTIONS
+from tracking_sync.oncall.refusals import refusals_fail_at_once
 from tracking_sync.operators import ReportingS3ToRedshiftOperator
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ def _s3_client() -> Any:
 
 
 @task
+@refusals_fail_at_once
 def create_schema(plan: dict) -> None:
     from contextlib import closing
 
@@ -33,6 +35,7 @@ def create_schema(plan: dict) -> None:
 
 
 @task
+@refusals_fail_at_once
 def create_action_staging(plan: dict, ti=None) -> list[str]:
     """(Re)create this interval's staging table. When no other run of the DAG is running,
     every other staging table is a leftover of a killed or failed run: dropped (returned)."""
@@ -52,6 +55,7 @@ def create_action_staging(plan: dict, ti=None) -> list[str]:
 
 
 @task
+@refusals_fail_at_once
 def export(table_name: str, plan: dict, partition: dict | None = None, ti=None) -> dict[str, Any]:
     """One partition of the run's slice of one table (mapped over the plan's partitions for
     action) into the scratch area, keyed on the slice, the partition and this attempt. A
@@ -97,6 +101,7 @@ def export(table_name: str, plan: dict, partition: dict | None = None, ti=None) 
 
 
 @task(multiple_outputs=True)
+@refusals_fail_at_once
 def upload(plan: dict, export_summary: dict, ti=None) -> dict[str, Any]:
     """Put the parts of a table exported whole in S3 with their manifest; then, when no other
     run is running, remove the files of this table's intervals that are past the retention."""
@@ -110,6 +115,7 @@ def upload(plan: dict, export_summary: dict, ti=None) -> dict[str, Any]:
 
 
 @task
+@refusals_fail_at_once
 def upload_partition(plan: dict, export_summary: dict, ti=None) -> dict[str, Any]:
     """Publish one partition's staged parts under the load prefix (mapped: one per export)."""
     from tracking_sync.core.settings import Settings
@@ -127,6 +133,7 @@ def _export_task(ti: Any) -> str:
 
 
 @task(multiple_outputs=True)
+@refusals_fail_at_once
 def write_manifest(table_name: str, plan: dict, uploads: list[dict], ti=None) -> dict[str, Any]:
     """ONE manifest of every partition's parts (what the load's single COPY reads); removes
     what earlier attempts left, and (when no other run is running) the intervals past the

@@ -7,18 +7,21 @@ from typing import Any
 
 from airflow.sdk import task
 
+from tracking_sync.oncall.refusals import refusals_fail_at_once
+
 log = logging.getLogger(__name__)
 
 
 @task(multiple_outputs=True)
+@refusals_fail_at_once
 def plan_run(
     params=None, dag_run=None, data_interval_start=None, data_interval_end=None, ti=None
 ) -> dict[str, Any]:
     """Check the params, the conf keys, the interval and the settings, and probe the scratch
     area (a tiny write and delete); then decide how action moves this run from the target's
     sync state and the source's slot (tracking_sync.planning: a bootstrap, a full refresh,
-    the captured changes, or the interval). Bad params or settings, and a source that cannot
-    capture, fail here, before any data moves, at once (tracking_sync.oncall.failures)."""
+    the captured changes, or the interval). Bad params or settings, a privilege a role lacks
+    (tracking_sync.privileges), and a source that cannot capture, fail here, before any data moves, at once (tracking_sync.oncall.failures)."""
     from contextlib import closing
 
     from tracking_sync.connections import redshift_connection, s3_client, source_connection
@@ -26,6 +29,7 @@ def plan_run(
     from tracking_sync.core.settings import Settings
     from tracking_sync.oncall.notifications import notify
     from tracking_sync.planning import plan_against_state
+    from tracking_sync.privileges import check_privileges
 
     settings = Settings.from_env()
     plan = make_plan(
@@ -40,6 +44,8 @@ def plan_run(
     area = settings.scratch
     area.probe(None if area.is_local else s3_client(), f"{plan.slice_label}-{run_id}")
     with closing(source_connection()) as source, closing(redshift_connection()) as target:
+        # Every privilege the run needs, before anything reads or writes (one failure, each named).
+        check_privileges(source, target, plan.target_schema, logical=settings.capture == "logical")
         plan, slot = plan_against_state(
             plan,
             settings,
@@ -78,6 +84,7 @@ def _run_is_active(ti: Any, run_id: str) -> bool:
 
 
 @task
+@refusals_fail_at_once
 def partition_action(plan: dict) -> list[dict[str, Any]]:
     """The id ranges the run's action export is cut into (what export_action is mapped over):
     one, the whole slice, unless the plan is a partitioned full refresh; then N of about

@@ -8,11 +8,13 @@ from typing import Any
 from airflow.sdk import task
 
 from tracking_sync.assets import LOADED_TABLES
+from tracking_sync.oncall.refusals import refusals_fail_at_once
 
 log = logging.getLogger(__name__)
 
 
 @task
+@refusals_fail_at_once
 def replace_action_rows(plan: dict, action_uploaded: dict, ti=None) -> dict[str, Any]:
     """Publish action in ONE transaction: the interval's (or every) staged row replaces the
     target's, or the captured changes are applied (tracking_sync.load.apply_changes); the
@@ -55,6 +57,7 @@ def replace_action_rows(plan: dict, action_uploaded: dict, ti=None) -> dict[str,
 
 
 @task
+@refusals_fail_at_once
 def advance_capture_slot(plan: dict, published: dict) -> dict[str, Any]:
     """Move the source's replication slot up to the LSN the target applied (committed by the
     publish), so the source can recycle the WAL before it. Lost or skipped, it is done by
@@ -81,6 +84,7 @@ def advance_capture_slot(plan: dict, published: dict) -> dict[str, Any]:
 
 
 @task(outlets=list(LOADED_TABLES))
+@refusals_fail_at_once
 def validate(
     plan: dict,
     published: dict,

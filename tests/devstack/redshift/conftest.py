@@ -46,13 +46,21 @@ def pg_conn(redshift, schema):
 
 @pytest.fixture
 def schema(redshift):
-    """A schema of this test's own, dropped afterwards."""
+    """A schema of this test's own, dropped afterwards. It belongs to the pipeline's user
+    (devstack.grants.REDSHIFT_USER: what the hooks and operators connect as, through
+    stack_env), and the tables the administrator's connections create in it are granted
+    to that user too."""
     import psycopg2
+
+    from devstack.grants import REDSHIFT_USER
 
     name = f"t_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(redshift.dsn())
     admin.autocommit = True
-    admin.cursor().execute(f"create schema {name}")
+    admin.cursor().execute(f"create schema {name} authorization {REDSHIFT_USER}")
+    admin.cursor().execute(
+        f"alter default privileges for role {redshift.user} in schema {name} grant all on tables to {REDSHIFT_USER}"
+    )
     yield name
     admin.cursor().execute(f"drop schema {name} cascade")
     admin.close()
