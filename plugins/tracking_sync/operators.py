@@ -76,7 +76,13 @@ class ReportingS3ToRedshiftOperator(S3ToRedshiftOperator):
 
     def execute(self, context: Any) -> None:
         mask_aws_credentials(self.aws_conn_id)
-        self.ensure_inputs(context)
+        try:
+            self.ensure_inputs(context)
+        except Exception as error:
+            translated = refused(error)  # the DDL or the listing refused: name the grant
+            if translated is not None:
+                raise translated from error
+            raise
         try:
             super().execute(context)
         except Exception as error:
