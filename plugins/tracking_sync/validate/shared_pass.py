@@ -29,7 +29,6 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tracking_sync.validate.dialect import POSTGRESQL, engine_dialect
 from tracking_sync.validate.parity import USERS_PER_STATEMENT, ParityCheck, render_base
 from tracking_sync.validate.streams import CheckWindow
 
@@ -53,27 +52,53 @@ def user_chunks(
     return [users[i : i + users_per_statement] for i in range(0, len(users), users_per_statement)] or [()]
 
 
+def takes_planner_settings(conn: Any) -> bool:
+    """True when the engine plans with PostgreSQL's planner and takes its settings: the
+    source, and the Redshift stand-in (its backend is PostgreSQL). Redshift has no
+    work_mem (it hashes per slice in its WLM slot's memory) and refuses the SHOW: the pass
+    then runs there as written. Asked in a transaction of its own, rolled back."""
+    cursor = conn.cursor()
+    try:
+        cursor.execute("show work_mem")
+        cursor.fetchall()
+        return True
+    except Exception:  # noqa: BLE001 - the refusal is the answer (unknown parameter)
+        return False
+    finally:
+        try:
+            cursor.close()
+        finally:
+            conn.rollback()
+
+
 def materialize(
     conn: Any,
     names: Sequence[str],
     schema: str,
     window: CheckWindow,
     users_per_statement: int = USERS_PER_STATEMENT,
+    tune: bool | None = None,
 ) -> float:
-    """Compute each base into its temp table on one engine; the seconds it took."""
+    """Compute each base into its temp table on one engine; the seconds it took.
+    `tune`: set PostgreSQL's planner settings for the pass (None: when the engine takes
+    them, takes_planner_settings)."""
     started = time.perf_counter()
-    dialect = engine_dialect(conn)
+    if tune is None:
+        tune = takes_planner_settings(conn)
     cursor = conn.cursor()
     try:
         cursor.execute("set timezone to 'UTC'")  # days are UTC; kept for the checks
-        if dialect == POSTGRESQL:
+        if tune:
             # ~250k groups (a session's actions of a day) out of 10M rows: PostgreSQL
-            # estimates one group per row, so with the default 4 MB it sorts the table (or
-            # walks an index to the heap row by row) instead of hashing. Measured at 2M
-            # rows: 4.8 s hashed in ~110 MB vs 6.8 s sorted; the checks over the pass
+            # estimates one group per row (or, on a freshly loaded table without
+            # statistics, a few thousand), so with the default 4 MB it sorts the table
+            # (or walks an index to the heap row by row) instead of hashing. Measured at
+            # 2M rows: 4.8 s hashed in ~110 MB vs 6.8 s sorted; the checks over the pass
             # spilled their hashes at 4 MB too (2.2 s for 250k rows). work_mem stays for
             # the validation's session (drop() resets it), enable_sort is for the pass
-            # only. Redshift has no such knobs (it hashes per slice in its WLM slot).
+            # only. The stand-in's backend needs them as much as the source: without,
+            # bench_dag's validate sorted 10M rows on disk on the target side (3x the
+            # reference query). Redshift has no such knobs (takes_planner_settings).
             cursor.execute(f"set work_mem = '{POSTGRES_WORK_MEM}'")
             cursor.execute("set local enable_sort = off")
         for name in names:
@@ -100,16 +125,18 @@ def materialize(
     return time.perf_counter() - started
 
 
-def drop(conn: Any, names: Sequence[str]) -> None:
-    """Drop the temp tables and reset what materialize set on the session."""
-    dialect = engine_dialect(conn)
+def drop(conn: Any, names: Sequence[str], tuned: bool | None = None) -> None:
+    """Drop the temp tables and reset what materialize set on the session (`tuned`: whether
+    it set the planner settings; None: ask the engine)."""
+    if tuned is None:
+        tuned = takes_planner_settings(conn)
     cursor = conn.cursor()
     try:
         conn.rollback()
         for name in names:
             cursor.execute(f"drop table if exists {base_table(name)}")
         cursor.execute("reset timezone")
-        if dialect == POSTGRESQL:
+        if tuned:
             cursor.execute("reset work_mem")
         conn.commit()
     finally:
@@ -125,35 +152,38 @@ def shared_passes(
     users_per_statement: int = USERS_PER_STATEMENT,
 ) -> Iterator[dict[str, str]]:
     """The bases the checks read, computed on both engines at once: {name: temp table}.
-    `seconds` of each side is kept on the returned mapping's `timings` attribute.
+    `seconds` of each side is kept on the returned mapping's `seconds` attribute.
     `users_per_statement`: the chunk of a scope "users" list (see the module docstring)."""
     names = sorted({check.base for check in checks if check.base})
     relations = BaseRelations({name: base_table(name) for name in names})
     if not names:
         yield relations
         return
+
+    def one_engine(conn: Any, schema: str) -> tuple[bool, float]:
+        tuned = takes_planner_settings(conn)
+        return tuned, materialize(conn, names, schema, window, users_per_statement, tune=tuned)
+
     with ThreadPoolExecutor(max_workers=2) as pool:
-        source = pool.submit(
-            materialize, source_conn, names, window.source_schema, window, users_per_statement
-        )
-        target = pool.submit(
-            materialize, target_conn, names, window.target_schema, window, users_per_statement
-        )
+        source = pool.submit(one_engine, source_conn, window.source_schema)
+        target = pool.submit(one_engine, target_conn, window.target_schema)
         try:
-            relations.seconds["source"] = source.result()
+            relations.tuned["source"], relations.seconds["source"] = source.result()
         finally:
-            relations.seconds["target"] = target.result()
+            relations.tuned["target"], relations.seconds["target"] = target.result()
     try:
         yield relations
     finally:
-        for conn in (source_conn, target_conn):
+        for side, conn in (("source", source_conn), ("target", target_conn)):
             with contextlib.suppress(Exception):  # a broken connection is closed by its owner
-                drop(conn, names)
+                drop(conn, names, tuned=relations.tuned[side])
 
 
 class BaseRelations(dict):
-    """{base name: temp table name}, with each engine's seconds spent computing them."""
+    """{base name: temp table name}, with each engine's seconds spent computing them and
+    whether its session took PostgreSQL's planner settings ("source"/"target" keys)."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.seconds: dict[str, float] = {}
+        self.tuned: dict[str, bool] = {}
