@@ -259,3 +259,17 @@ def test_the_shared_pass_sends_no_planner_setting_to_an_engine_that_refuses_them
     settings = [sql for sql in engine.sent if "work_mem" in sql or "enable_sort" in sql]
     assert settings and set(settings) == {"show work_mem"}  # asked, never set nor reset
     assert any(sql.startswith("create temp table parity_action_session_days") for sql in engine.sent)
+
+
+def test_the_targets_shared_pass_compares_action_time_with_timestamptz_bounds():
+    """The target's action_time is TIMESTAMPTZ: a TIMESTAMP bound would make PostgreSQL
+    convert every row's value to compare it; the source's column is TIMESTAMP."""
+    from tracking_sync.validate.parity import render_base
+    from tracking_sync.validate.shared_pass import TARGET_TIME_IS_ZONED
+
+    assert TARGET_TIME_IS_ZONED
+    assert timestamp_literal(DAY, zoned=True) == "cast('2025-03-10 00:00:00.000000+00' as timestamptz)"
+    bounds = {"window_start": DAY, "window_end": DAY + timedelta(days=1), "scope": "scoped"}
+    target = render_base("action_session_days", schema="tracking", zoned_bounds=True, **bounds)
+    source = render_base("action_session_days", schema="public", **bounds)
+    assert "timestamp '" not in target and target.count("as timestamptz)") == source.count("timestamp '") > 0

@@ -29,10 +29,15 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from tracking_sync.core.tables import ACTION
 from tracking_sync.validate.parity import USERS_PER_STATEMENT, ParityCheck, render_base
 from tracking_sync.validate.streams import CheckWindow
 
 POSTGRES_WORK_MEM = "256MB"
+# the target's action_time (the pipeline's DDL); the source's is timestamp (UTC)
+TARGET_TIME_IS_ZONED = (
+    next(c for c in ACTION.columns if c.name == "action_time").redshift_type == "timestamptz"
+)
 
 
 def base_table(name: str) -> str:
@@ -78,10 +83,12 @@ def materialize(
     window: CheckWindow,
     users_per_statement: int = USERS_PER_STATEMENT,
     tune: bool | None = None,
+    zoned_bounds: bool = False,
 ) -> float:
     """Compute each base into its temp table on one engine; the seconds it took.
     `tune`: set PostgreSQL's planner settings for the pass (None: when the engine takes
-    them, takes_planner_settings)."""
+    them, takes_planner_settings). `zoned_bounds`: the engine's action_time is TIMESTAMPTZ
+    (the window's bounds are rendered so, parity.render_template)."""
     started = time.perf_counter()
     if tune is None:
         tune = takes_planner_settings(conn)
@@ -111,6 +118,7 @@ def materialize(
                     window_end=window.window_end,
                     scope=window.scope,
                     users=users,
+                    zoned_bounds=zoned_bounds,
                 )
                 if number == 0:
                     cursor.execute(f"create temp table {base_table(name)} as\n{sql}")
@@ -160,13 +168,15 @@ def shared_passes(
         yield relations
         return
 
-    def one_engine(conn: Any, schema: str) -> tuple[bool, float]:
+    def one_engine(conn: Any, schema: str, zoned_bounds: bool) -> tuple[bool, float]:
         tuned = takes_planner_settings(conn)
-        return tuned, materialize(conn, names, schema, window, users_per_statement, tune=tuned)
+        return tuned, materialize(
+            conn, names, schema, window, users_per_statement, tune=tuned, zoned_bounds=zoned_bounds
+        )
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        source = pool.submit(one_engine, source_conn, window.source_schema)
-        target = pool.submit(one_engine, target_conn, window.target_schema)
+        source = pool.submit(one_engine, source_conn, window.source_schema, False)
+        target = pool.submit(one_engine, target_conn, window.target_schema, TARGET_TIME_IS_ZONED)
         try:
             relations.tuned["source"], relations.seconds["source"] = source.result()
         finally:
