@@ -8,9 +8,9 @@ the real `postgres_to_redshift` DAG once as a full refresh (dag.test(): every ta
 process, real operators), and reads each task's duration from the run's task instances.
 Then, on the same data in the same process run, each stage's limit:
   export    COPY action TO STDOUT -> /dev/null (what psql's \\copy does), psycopg2
-  upload    plain boto3 upload_file of the same parts (re-exported, untimed)
+  upload    plain boto3 upload_file of the same parts (re-exported, untimed), best of 3
   load      PostgreSQL's own COPY FROM STDIN of the same parts into the stand-in's backend
-  validate  the reference per-user query on each engine; the slower one counts
+  validate  the reference per-user query on each engine, best of 3; the slower engine counts
 and prints the table: stage, took, limit, ratio (the goals: the whole run within 1.3x of the
 sum of the limits, validate within 1.5x, upload within 1.1x), the load average, the fixed
 cost per task, and where the validate task's time went (its report's timings). With --stock (1 M rows by default), the path a user would write instead:
@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "plugins")]
 
 STOCK_TABLE = "action_stock"
+LIMIT_REPEATS = 3
 REFERENCE_PER_USER = """
 with user_sessions as (
     select
@@ -369,11 +370,24 @@ def bench(rows: int, stock: bool, changes: int = 0) -> None:
         limits = {"export": export_limit(stack.source_dsn)}
         work = Path(home) / "limit-parts"
         parts = export_parts(stack.source_dsn, work)
-        limits["upload"] = upload_limit(
-            stack.s3.endpoint_url, stack.s3.bucket, parts, stack.s3.access_key_id, stack.s3.secret_access_key
+        # the two short limits, best of LIMIT_REPEATS (interleaved): the stricter limit on a
+        # shared machine, where one slow repeat would flatter the stage
+        limits["upload"] = min(
+            upload_limit(
+                stack.s3.endpoint_url,
+                stack.s3.bucket,
+                parts,
+                stack.s3.access_key_id,
+                stack.s3.secret_access_key,
+            )
+            for _ in range(LIMIT_REPEATS)
         )
         limits["load"] = load_limit(backend, parts)
-        source_q, target_q = per_user_query(stack.source_dsn, "public"), per_user_query(backend, "tracking")
+        source_times, target_times = [], []
+        for _ in range(LIMIT_REPEATS):
+            source_times.append(per_user_query(stack.source_dsn, "public"))
+            target_times.append(per_user_query(backend, "tracking"))
+        source_q, target_q = min(source_times), min(target_times)
         limits["validate"] = max(source_q, target_q)
         shutil.rmtree(work, ignore_errors=True)
         limits_load = load_average()
@@ -381,13 +395,14 @@ def bench(rows: int, stock: bool, changes: int = 0) -> None:
 
         stages = [
             ("export_action", "export", "psql \\copy to /dev/null"),
-            ("upload_action", "upload", "plain boto3"),
+            ("upload_action", "upload", f"plain boto3, best of {LIMIT_REPEATS}"),
             ("load_action_staging", "load", "PostgreSQL's COPY FROM of the parts"),
             ("replace_action_rows", None, "swap in, no second write"),
             (
                 "validate",
                 "validate",
-                f"slower per-user query (source {source_q:.1f} s, target {target_q:.1f} s)",
+                f"the slower engine's per-user query, best of {LIMIT_REPEATS} (source {source_q:.2f} s, "
+                f"target {target_q:.2f} s)",
             ),
         ]
         total_limit = sum(limits.values())

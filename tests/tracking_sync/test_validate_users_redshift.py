@@ -152,9 +152,9 @@ def test_changed_rows_by_id_through_the_redshift_driver(stack, source_dsn, targe
     assert result.missing_in_target_sample == [[ids[1]]]
 
 
-def _work_mem(conn) -> str:
+def _work_mem(conn, setting="work_mem") -> str:
     cursor = conn.cursor()
-    cursor.execute("show work_mem")
+    cursor.execute(f"show {setting}")
     ((value,),) = cursor.fetchall()
     cursor.close()
     conn.rollback()
@@ -178,4 +178,6 @@ def test_the_shared_pass_tunes_the_stand_ins_planner_as_the_sources(stack, sourc
         with shared_passes(load_checks(), source, target_conn, window) as bases:
             assert bases.tuned == {"source": True, "target": True}
             assert _work_mem(target_conn) == _work_mem(source) == POSTGRES_WORK_MEM
+            # no sort for the pass alone: the checks' ORDER BY sorts as usual
+            assert _work_mem(target_conn, "enable_sort") == _work_mem(source, "enable_sort") == "on"
         assert _work_mem(target_conn) == _work_mem(source) == default != POSTGRES_WORK_MEM

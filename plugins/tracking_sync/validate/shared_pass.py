@@ -106,8 +106,9 @@ def materialize(
             # only. The stand-in's backend needs them as much as the source: without,
             # bench_dag's validate sorted 10M rows on disk on the target side (3x the
             # reference query). Redshift has no such knobs (takes_planner_settings).
+            # (SET, not SET LOCAL: what reaches the stand-in must read as Redshift's grammar)
             cursor.execute(f"set work_mem = '{POSTGRES_WORK_MEM}'")
-            cursor.execute("set local enable_sort = off")
+            cursor.execute("set enable_sort = 'off'")
         for name in names:
             cursor.execute(f"drop table if exists {base_table(name)}")
             for number, users in enumerate(user_chunks(window, users_per_statement)):
@@ -124,6 +125,8 @@ def materialize(
                     cursor.execute(f"create temp table {base_table(name)} as\n{sql}")
                 else:
                     cursor.execute(f"insert into {base_table(name)}\n{sql}")
+        if tune:
+            cursor.execute("reset enable_sort")  # for the pass only (a rollback undoes the SET too)
         conn.commit()
     except BaseException:
         conn.rollback()
