@@ -430,6 +430,9 @@ def bench(rows: int, stock: bool, changes: int = 0) -> None:
             f"upload <= 1.1x: {'met' if tasks.get('upload_action', float('inf')) <= 1.1 * limits['upload'] else 'NOT met'})",
             flush=True,
         )
+        print(
+            "every task: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in sorted(tasks.items()))
+        )
         print(fixed_cost_line(whole, tasks))
         print(validate_line(tasks.get("validate", float("nan")), report), flush=True)
 
