@@ -10,8 +10,6 @@ redshift_connector (what RedshiftSQLHook returns).
 from __future__ import annotations
 
 import itertools
-import queue
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,10 +20,6 @@ from tracking_sync.core.errors import ParityCheckError
 from tracking_sync.validate.parity import ParityCheck
 
 FETCH_ROWS = 1000  # Redshift caps FETCH FORWARD at 1000 rows on single-node clusters (r_FETCH)
-# batches each side reads ahead while the comparison consumes the other's: a FETCH FORWARD
-# is a round trip (through the stand-in's proxy locally), and one after another they made
-# the per-user check's 24 batches a second wait after its query
-PREFETCH_BATCHES = 4
 
 
 @dataclass(frozen=True)
@@ -135,53 +129,7 @@ def _open_both(source_conn: Any, target_conn: Any, sql_source: str, sql_target: 
                 raise
     return (
         source_columns,
-        itertools.chain([source_batch], _read_ahead(source)),
+        itertools.chain([source_batch], source),
         target_columns,
-        itertools.chain([target_batch], _read_ahead(target)),
+        itertools.chain([target_batch], target),
     )
-
-
-_END = object()
-
-
-def _read_ahead(batches: Iterator[list[tuple]], depth: int = PREFETCH_BATCHES) -> Iterator[list[tuple]]:
-    """The same batches, read by a thread of their own up to `depth` ahead of the consumer:
-    both engines' rows arrive while the comparison runs. Closing this generator (or leaving
-    it on an error) stops the reader and closes `batches` on the reader's thread, which
-    ends its transaction (stream_rows) before the connection is used again."""
-    ready: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def read() -> None:
-        try:
-            for batch in batches:
-                if not put(batch):
-                    return
-            put(_END)
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer, raised there
-            put(error)
-        finally:
-            batches.close()
-
-    reader = threading.Thread(target=read, name="parity-rows", daemon=True)
-    reader.start()
-    try:
-        while True:
-            item = ready.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        reader.join()
