@@ -8,11 +8,12 @@ the real `postgres_to_redshift` DAG once as a full refresh (dag.test(): every ta
 process, real operators), and reads each task's duration from the run's task instances.
 Then, on the same data in the same process run, each stage's limit:
   export    COPY action TO STDOUT -> /dev/null (what psql's \\copy does), psycopg2
-  upload    plain boto3 upload_file of the same parts (re-exported, untimed)
+  upload    plain boto3 upload_file of the same parts (re-exported, untimed), best of 3
   load      PostgreSQL's own COPY FROM STDIN of the same parts into the stand-in's backend
-  validate  the reference per-user query on each engine; the slower one counts
-and prints the table: stage, took, limit, ratio; the goal is the whole run within 2x of the
-sum of the limits. With --stock (1 M rows by default), the path a user would write instead:
+  validate  the reference per-user query on each engine, best of 3; the slower engine counts
+and prints the table: stage, took, limit, ratio (the goals: the whole run within 1.3x of the
+sum of the limits, validate within 1.5x, upload within 1.1x), the load average, the fixed
+cost per task, and where the validate task's time went (its report's timings). With --stock (1 M rows by default), the path a user would write instead:
 the Amazon provider's SqlToS3Operator (pandas, CSV) then S3ToRedshiftOperator (COPY CSV),
 in a child process: its time, its peak RSS, and whether NULL and '' in `query` stayed apart
 in the target. Not part of the test suite; the machine is shared, so figures are noisy.
@@ -36,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "plugins")]
 
 STOCK_TABLE = "action_stock"
+LIMIT_REPEATS = 3
 REFERENCE_PER_USER = """
 with user_sessions as (
     select
@@ -85,6 +87,69 @@ def run_full_refresh(conf: dict | None = None, day: int = 2) -> tuple[float, dic
             if ti.start_date and ti.end_date
         }
     return took, durations, str(run.state)
+
+
+def validation_report(run_id: str | None = None) -> dict:
+    """The validate task's report (XCom) of the DAG's latest run, or of `run_id`."""
+    import json
+
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    from tracking_sync.core.names import DAG_ID, REPORT_XCOM_KEY
+
+    with create_session() as session:
+        if run_id is None:
+            run_id = (
+                session.query(DagRun.run_id)
+                .filter(DagRun.dag_id == DAG_ID)
+                .order_by(DagRun.id.desc())
+                .first()[0]
+            )
+        row = session.scalars(
+            XComModel.get_many(run_id=run_id, key=REPORT_XCOM_KEY, task_ids="validate", dag_ids=DAG_ID)
+        ).first()
+        if row is None:
+            return {}
+        value = XComModel.deserialize_value(row)
+    return value if isinstance(value, dict) else json.loads(value)
+
+
+# Tasks that do (next to) nothing on a full refresh: their duration is a task's fixed cost
+# inside dag.test() (the task runner, the XCom pulls and push, the log).
+NO_OP_TASKS = ("partition_action", "advance_capture_slot", "create_schema", "create_action_staging")
+
+
+def fixed_cost_line(whole: float, tasks: dict[str, float]) -> str:
+    """The fixed cost per task: between tasks (dag.test()'s scheduling loop: the run's wall
+    minus the tasks' own time, per task) and inside a task that does nothing."""
+    between = (whole - sum(tasks.values())) / max(1, len(tasks))
+    no_ops = sorted(tasks[name] for name in NO_OP_TASKS if name in tasks)
+    inside = no_ops[len(no_ops) // 2] if no_ops else float("nan")
+    return (
+        f"fixed cost per task: {between:.2f} s between tasks + {inside:.2f} s inside a no-op task "
+        f"(median of {', '.join(n for n in NO_OP_TASKS if n in tasks)}) = {between + inside:.2f} s; "
+        f"{len(tasks)} tasks: {len(tasks) * (between + inside):.1f} s of the run"
+    )
+
+
+def validate_line(took: float, report: dict) -> str:
+    """Where the validate task's time went: its report's shared pass per engine (both at
+    once), each check (both engines at once, compared), and the task around them."""
+    if not report:
+        return "validate: no report"
+    checks = ", ".join(f"{check['name']} {check['seconds']:.2f} s" for check in report["checks"])
+    passes = ", ".join(f"{side} {seconds:.2f} s" for side, seconds in report.get("pass_seconds", {}).items())
+    return (
+        f"validate {took:.2f} s = validation {report['seconds']:.2f} s (shared pass, both engines at once: "
+        f"{passes or '-'}; then {checks}) + {took - report['seconds']:.2f} s of the task around it "
+        f"(start-up, connections, the report's XCom and log, the asset events)"
+    )
+
+
+def load_average() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def make_changes(dsn: str, changes: int) -> None:
@@ -295,36 +360,56 @@ def bench(rows: int, stock: bool, changes: int = 0) -> None:
 
         logging.getLogger("alembic").setLevel(logging.WARNING)
         db.resetdb()
+        print(f"load average before the run: {load_average()}", flush=True)
         whole, tasks, state = run_full_refresh()
-        print(f"full refresh: {state} in {whole:.1f} s (load average {os.getloadavg()[0]:.1f})", flush=True)
+        run_load = load_average()
+        print(f"full refresh: {state} in {whole:.1f} s (load average {run_load})", flush=True)
+        report = validation_report()
 
         backend = stack.postgres.dsn(stack.redshift.database)
         limits = {"export": export_limit(stack.source_dsn)}
         work = Path(home) / "limit-parts"
         parts = export_parts(stack.source_dsn, work)
-        limits["upload"] = upload_limit(
-            stack.s3.endpoint_url, stack.s3.bucket, parts, stack.s3.access_key_id, stack.s3.secret_access_key
+        # the two short limits, best of LIMIT_REPEATS (interleaved): the stricter limit on a
+        # shared machine, where one slow repeat would flatter the stage
+        limits["upload"] = min(
+            upload_limit(
+                stack.s3.endpoint_url,
+                stack.s3.bucket,
+                parts,
+                stack.s3.access_key_id,
+                stack.s3.secret_access_key,
+            )
+            for _ in range(LIMIT_REPEATS)
         )
         limits["load"] = load_limit(backend, parts)
-        source_q, target_q = per_user_query(stack.source_dsn, "public"), per_user_query(backend, "tracking")
+        source_times, target_times = [], []
+        for _ in range(LIMIT_REPEATS):
+            source_times.append(per_user_query(stack.source_dsn, "public"))
+            target_times.append(per_user_query(backend, "tracking"))
+        source_q, target_q = min(source_times), min(target_times)
         limits["validate"] = max(source_q, target_q)
         shutil.rmtree(work, ignore_errors=True)
-        print(
-            f"limits measured (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", flush=True
-        )
+        limits_load = load_average()
+        print(f"limits measured (load average {limits_load} on {os.cpu_count()} cores)", flush=True)
 
         stages = [
             ("export_action", "export", "psql \\copy to /dev/null"),
-            ("upload_action", "upload", "plain boto3"),
+            ("upload_action", "upload", f"plain boto3, best of {LIMIT_REPEATS}"),
             ("load_action_staging", "load", "PostgreSQL's COPY FROM of the parts"),
             ("replace_action_rows", None, "swap in, no second write"),
             (
                 "validate",
                 "validate",
-                f"slower per-user query (source {source_q:.1f} s, target {target_q:.1f} s)",
+                f"the slower engine's per-user query, best of {LIMIT_REPEATS} (source {source_q:.2f} s, "
+                f"target {target_q:.2f} s)",
             ),
         ]
         total_limit = sum(limits.values())
+        print(
+            f"\n{rows:,} rows; load average (1, 5, 15 min) after the run {run_load}, after the limits "
+            f"{limits_load}, on {os.cpu_count()} cores"
+        )
         print("\n| stage | took | its limit, same data | ratio |\n|---|---|---|---|")
         print(
             f"| whole run | {whole:.1f} s | {total_limit:.1f} s (export + upload + load + validate) | "
@@ -339,10 +424,17 @@ def bench(rows: int, stock: bool, changes: int = 0) -> None:
             print(f"| {task_id} | {took:.1f} s | {limit:.1f} s ({what}) | {took / limit:.2f}x |")
         others = sum(v for k, v in tasks.items() if k not in {s[0] for s in stages})
         print(
-            f"(other tasks together: {others:.1f} s; goal: whole run <= 2x the sum of limits: "
-            f"{'met' if whole <= 2 * total_limit else 'NOT met'})",
+            f"(other tasks together: {others:.1f} s; goals: whole run <= 1.3x the sum of limits: "
+            f"{'met' if whole <= 1.3 * total_limit else 'NOT met'}; validate <= 1.5x: "
+            f"{'met' if tasks.get('validate', float('inf')) <= 1.5 * limits['validate'] else 'NOT met'}; "
+            f"upload <= 1.1x: {'met' if tasks.get('upload_action', float('inf')) <= 1.1 * limits['upload'] else 'NOT met'})",
             flush=True,
         )
+        print(
+            "every task: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in sorted(tasks.items()))
+        )
+        print(fixed_cost_line(whole, tasks))
+        print(validate_line(tasks.get("validate", float("nan")), report), flush=True)
 
         if changes:
             make_changes(stack.source_dsn, changes)

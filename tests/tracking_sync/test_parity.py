@@ -220,3 +220,56 @@ def test_rows_by_id_on_redshift_are_an_inline_list_of_integers():
 
     sql = render_sql("redshift/select_actions_by_id.sql", schema="tracking", ids=[3, 5, 8])
     assert "where id in (3, 5, 8)" in sql and "any(" not in sql
+
+
+class _RedshiftLike:
+    """A DB-API connection that refuses PostgreSQL's settings as Redshift does, and keeps
+    what it was sent."""
+
+    def __init__(self):
+        self.sent: list[str] = []
+
+    def cursor(self):
+        return self
+
+    def execute(self, sql, *args):
+        self.sent.append(sql)
+        if sql.startswith("show work_mem"):
+            raise RuntimeError('unrecognized configuration parameter "work_mem"')
+
+    def fetchall(self):
+        return []
+
+    def close(self):
+        pass
+
+    commit = rollback = close
+
+
+def test_the_shared_pass_sends_no_planner_setting_to_an_engine_that_refuses_them():
+    from tracking_sync.validate.shared_pass import drop, materialize, takes_planner_settings
+    from tracking_sync.validate.streams import CheckWindow
+
+    engine = _RedshiftLike()
+    assert not takes_planner_settings(engine)
+    materialize(
+        engine, ["action_session_days"], "tracking", CheckWindow("public", "tracking", DAY, DAY, "full")
+    )
+    drop(engine, ["action_session_days"])
+    settings = [sql for sql in engine.sent if "work_mem" in sql or "enable_sort" in sql]
+    assert settings and set(settings) == {"show work_mem"}  # asked, never set nor reset
+    assert any(sql.startswith("create temp table parity_action_session_days") for sql in engine.sent)
+
+
+def test_the_targets_shared_pass_compares_action_time_with_timestamptz_bounds():
+    """The target's action_time is TIMESTAMPTZ: a TIMESTAMP bound would make PostgreSQL
+    convert every row's value to compare it; the source's column is TIMESTAMP."""
+    from tracking_sync.validate.parity import render_base
+    from tracking_sync.validate.shared_pass import TARGET_TIME_IS_ZONED
+
+    assert TARGET_TIME_IS_ZONED
+    assert timestamp_literal(DAY, zoned=True) == "cast('2025-03-10 00:00:00.000000+00' as timestamptz)"
+    bounds = {"window_start": DAY, "window_end": DAY + timedelta(days=1), "scope": "scoped"}
+    target = render_base("action_session_days", schema="tracking", zoned_bounds=True, **bounds)
+    source = render_base("action_session_days", schema="public", **bounds)
+    assert "timestamp '" not in target and target.count("as timestamptz)") == source.count("timestamp '") > 0

@@ -150,3 +150,34 @@ def test_changed_rows_by_id_through_the_redshift_driver(stack, source_dsn, targe
     assert (result.matching, result.differing, result.missing_in_target) == (6, 1, 1)
     assert [(d.key, d.column) for d in result.top_differences] == [([ids[6]], "is_async")]
     assert result.missing_in_target_sample == [[ids[1]]]
+
+
+def _work_mem(conn, setting="work_mem") -> str:
+    cursor = conn.cursor()
+    cursor.execute(f"show {setting}")
+    ((value,),) = cursor.fetchall()
+    cursor.close()
+    conn.rollback()
+    return value
+
+
+def test_the_shared_pass_tunes_the_stand_ins_planner_as_the_sources(stack, source_dsn, target):
+    """The stand-in's backend is PostgreSQL: without work_mem the pass sorted the whole
+    table on disk there (bench_dag: 3x the reference query at 10 M rows)."""
+    from tracking_sync.validate.parity import load_checks
+    from tracking_sync.validate.shared_pass import POSTGRES_WORK_MEM, shared_passes
+    from tracking_sync.validate.streams import CheckWindow
+
+    schema, _ = target
+    window = CheckWindow("public", schema, DAY, END_OF_DATA, "full")
+    with (
+        psycopg.connect(source_dsn) as source,
+        closing(redshift_connector.connect(**stack.redshift.connect_kwargs())) as target_conn,
+    ):
+        default = _work_mem(target_conn)
+        with shared_passes(load_checks(), source, target_conn, window) as bases:
+            assert bases.tuned == {"source": True, "target": True}
+            assert _work_mem(target_conn) == _work_mem(source) == POSTGRES_WORK_MEM
+            # no sort for the pass alone: the checks' ORDER BY sorts as usual
+            assert _work_mem(target_conn, "enable_sort") == _work_mem(source, "enable_sort") == "on"
+        assert _work_mem(target_conn) == _work_mem(source) == default != POSTGRES_WORK_MEM

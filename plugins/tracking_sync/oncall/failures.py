@@ -37,8 +37,8 @@ TRANSIENT_ERRORS = [
     "tracking_sync.core.errors.StagingTableMissing",
 ]
 
-# How long a run waits, per try, for another run's bootstrap of the target (its retries: the
-# DAG's, 3): a bootstrap of millions of rows takes minutes.
+# The delay between tries of a run that waited for another run's bootstrap of the target: each
+# try waits inside plan_run first (tracking_sync.planning.wait_for_bootstrap, up to 90 min).
 BOOTSTRAP_WAIT = timedelta(minutes=1)
 
 

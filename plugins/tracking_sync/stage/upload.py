@@ -76,16 +76,10 @@ def publish_parts(
     if not parts:
         return _published(export_summary)
 
-    transfer = transfer_config()
     bucket = parts[0][1]
     prefix = parts[0][2].rsplit("/", 1)[0] + "/"
     with s3_unreachable_named(s3_client, bucket, prefix, f"uploading {table} to"):
-        for staged_key, part_bucket, key in parts:
-            if area.is_local:
-                s3_client.upload_file(str(area.path_of(staged_key)), part_bucket, key, Config=transfer)
-            else:  # already in S3: a server-side copy, no bytes through this worker
-                source = {"Bucket": area.bucket, "Key": area.root + staged_key}
-                s3_client.copy(source, part_bucket, key, Config=transfer)
+        _put_parts(s3_client, settings, parts)
         for staged_key, _, _ in parts:  # only once everything is published
             area.delete(s3_client, staged_key)
     return _published(export_summary)
@@ -117,6 +111,26 @@ def _published(export_summary: dict) -> dict:
         # Passed on to the publish: what the export saw, what the capture read.
         **{key: export_summary[key] for key in ("snapshot", "capture") if key in export_summary},
     }
+
+
+def _put_parts(s3_client: Any, settings: Settings, parts: list[tuple[str, str, str]]) -> None:
+    """Every part at once through ONE transfer manager: its threads take the chunks of all
+    parts from one queue, so a part's last chunks overlap the next part's first ones (one
+    upload_file after another leaves the threads idle at each part's end: bench_dag measured
+    the stage at 1.25-1.5x plain boto3). Waits for all; the first failure is raised."""
+    from boto3.s3.transfer import create_transfer_manager
+
+    area = settings.scratch
+    with create_transfer_manager(s3_client, transfer_config()) as manager:
+        transfers = []
+        for staged_key, part_bucket, key in parts:
+            if area.is_local:
+                transfers.append(manager.upload(str(area.path_of(staged_key)), part_bucket, key))
+            else:  # already in S3: a server-side copy, no bytes through this worker
+                source = {"Bucket": area.bucket, "Key": area.root + staged_key}
+                transfers.append(manager.copy(source, part_bucket, key))
+        for transfer in transfers:
+            transfer.result()
 
 
 def write_manifest(s3_client: Any, settings: Settings, table: str, published: Iterable[dict]) -> dict:

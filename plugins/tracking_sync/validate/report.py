@@ -46,6 +46,8 @@ class ValidationReport:
     seconds: float = 0.0
     users_in_scope: int | None = None  # scope "users": how many users were listed
     pending: PendingNote | None = None  # logical capture: what pending changes explain
+    # each engine's seconds computing the shared pass (the checks' own are on each check)
+    pass_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def scope_label(self) -> str:
@@ -184,7 +186,8 @@ class ValidationReport:
             lines += ["", "diagnosis:"] + [f"  - {hint}" for hint in self.diagnosis]
         if self.repair:
             lines += ["", "repair:"] + [f"  {step}" for step in self.repair]
-        lines.append(f"({self.seconds:.2f} s)")
+        passes = ", ".join(f"{side} {seconds:.2f} s" for side, seconds in self.pass_seconds.items())
+        lines.append(f"({self.seconds:.2f} s" + (f"; shared pass: {passes})" if passes else ")"))
         return "\n".join(lines)
 
     def _verdict(self) -> str:

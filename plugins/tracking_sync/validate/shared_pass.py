@@ -3,8 +3,9 @@
 A check whose header says `-- base: <name>` aggregates the rows of
 include/sql/parity/base/<name>.sql instead of scanning `action` itself. Before the checks
 run, each engine computes each base once into a session temp table (both engines at
-once); the checks then read ~250k grouped rows instead of 10 M actions, so all checks
-together cost about one scan of the table on each engine (the measured goal: a full
+once); the checks then read its grouped rows (a session-day each: ~1.4 M at 10 M demo
+actions) instead of `action`, so all checks together cost one scan of the table and one
+of the pass on each engine (the measured goal: a full
 validation within 1.5x the reference per-user query alone, bench/bench_validation.py).
 
     with shared_passes(checks, source_conn, target_conn, window) as relations:
@@ -29,11 +30,20 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tracking_sync.validate.dialect import POSTGRESQL, engine_dialect
+from tracking_sync.core.tables import ACTION
 from tracking_sync.validate.parity import USERS_PER_STATEMENT, ParityCheck, render_base
 from tracking_sync.validate.streams import CheckWindow
 
-POSTGRES_WORK_MEM = "256MB"
+# The pass's hash holds one entry per (user, session, day) group, ~230 B each: the demo
+# data has a session per 7 actions, so 10 M rows hashed in 328 MB (EXPLAIN ANALYZE on the
+# stand-in's backend); at 256MB it spilled 548 MB to disk in 5 batches and took 12.2 s
+# instead of 10.1 s. A cap, not an allocation: a larger table spills, the session's
+# memory stays bounded (twice this with hash_mem_multiplier 2).
+POSTGRES_WORK_MEM = "1GB"
+# the target's action_time (the pipeline's DDL); the source's is timestamp (UTC)
+TARGET_TIME_IS_ZONED = (
+    next(c for c in ACTION.columns if c.name == "action_time").redshift_type == "timestamptz"
+)
 
 
 def base_table(name: str) -> str:
@@ -53,29 +63,58 @@ def user_chunks(
     return [users[i : i + users_per_statement] for i in range(0, len(users), users_per_statement)] or [()]
 
 
+def takes_planner_settings(conn: Any) -> bool:
+    """True when the engine plans with PostgreSQL's planner and takes its settings: the
+    source, and the Redshift stand-in (its backend is PostgreSQL). Redshift has no
+    work_mem (it hashes per slice in its WLM slot's memory) and refuses the SHOW: the pass
+    then runs there as written. Asked in a transaction of its own, rolled back."""
+    cursor = conn.cursor()
+    try:
+        cursor.execute("show work_mem")
+        cursor.fetchall()
+        return True
+    except Exception:  # noqa: BLE001 - the refusal is the answer (unknown parameter)
+        return False
+    finally:
+        try:
+            cursor.close()
+        finally:
+            conn.rollback()
+
+
 def materialize(
     conn: Any,
     names: Sequence[str],
     schema: str,
     window: CheckWindow,
     users_per_statement: int = USERS_PER_STATEMENT,
+    tune: bool | None = None,
+    zoned_bounds: bool = False,
 ) -> float:
-    """Compute each base into its temp table on one engine; the seconds it took."""
+    """Compute each base into its temp table on one engine; the seconds it took.
+    `tune`: set PostgreSQL's planner settings for the pass (None: when the engine takes
+    them, takes_planner_settings). `zoned_bounds`: the engine's action_time is TIMESTAMPTZ
+    (the window's bounds are rendered so, parity.render_template)."""
     started = time.perf_counter()
-    dialect = engine_dialect(conn)
+    if tune is None:
+        tune = takes_planner_settings(conn)
     cursor = conn.cursor()
     try:
         cursor.execute("set timezone to 'UTC'")  # days are UTC; kept for the checks
-        if dialect == POSTGRESQL:
-            # ~250k groups (a session's actions of a day) out of 10M rows: PostgreSQL
-            # estimates one group per row, so with the default 4 MB it sorts the table (or
-            # walks an index to the heap row by row) instead of hashing. Measured at 2M
-            # rows: 4.8 s hashed in ~110 MB vs 6.8 s sorted; the checks over the pass
+        if tune:
+            # the groups (a session's actions of a day: 1.4M out of 10M demo rows): PostgreSQL
+            # estimates one group per row (or, on a freshly loaded table without
+            # statistics, a few thousand), so with the default 4 MB it sorts the table
+            # (or walks an index to the heap row by row) instead of hashing. Measured at
+            # 2M rows: 4.8 s hashed in ~110 MB vs 6.8 s sorted; the checks over the pass
             # spilled their hashes at 4 MB too (2.2 s for 250k rows). work_mem stays for
             # the validation's session (drop() resets it), enable_sort is for the pass
-            # only. Redshift has no such knobs (it hashes per slice in its WLM slot).
+            # only. The stand-in's backend needs them as much as the source: without,
+            # bench_dag's validate sorted 10M rows on disk on the target side (3x the
+            # reference query). Redshift has no such knobs (takes_planner_settings).
+            # (SET, not SET LOCAL: what reaches the stand-in must read as Redshift's grammar)
             cursor.execute(f"set work_mem = '{POSTGRES_WORK_MEM}'")
-            cursor.execute("set local enable_sort = off")
+            cursor.execute("set enable_sort = 'off'")
         for name in names:
             cursor.execute(f"drop table if exists {base_table(name)}")
             for number, users in enumerate(user_chunks(window, users_per_statement)):
@@ -86,11 +125,14 @@ def materialize(
                     window_end=window.window_end,
                     scope=window.scope,
                     users=users,
+                    zoned_bounds=zoned_bounds,
                 )
                 if number == 0:
                     cursor.execute(f"create temp table {base_table(name)} as\n{sql}")
                 else:
                     cursor.execute(f"insert into {base_table(name)}\n{sql}")
+        if tune:
+            cursor.execute("reset enable_sort")  # for the pass only (a rollback undoes the SET too)
         conn.commit()
     except BaseException:
         conn.rollback()
@@ -100,16 +142,18 @@ def materialize(
     return time.perf_counter() - started
 
 
-def drop(conn: Any, names: Sequence[str]) -> None:
-    """Drop the temp tables and reset what materialize set on the session."""
-    dialect = engine_dialect(conn)
+def drop(conn: Any, names: Sequence[str], tuned: bool | None = None) -> None:
+    """Drop the temp tables and reset what materialize set on the session (`tuned`: whether
+    it set the planner settings; None: ask the engine)."""
+    if tuned is None:
+        tuned = takes_planner_settings(conn)
     cursor = conn.cursor()
     try:
         conn.rollback()
         for name in names:
             cursor.execute(f"drop table if exists {base_table(name)}")
         cursor.execute("reset timezone")
-        if dialect == POSTGRESQL:
+        if tuned:
             cursor.execute("reset work_mem")
         conn.commit()
     finally:
@@ -125,35 +169,40 @@ def shared_passes(
     users_per_statement: int = USERS_PER_STATEMENT,
 ) -> Iterator[dict[str, str]]:
     """The bases the checks read, computed on both engines at once: {name: temp table}.
-    `seconds` of each side is kept on the returned mapping's `timings` attribute.
+    `seconds` of each side is kept on the returned mapping's `seconds` attribute.
     `users_per_statement`: the chunk of a scope "users" list (see the module docstring)."""
     names = sorted({check.base for check in checks if check.base})
     relations = BaseRelations({name: base_table(name) for name in names})
     if not names:
         yield relations
         return
+
+    def one_engine(conn: Any, schema: str, zoned_bounds: bool) -> tuple[bool, float]:
+        tuned = takes_planner_settings(conn)
+        return tuned, materialize(
+            conn, names, schema, window, users_per_statement, tune=tuned, zoned_bounds=zoned_bounds
+        )
+
     with ThreadPoolExecutor(max_workers=2) as pool:
-        source = pool.submit(
-            materialize, source_conn, names, window.source_schema, window, users_per_statement
-        )
-        target = pool.submit(
-            materialize, target_conn, names, window.target_schema, window, users_per_statement
-        )
+        source = pool.submit(one_engine, source_conn, window.source_schema, False)
+        target = pool.submit(one_engine, target_conn, window.target_schema, TARGET_TIME_IS_ZONED)
         try:
-            relations.seconds["source"] = source.result()
+            relations.tuned["source"], relations.seconds["source"] = source.result()
         finally:
-            relations.seconds["target"] = target.result()
+            relations.tuned["target"], relations.seconds["target"] = target.result()
     try:
         yield relations
     finally:
-        for conn in (source_conn, target_conn):
+        for side, conn in (("source", source_conn), ("target", target_conn)):
             with contextlib.suppress(Exception):  # a broken connection is closed by its owner
-                drop(conn, names)
+                drop(conn, names, tuned=relations.tuned[side])
 
 
 class BaseRelations(dict):
-    """{base name: temp table name}, with each engine's seconds spent computing them."""
+    """{base name: temp table name}, with each engine's seconds spent computing them and
+    whether its session took PostgreSQL's planner settings ("source"/"target" keys)."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.seconds: dict[str, float] = {}
+        self.tuned: dict[str, bool] = {}
