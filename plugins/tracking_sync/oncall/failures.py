@@ -2,10 +2,12 @@
 
 Airflow's retry policy (evaluated in the task process, with the real exception) fails a
 task at once when the pipeline raised a NeedsFix error (bad params, a COPY that rejected
-rows or found no manifest, a full staging disk, a malformed check...): a retry would meet
-the same error minutes later, and on-call would hear of it only after the last try. Every
-other error keeps the DAG's retries with exponential backoff, and each retry logs one line
-saying what failed and when it will be tried again.
+rows, a staged part gone for good, a full staging disk, a malformed check...) or a database
+or S3 refused a privilege or a login (tracking_sync.oncall.refusals): a retry would meet the
+same error minutes later, and on-call would hear of it only after the last try. A missing
+input a task can get again (a staging table, a manifest) is not a data error: the task
+recreates it, or it is retried. Every other error keeps the DAG's retries with exponential
+backoff, and each retry logs one line saying what failed and when it will be tried again.
 """
 
 from __future__ import annotations
