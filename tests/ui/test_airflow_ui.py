@@ -97,7 +97,10 @@ def _open_trigger_form(page):
     page.get_by_role("button", name="Trigger Dag").click()
     single_run = page.get_by_role("dialog").get_by_role("radio", name="Single Run")
     _expect()(single_run).to_be_attached()
-    single_run.check(force=True)  # the card hides the input
+    # The card's own text, not its hidden input: the input's box can lie outside the viewport
+    # (Playwright then refuses even a forced check); the card is what a user clicks.
+    page.get_by_role("dialog").get_by_text("Trigger a single run of this Dag").click()
+    _expect()(single_run).to_be_checked()
     dialog = _trigger_dialog(page, f"Trigger Dag - {DAG_ID}")
     _expect()(dialog).to_be_visible()
     return dialog
@@ -233,8 +236,7 @@ def test_the_trigger_form_runs_a_full_refresh_that_turns_the_grid_green(page, ma
 def test_a_backfill_over_two_days_runs_both_days_in_order(page, make_airflow, shot, journey):
     expect = _expect()
     _go_to_the_dag(page)
-    # The card's own text, not its hidden input: the input's box can lie outside the viewport
-    # (Playwright then refuses even a forced check), the card is what a user clicks.
+    # The card's text, as in _open_trigger_form.
     _open_trigger_form(page).get_by_text("Run this Dag for a range of dates").click()
     dialog = _trigger_dialog(page, f"Run Backfill - {DAG_ID}")
     pickers = dialog.get_by_test_id("datetime-input")
