@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from devstack.stack import REDSHIFT_USER_PASSWORD, SOURCE_ROLE_PASSWORD
 from tests.dag_helpers import run_dag
 from tests.pipeline_helpers import (
     LONG_MULTIBYTE_QUERY,
@@ -121,6 +122,9 @@ def test_no_secret_in_task_logs_xcom_or_rendered_fields(pipeline_dag, stack, cap
         "the aws secret key": stack.s3.secret_access_key,
         "the PostgreSQL password": stack.postgres.password,
         "the Redshift password": stack.redshift.password,
+        # what the tasks connect with: the grant scripts' roles (devstack.stack)
+        "the source role's password": SOURCE_ROLE_PASSWORD,
+        "the Redshift user's password": REDSHIFT_USER_PASSWORD,
     }
 
     capfd.readouterr()
