@@ -34,7 +34,8 @@ def grant_statements(path: Path, **params: str) -> list[str]:
     return [s.strip().rstrip(";") for s in sqlparse.split(text) if s.strip()]
 
 
-def _run(dsn: str, statements: Iterable[str]) -> None:
+def run_statements(dsn: str, statements: Iterable[str]) -> None:
+    """Each statement in turn, autocommitted, on a connection of its own (as the administrator)."""
     import psycopg2
 
     connection = psycopg2.connect(dsn)
@@ -72,7 +73,9 @@ def create_source_role(
         f"create role {_quote(role)} login; end if; end $$"
     )
     statements = source_role_statements(role, database, without)
-    _run(admin_dsn, [create, f"alter role {_quote(role)} password {_literal(password)}", *statements])
+    run_statements(
+        admin_dsn, [create, f"alter role {_quote(role)} password {_literal(password)}", *statements]
+    )
 
 
 def redshift_user_statements(user: str, database: str, without: Iterable[str] = ()) -> list[str]:
@@ -90,9 +93,13 @@ def create_redshift_user(
         f"create role {_quote(user)} login; end if; end $$"
     )
     statements = redshift_user_statements(user, database, without)
-    _run(admin_dsn, [create, f"alter role {_quote(user)} password {_literal(password)}", *statements])
+    run_statements(
+        admin_dsn, [create, f"alter role {_quote(user)} password {_literal(password)}", *statements]
+    )
 
 
 def drop_role(admin_dsn: str, role: str) -> None:
     """Drop a role made here, with what it owns and was granted in admin_dsn's database."""
-    _run(admin_dsn, [f"drop owned by {_quote(role)} cascade", f"drop role if exists {_quote(role)}"])
+    run_statements(
+        admin_dsn, [f"drop owned by {_quote(role)} cascade", f"drop role if exists {_quote(role)}"]
+    )

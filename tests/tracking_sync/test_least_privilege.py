@@ -19,7 +19,6 @@ import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-import psycopg2
 import pytest
 from airflow.sdk import RetryAction
 
@@ -31,6 +30,7 @@ from devstack.grants import (
     create_source_role,
     drop_role,
     redshift_user_statements,
+    run_statements,
     source_role_statements,
 )
 from devstack.stack import REDSHIFT_USER_PASSWORD, SOURCE_DATABASE, SOURCE_ROLE_PASSWORD
@@ -41,14 +41,7 @@ START, END = datetime(2031, 2, 1, tzinfo=UTC), datetime(2031, 2, 2, tzinfo=UTC)
 
 
 def _admin(dsn: str, *statements: str) -> None:
-    connection = psycopg2.connect(dsn)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            for statement in statements:
-                cursor.execute(statement)
-    finally:
-        connection.close()
+    run_statements(dsn, statements)
 
 
 @pytest.fixture(scope="module")
