@@ -36,7 +36,7 @@ from airflow.providers.amazon.aws.transfers.s3_to_redshift import S3ToRedshiftOp
 from tracking_sync.connections import mask_aws_credentials, redshift_connection
 from tracking_sync.core.errors import LoadRejected, StagedFilesMissing, StagingTableMissing
 from tracking_sync.core.names import AWS_CONN_ID, REDSHIFT_CONN_ID
-from tracking_sync.load.copy import format_load_errors, load_errors
+from tracking_sync.load.copy import COPY_OPTIONS, format_load_errors, load_errors
 from tracking_sync.oncall.refusals import refused
 
 # Redshift's words for a COPY whose manifest or part is missing (no stl_load_errors row).
@@ -179,25 +179,43 @@ def copy_again(plan: dict, uploaded: dict, context: Any, *, task_id: str = "load
     calling task, which Airflow's guard against nested operators is told."""
     from airflow.sdk.bases.operator import ExecutorSafeguard
 
-    from tracking_sync.load.copy import COPY_OPTIONS
-
-    operator = ReportingS3ToRedshiftOperator(
-        task_id=task_id,
-        redshift_conn_id=REDSHIFT_CONN_ID,
-        aws_conn_id=AWS_CONN_ID,
+    operator = staged_copy(
+        task_id,
+        plan=plan,
         schema=plan["target_schema"],
         table=plan["staging_table"],
         source_table="action",
-        s3_bucket=uploaded["bucket"],
-        s3_key=uploaded["manifest_key"],
-        column_list=None,
-        copy_options=COPY_OPTIONS,
-        method="REPLACE",
-        plan=plan,
-        part_uris=uploaded["part_uris"],
+        uploaded=uploaded,
     )
     token = ExecutorSafeguard.tracker.set(operator)
     try:
         operator.execute(context)
     finally:
         ExecutorSafeguard.tracker.reset(token)
+
+
+def staged_copy(
+    task_id: str, *, plan: Any, schema: Any, table: Any, source_table: str, uploaded: Any, **kwargs: Any
+) -> ReportingS3ToRedshiftOperator:
+    """COPY the parts of one upload (its manifest) into `schema.table`, REPLACE: delete and
+    COPY in one transaction (the provider's S3ToRedshiftOperator). First it makes sure of what
+    the COPY needs (tracking_sync.load.inputs): cleared on its own, it still runs."""
+    return ReportingS3ToRedshiftOperator(
+        task_id=task_id,
+        plan=plan,
+        part_uris=uploaded["part_uris"],
+        export_task=f"export_{source_table}",
+        redshift_conn_id=REDSHIFT_CONN_ID,
+        # Explicit, so that a role_arn in the connection's extra makes the COPY use that IAM
+        # role (the provider ignores role_arn for the implicit default).
+        aws_conn_id=AWS_CONN_ID,
+        schema=schema,
+        table=table,
+        source_table=source_table,
+        s3_bucket=uploaded["bucket"],
+        s3_key=uploaded["manifest_key"],
+        column_list=None,
+        copy_options=COPY_OPTIONS,
+        method="REPLACE",
+        **kwargs,
+    )

@@ -7,10 +7,8 @@ from typing import Any
 
 from airflow.sdk import task
 
-from tracking_sync.core.names import AWS_CONN_ID, REDSHIFT_CONN_ID
-from tracking_sync.load.copy import COPY_OPTIONS
 from tracking_sync.oncall.refusals import refusals_fail_at_once
-from tracking_sync.operators import ReportingS3ToRedshiftOperator
+from tracking_sync.operators import ReportingS3ToRedshiftOperator, staged_copy
 
 log = logging.getLogger(__name__)
 
@@ -165,25 +163,8 @@ def _expire(client: Any, settings: Any, plan: dict, table_name: str, ti: Any) ->
 def load(
     task_id: str, *, plan: Any, schema: Any, table: Any, source_table: str, uploaded: Any, **kwargs: Any
 ) -> ReportingS3ToRedshiftOperator:
-    """COPY the parts of one upload (its manifest) into `schema.table`, REPLACE: delete and
-    COPY in one transaction (the provider's S3ToRedshiftOperator). First it makes sure of what
-    the COPY needs (tracking_sync.load.inputs): cleared on its own, it still runs."""
-    return ReportingS3ToRedshiftOperator(
-        task_id=task_id,
-        plan=plan,
-        part_uris=uploaded["part_uris"],
-        export_task=f"export_{source_table}",
-        redshift_conn_id=REDSHIFT_CONN_ID,
-        # Explicit, so that a role_arn in the connection's extra makes the COPY use that IAM
-        # role (the provider ignores role_arn for the implicit default).
-        aws_conn_id=AWS_CONN_ID,
-        schema=schema,
-        table=table,
-        source_table=source_table,
-        s3_bucket=uploaded["bucket"],
-        s3_key=uploaded["manifest_key"],
-        column_list=None,
-        copy_options=COPY_OPTIONS,
-        method="REPLACE",
-        **kwargs,
+    """The load task: the provider's COPY of one upload into `schema.table`, REPLACE
+    (tracking_sync.operators.staged_copy, which the publish also runs again when cleared)."""
+    return staged_copy(
+        task_id, plan=plan, schema=schema, table=table, source_table=source_table, uploaded=uploaded, **kwargs
     )
