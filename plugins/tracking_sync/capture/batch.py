@@ -9,8 +9,8 @@ and stored upto_lsn as its applied LSN, the slot is advanced to upto_lsn; if tha
 is lost, the next peek returns the applied transactions again, and the window skips them:
 every change is applied exactly once.
 
-The rows are written to `writer` (one write() per row, e.g. tracking_sync.extract.parts.PartWriter, which
-cuts zstd parts between rows) as they are decoded, so memory stays flat however many
+The rows are written to `writer` (write_rows(data, count) with whole rows, e.g.
+tracking_sync.extract.parts.PartWriter, which cuts zstd parts between calls) as they are decoded, so memory stays flat however many
 changes a batch has: the peek is read through a server-side cursor, `itersize` rows at a
 time (the server itself keeps the peek's result in a tuplestore, spilled to disk past
 work_mem).
@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tracking_sync.capture.decoding import FLUSH_BYTES, PythonDecoder, decoder_class, explain_refusal
 from tracking_sync.capture.errors import SlotAheadOfTarget, TruncateCaptured
 from tracking_sync.capture.pgoutput import (
     BEGIN,
@@ -34,23 +35,11 @@ from tracking_sync.capture.pgoutput import (
     RELATION,
     TRUNCATE,
     UPDATE,
-    ProtocolError,
-    decode_begin,
     decode_message,
     decode_relation,
     decode_truncate,
 )
-from tracking_sync.capture.rows import (
-    FALSE,
-    NEW_TUPLE,
-    OLD_KEY,
-    OLD_ROW,
-    TRUE,
-    UNPACK_INT32,
-    ActionImages,
-    RefusedRelation,
-    action_images,
-)
+from tracking_sync.capture.rows import action_images
 from tracking_sync.capture.slot import (
     DEFAULT_ITERSIZE,
     SOURCE_SCHEMA,
@@ -58,41 +47,15 @@ from tracking_sync.capture.slot import (
     require_slot,
     wal_position,
 )
-from tracking_sync.core.lsn import format_lsn, widen_xid
+from tracking_sync.core.lsn import format_lsn
 from tracking_sync.core.tables import ACTION
-
-# --- Touched ids: exact, in memory bounded by the id range, not by the changes. -----------
-
-
-class TouchedIds:
-    """The distinct ids a batch changed, as a sparse bitmap: 8 KiB per 65,536-id block that
-    holds any, so ten million changes to recent rows take a few blocks, not a set of ints."""
-
-    BLOCK_BITS = 16
-
-    def __init__(self) -> None:
-        self._blocks: dict[int, bytearray] = {}
-        self.count = 0
-
-    def add(self, id_: int) -> None:
-        block_key, offset = id_ >> self.BLOCK_BITS, id_ & 0xFFFF
-        block = self._blocks.get(block_key)
-        if block is None:
-            block = self._blocks[block_key] = bytearray(1 << (self.BLOCK_BITS - 3))
-        byte, bit = offset >> 3, 1 << (offset & 7)
-        if not block[byte] & bit:
-            block[byte] |= bit
-            self.count += 1
-
-    def __len__(self) -> int:
-        return self.count
-
 
 # --- The batch. ---------------------------------------------------------------------------
 
 
 class RowWriter(Protocol):
-    def write(self, row: bytes) -> int: ...
+    def write_rows(self, data: bytes, rows: int) -> None:
+        """`data` holds `rows` whole change rows (a part is cut only between two calls)."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +100,7 @@ def read_changes(
     itersize: int = DEFAULT_ITERSIZE,
 ) -> BatchResult:
     """Write the change rows of the transactions committed in [applied_lsn, upto_lsn) to
-    `writer`, one write() per row (columns: CHANGE_COLUMNS), in stream order.
+    `writer` through write_rows(data, count) (columns: CHANGE_COLUMNS), in stream order.
 
     `connection` is an open psycopg2 connection to the source (a role with REPLICATION or
     rds_replication); the slot is peeked, not consumed. Raises SlotMissing / SlotLost when
@@ -164,119 +127,52 @@ def read_changes(
 
 
 def _write_batch(rows: Any, applied_lsn: int, upto_lsn: int, next_xid: int, writer: RowWriter) -> BatchResult:
-    write = writer.write
-    images: dict[int, ActionImages | RefusedRelation] = {}  # relation OID -> images, action's only
-    touched = TouchedIds()
-    add_touched = touched.add
-    join = b",".join
-    unpack_int32 = UNPACK_INT32
-    inserts = updates = deletes = transactions = skipped = written = seq = 0
-    in_window = False
-    begin = None
-    xid_lsn = b""  # this transaction's change_xid and change_commit_lsn fields
-
-    # The hot loop: one pass per message, each row written as soon as it is made (measured
-    # in bench/bench_capture.py: the formatting is inline rather than in helpers because a
-    # Python call per change costs a good part of the server's own decoding time).
-    for (message,) in rows:
-        data = bytes(message)
-        kind = data[0]
-        if kind == INSERT or kind == UPDATE or kind == DELETE:
-            if not in_window:
-                continue
-            image = images.get(unpack_int32(data, 1)[0])
-            if image is None:
-                continue  # another table of the publication
-            tuple_kind = data[5]
-            if kind == INSERT:
-                if tuple_kind != NEW_TUPLE:
-                    raise ProtocolError(f"an insert without its new tuple (N), found {chr(tuple_kind)!r}")
-                fields, end, _ = image.format_tuple(data, 6)
-                change, unchanged = b"I", FALSE
-                inserts += 1
-            elif kind == DELETE:
-                if tuple_kind != OLD_KEY and tuple_kind != OLD_ROW:
-                    raise ProtocolError(
-                        f"a delete without its old key (K) or row (O), found {chr(tuple_kind)!r}"
+    """Reads the peek `itersize` rows at a time: the decoder (tracking_sync.capture.decoding)
+    writes the changes and hands back what only this loop handles."""
+    decoder_type = decoder_class()
+    # A part is cut between two write_rows(): it overshoots part_bytes by one write at most.
+    flush_bytes = max(1, min(FLUSH_BYTES, getattr(writer, "part_bytes", FLUSH_BYTES) // 8))
+    decoder = decoder_type(applied_lsn, upto_lsn, next_xid, writer.write_rows, flush_bytes=flush_bytes)
+    images: dict[int, Any] = {}  # relation OID -> ActionImages | RefusedRelation, action's only
+    while chunk := rows.fetchmany(rows.itersize):
+        position = decoder.feed(chunk, 0)
+        while position < len(chunk):
+            data = bytes(chunk[position][0])
+            kind = data[0]
+            if kind == RELATION:
+                # Sent once per relation per peek, inside whichever transaction first changes
+                # it: read even in a skipped transaction.
+                relation = decode_relation(data)
+                if relation.namespace == SOURCE_SCHEMA and relation.name == ACTION.name:
+                    images[relation.oid] = action_images(relation)
+                    decoder.set_image(relation.oid, images[relation.oid])
+                else:
+                    images.pop(relation.oid, None)
+                    decoder.forget(relation.oid)
+            elif kind == TRUNCATE:
+                truncate = decode_truncate(data)
+                if decoder.in_window and any(oid in images for oid in truncate.relation_oids):
+                    raise TruncateCaptured(
+                        f"action was truncated on the source (a TRUNCATE committed at "
+                        f"{format_lsn(decoder.final_lsn)}): a truncate cannot be replayed as row "
+                        "changes, so the capture stops here. Run the DAG with mode=full_refresh: it "
+                        "reloads action whole and starts the capture anew"
                     )
-                fields, end, _ = image.format_tuple(data, 6)
-                change, unchanged = b"D", FALSE
-                deletes += 1
+            elif kind in (BEGIN, COMMIT, INSERT, UPDATE, DELETE):  # refused by the compiled decoder
+                reference = PythonDecoder(applied_lsn, upto_lsn, next_xid, lambda data, rows: None)
+                reference.images = dict(images)
+                explain_refusal(reference, decoder.in_window, chunk, position)
             else:
-                old = None
-                pos = 5
-                if tuple_kind == OLD_KEY or tuple_kind == OLD_ROW:
-                    old, pos, _ = image.format_tuple(data, 6)
-                if data[pos] != NEW_TUPLE:
-                    raise ProtocolError(f"an update without its new tuple (N), found {chr(data[pos])!r}")
-                fields, end, query_unsent = image.format_tuple(data, pos + 1)
-                unchanged = FALSE
-                if query_unsent:
-                    if tuple_kind == OLD_ROW:  # REPLICA IDENTITY FULL: the old row has it
-                        toastable = image.toastable_field
-                        fields[toastable : toastable + 2] = old[toastable : toastable + 2]
-                    else:
-                        unchanged = TRUE
-                if old is not None and old[image.id_field] != fields[image.id_field]:
-                    # The key changed: the old id is gone, as if deleted.
-                    seq += 1
-                    line = b'%d,"D",%s%s,f\n' % (seq, xid_lsn, join(old))
-                    write(line)
-                    written += len(line)
-                    add_touched(int(old[image.id_field]))
-                    deletes += 1
-                change = b"U"
-                updates += 1
-            if end != len(data):
-                raise ProtocolError(
-                    f"{len(data) - end} bytes after the last tuple of a {chr(kind)!r} message"
-                )
-            seq += 1
-            line = b'%d,"%s",%s%s,%s\n' % (seq, change, xid_lsn, join(fields), unchanged)
-            add_touched(int(fields[image.id_field]))
-        elif kind == BEGIN:
-            begin = decode_begin(data)
-            in_window = applied_lsn <= begin.final_lsn < upto_lsn
-            if in_window:
-                transactions += 1
-                xid_lsn = b"%d,%d," % (widen_xid(begin.xid, next_xid), begin.final_lsn)
-            else:
-                skipped += 1
-            continue
-        elif kind == COMMIT:
-            continue
-        elif kind == RELATION:
-            # Sent once per relation per peek, inside whichever transaction first changes
-            # it: read even in a skipped transaction.
-            relation = decode_relation(data)
-            if relation.namespace == SOURCE_SCHEMA and relation.name == ACTION.name:
-                images[relation.oid] = action_images(relation)
-            else:
-                images.pop(relation.oid, None)
-            continue
-        elif kind == TRUNCATE:
-            truncate = decode_truncate(data)
-            if in_window and any(oid in images for oid in truncate.relation_oids):
-                raise TruncateCaptured(
-                    f"action was truncated on the source (a TRUNCATE committed at "
-                    f"{format_lsn(begin.final_lsn)}): a truncate cannot be replayed as row changes, "
-                    "so the capture stops here. Run the DAG with mode=full_refresh: it reloads "
-                    "action whole and starts the capture anew"
-                )
-            continue
-        else:
-            decode_message(data)  # Origin, Type, Message: checked, nothing to write
-            continue
-        write(line)
-        written += len(line)
+                decode_message(data)  # Origin, Type, Message: checked, nothing to write
+            position = decoder.feed(chunk, position + 1)
     return BatchResult(
         applied_lsn=applied_lsn,
         upto_lsn=upto_lsn,
-        inserts=inserts,
-        updates=updates,
-        deletes=deletes,
-        transactions=transactions,
-        skipped_transactions=skipped,
-        bytes=written,
-        touched_ids=len(touched),
+        inserts=decoder.inserts,
+        updates=decoder.updates,
+        deletes=decoder.deletes,
+        transactions=decoder.transactions,
+        skipped_transactions=decoder.skipped,
+        bytes=decoder.written,
+        touched_ids=decoder.touched,
     )

@@ -11,6 +11,7 @@ import pytest
 
 from devstack.stack import create_source_schema
 from tests.tracking_sync.capture.utils import CaptureSource
+from tracking_sync.capture.decoding import DECODER_VARIABLE
 from tracking_sync.capture.slot import slot_name
 
 
@@ -47,3 +48,11 @@ def captured(capture_source) -> CaptureSource:
     """capture_source with the publication and the slot created (create_slot)."""
     capture_source.create_slot()
     return capture_source
+
+
+@pytest.fixture(params=["compiled", "python"])
+def decoder(request, monkeypatch) -> str:
+    """The test runs with each decoder of tracking_sync.capture.decoding: the compiled one must
+    be built (make install does it), and both must write the same rows."""
+    monkeypatch.setenv(DECODER_VARIABLE, request.param)
+    return request.param

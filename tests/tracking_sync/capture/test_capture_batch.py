@@ -41,7 +41,7 @@ from tracking_sync.core.tables import ACTION
 from tracking_sync.extract.export import export_table
 from tracking_sync.extract.parts import PartWriter
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("decoder")]
 
 INSERT_ROW = "insert into action values ({id}, 7, 's-{id}', 8, '2025-03-01 12:00:00.25', 3, null, true, false, 'q{id}')"
 

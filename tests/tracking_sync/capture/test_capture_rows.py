@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.tracking_sync.capture import pgoutput_messages as m
-from tracking_sync.capture.batch import TouchedIds
+from tracking_sync.capture.decoding import TouchedIds
 from tracking_sync.capture.errors import SourceTableChanged
 from tracking_sync.capture.pgoutput import ProtocolError, decode_message
 from tracking_sync.capture.rows import CHANGE_COLUMN_NAMES, ActionImages, action_images

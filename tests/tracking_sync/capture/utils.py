@@ -22,14 +22,23 @@ TOASTED_QUERY_SQL = "(select string_agg(md5(i::text), '') from generate_series(1
 
 
 class RowList:
-    """A writer that keeps the rows (one write() per row, as PartWriter counts them)."""
+    """A writer that keeps the rows, each on its own (split where a newline ends a row: outside
+    quotes), and checks that every write_rows() holds the whole rows it counts."""
 
     def __init__(self) -> None:
         self.rows: list[bytes] = []
 
-    def write(self, row: bytes) -> int:
-        self.rows.append(row)
-        return len(row)
+    def write_rows(self, data: bytes, rows: int) -> None:
+        assert data.endswith(b"\n"), "write_rows() takes whole rows"
+        made, start, quoted = [], 0, False
+        for position, byte in enumerate(data):
+            if byte == 0x22:  # '"': a doubled quote toggles twice
+                quoted = not quoted
+            elif byte == 0x0A and not quoted:
+                made.append(data[start : position + 1])
+                start = position + 1
+        assert len(made) == rows, f"write_rows() said {rows} rows and wrote {len(made)}"
+        self.rows.extend(made)
 
 
 @dataclass
@@ -121,7 +130,7 @@ def parse_rows(rows: list[bytes]) -> list[dict[str, str]]:
     so a test of the dialect itself compares bytes)."""
     text = b"".join(rows).decode()
     parsed = [dict(zip(CHANGE_COLUMN_NAMES, fields, strict=True)) for fields in csv.reader(io.StringIO(text))]
-    assert len(parsed) == len(rows), "one write() per row"
+    assert len(parsed) == len(rows), "one RowList row per CSV row"
     return parsed
 
 
