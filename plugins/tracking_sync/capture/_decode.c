@@ -20,8 +20,8 @@
  *           't' Int32 length + that many bytes (the value's text form), 'b' (binary: not read here)
  *
  * Relation, Truncate, Origin, Type and Message messages, and any message this code does not
- * accept as the Python decoder would, are handed back: feed() returns the index of that row and
- * the Python side handles it (a Relation, a Truncate) or raises the Python decoder's error for
+ * accept as the Python decoder would, are handed back: feed() returns that row and the Python
+ * side handles it (a Relation, a Truncate) or raises the Python decoder's error for
  * it. Nothing of a handed-back message has been written or counted.
  *
  * The fields are written in export's CSV dialect (tracking_sync.capture.rows): NULL is an unquoted
@@ -542,24 +542,15 @@ static int change(Decoder *self, const unsigned char *data, Py_ssize_t length) {
     return HANDLED;
 }
 
-/* feed(rows, start): reads rows[start:] (each a sequence whose first item is a message's bytes)
- * until a message it hands back; returns that row's index, or len(rows). The rows made so far
- * are passed to write_rows(data, count) before it returns. */
-static PyObject *Decoder_feed(Decoder *self, PyObject *args) {
-    PyObject *rows;
-    Py_ssize_t start;
-    if (!PyArg_ParseTuple(args, "On", &rows, &start))
-        return NULL;
-    PyObject *sequence = PySequence_Fast(rows, "feed() takes a sequence of rows");
-    if (sequence == NULL)
-        return NULL;
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence);
-    PyObject **items = PySequence_Fast_ITEMS(sequence);
-    Py_ssize_t index = start;
-    for (; index < count; index++) {
-        PyObject *row = items[index];
-        PyObject *message = PyTuple_Check(row) && PyTuple_GET_SIZE(row) > 0 ? PyTuple_GET_ITEM(row, 0)
-                                                                               : NULL;
+/* feed(rows): reads rows (an iterator of slot rows, each a sequence whose first item is a
+ * message's bytes) until a message it hands back, and returns that row; None at the end. The
+ * rows made so far are passed to write_rows(data, count) before it returns. Pulling one row at a
+ * time from psycopg2's cursor keeps one row object alive, not a fetch's worth: a thousand tuples
+ * alive at once cost the garbage collector as much as the decoding. */
+static PyObject *Decoder_feed(Decoder *self, PyObject *rows) {
+    PyObject *row;
+    while ((row = PyIter_Next(rows)) != NULL) {
+        PyObject *message = PyTuple_Check(row) && PyTuple_GET_SIZE(row) > 0 ? PyTuple_GET_ITEM(row, 0) : NULL;
         Py_buffer view;
         if (message == NULL || PyObject_GetBuffer(message, &view, PyBUF_SIMPLE) < 0) {
             PyErr_Clear();
@@ -585,20 +576,24 @@ static PyObject *Decoder_feed(Decoder *self, PyObject *args) {
         }
         PyBuffer_Release(&view);
         if (outcome == FAILED) {
-            Py_DECREF(sequence);
+            Py_DECREF(row);
             return NULL;
         }
         if (outcome == HAND_BACK)
             break;
-        if (self->out_length >= self->flush_bytes && flush(self) < 0) {
-            Py_DECREF(sequence);
+        Py_DECREF(row);
+        if (self->out_length >= self->flush_bytes && flush(self) < 0)
             return NULL;
-        }
     }
-    Py_DECREF(sequence);
-    if (flush(self) < 0)
+    if (row == NULL && PyErr_Occurred())
         return NULL;
-    return PyLong_FromSsize_t(index);
+    if (flush(self) < 0) {
+        Py_XDECREF(row);
+        return NULL;
+    }
+    if (row == NULL)
+        Py_RETURN_NONE;
+    return row;
 }
 
 /* --- images ------------------------------------------------------------------------------- */
@@ -781,8 +776,7 @@ static PyObject *Decoder_get_final_lsn(Decoder *self, void *closure) {
 static PyObject *Decoder_get_in_window(Decoder *self, void *closure) { return PyBool_FromLong(self->in_window); }
 
 static PyMethodDef Decoder_methods[] = {
-    {"feed", (PyCFunction)Decoder_feed, METH_VARARGS,
-     "feed(rows, start) -> index of the first row handed back (len(rows) when none)"},
+    {"feed", (PyCFunction)Decoder_feed, METH_O, "feed(rows) -> the first row handed back, or None at the end"},
     {"set_image", (PyCFunction)Decoder_set_image, METH_VARARGS,
      "set_image(oid, images): relation oid is action, read through an ActionImages"},
     {"forget", (PyCFunction)Decoder_forget, METH_VARARGS, "forget(oid): relation oid is not action"},

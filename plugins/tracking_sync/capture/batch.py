@@ -127,44 +127,42 @@ def read_changes(
 
 
 def _write_batch(rows: Any, applied_lsn: int, upto_lsn: int, next_xid: int, writer: RowWriter) -> BatchResult:
-    """Reads the peek `itersize` rows at a time: the decoder (tracking_sync.capture.decoding)
-    writes the changes and hands back what only this loop handles."""
+    """Reads the peek: the decoder (tracking_sync.capture.decoding) writes the changes and hands
+    back what only this loop handles."""
     decoder_type = decoder_class()
     # A part is cut between two write_rows(): it overshoots part_bytes by one write at most.
     flush_bytes = max(1, min(FLUSH_BYTES, getattr(writer, "part_bytes", FLUSH_BYTES) // 8))
     decoder = decoder_type(applied_lsn, upto_lsn, next_xid, writer.write_rows, flush_bytes=flush_bytes)
     images: dict[int, Any] = {}  # relation OID -> ActionImages | RefusedRelation, action's only
-    while chunk := rows.fetchmany(rows.itersize):
-        position = decoder.feed(chunk, 0)
-        while position < len(chunk):
-            data = bytes(chunk[position][0])
-            kind = data[0]
-            if kind == RELATION:
-                # Sent once per relation per peek, inside whichever transaction first changes
-                # it: read even in a skipped transaction.
-                relation = decode_relation(data)
-                if relation.namespace == SOURCE_SCHEMA and relation.name == ACTION.name:
-                    images[relation.oid] = action_images(relation)
-                    decoder.set_image(relation.oid, images[relation.oid])
-                else:
-                    images.pop(relation.oid, None)
-                    decoder.forget(relation.oid)
-            elif kind == TRUNCATE:
-                truncate = decode_truncate(data)
-                if decoder.in_window and any(oid in images for oid in truncate.relation_oids):
-                    raise TruncateCaptured(
-                        f"action was truncated on the source (a TRUNCATE committed at "
-                        f"{format_lsn(decoder.final_lsn)}): a truncate cannot be replayed as row "
-                        "changes, so the capture stops here. Run the DAG with mode=full_refresh: it "
-                        "reloads action whole and starts the capture anew"
-                    )
-            elif kind in (BEGIN, COMMIT, INSERT, UPDATE, DELETE):  # refused by the compiled decoder
-                reference = PythonDecoder(applied_lsn, upto_lsn, next_xid, lambda data, rows: None)
-                reference.images = dict(images)
-                explain_refusal(reference, decoder.in_window, chunk, position)
+    rows = iter(rows)  # the named cursor fetches `itersize` rows at a time, made one by one
+    while (row := decoder.feed(rows)) is not None:
+        data = bytes(row[0])
+        kind = data[0]
+        if kind == RELATION:
+            # Sent once per relation per peek, inside whichever transaction first changes
+            # it: read even in a skipped transaction.
+            relation = decode_relation(data)
+            if relation.namespace == SOURCE_SCHEMA and relation.name == ACTION.name:
+                images[relation.oid] = action_images(relation)
+                decoder.set_image(relation.oid, images[relation.oid])
             else:
-                decode_message(data)  # Origin, Type, Message: checked, nothing to write
-            position = decoder.feed(chunk, position + 1)
+                images.pop(relation.oid, None)
+                decoder.forget(relation.oid)
+        elif kind == TRUNCATE:
+            truncate = decode_truncate(data)
+            if decoder.in_window and any(oid in images for oid in truncate.relation_oids):
+                raise TruncateCaptured(
+                    f"action was truncated on the source (a TRUNCATE committed at "
+                    f"{format_lsn(decoder.final_lsn)}): a truncate cannot be replayed as row "
+                    "changes, so the capture stops here. Run the DAG with mode=full_refresh: it "
+                    "reloads action whole and starts the capture anew"
+                )
+        elif kind in (BEGIN, COMMIT, INSERT, UPDATE, DELETE):  # refused by the compiled decoder
+            reference = PythonDecoder(applied_lsn, upto_lsn, next_xid, lambda data, rows: None)
+            reference.images = dict(images)
+            explain_refusal(reference, decoder.in_window, row)
+        else:
+            decode_message(data)  # Origin, Type, Message: checked, nothing to write
     return BatchResult(
         applied_lsn=applied_lsn,
         upto_lsn=upto_lsn,

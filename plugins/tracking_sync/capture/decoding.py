@@ -2,10 +2,10 @@
 implementations with one interface and the same bytes out.
 
     Decoder(applied_lsn, upto_lsn, next_xid, write_rows, flush_bytes=256 KiB)
-    feed(rows, start) -> index     reads rows[start:] (slot rows: (message,)), writes their
-                                   change rows through write_rows(data, row_count), stops at the
-                                   first message it hands back (a Relation, a Truncate, ...;
-                                   tracking_sync.capture.batch handles those) or at len(rows)
+    feed(rows) -> row | None       reads the iterator `rows` (slot rows: (message,)), writes
+                                   their change rows through write_rows(data, row_count), and
+                                   returns the first row it hands back (a Relation, a Truncate,
+                                   ...: tracking_sync.capture.batch handles those), None at the end
     set_image(oid, images)         relation oid is action, read through an ActionImages (or a
                                    RefusedRelation, whose error its first change raises)
     forget(oid)                    relation oid is not action
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tracking_sync.capture.pgoutput import BEGIN, COMMIT, DELETE, INSERT, UPDATE, ProtocolError, decode_begin
@@ -102,14 +102,14 @@ class PythonDecoder:
     def forget(self, oid: int) -> None:
         self.images.pop(oid, None)
 
-    def feed(self, rows: Sequence[Any], start: int) -> int:
+    def feed(self, rows: Iterator[Any]) -> Any:
         # The hot loop: one pass per message, each row written as soon as it is made; the
         # formatting is inline rather than in helpers because a Python call per change costs
         # a good part of the server's own decoding time.
         write_rows, images, add_touched = self.write_rows, self.images, self.touched_ids.add
         join, unpack_int32 = b",".join, UNPACK_INT32
-        for index in range(start, len(rows)):
-            data = bytes(rows[index][0])
+        for row in rows:
+            data = bytes(row[0])
             kind = data[0]
             if kind == INSERT or kind == UPDATE or kind == DELETE:
                 if not self.in_window:
@@ -176,8 +176,8 @@ class PythonDecoder:
                     self.skipped += 1
                 self.in_window, self.final_lsn = in_window, begin.final_lsn
             elif kind != COMMIT:
-                return index
-        return len(rows)
+                return row
+        return None
 
 
 # --- Which one. --------------------------------------------------------------------------------
@@ -220,15 +220,15 @@ def decoder_class() -> type:
     return CompiledDecoder if use_compiled else PythonDecoder
 
 
-def explain_refusal(reference: PythonDecoder, in_window: bool, rows: Sequence[Any], index: int) -> None:
+def explain_refusal(reference: PythonDecoder, in_window: bool, row: Any) -> None:
     """The compiled decoder handed back a Begin, Commit or change message: `reference` (a
     PythonDecoder with the batch's window and images, writing nowhere) reads it alone, in the
     same state, and raises its error for it."""
     reference.in_window = in_window
-    reference.feed([rows[index]], 0)
+    reference.feed(iter([row]))
     raise ProtocolError(
-        f"the compiled decoder refused a message that the Python decoder reads (row {index} of a fetch: "
-        f"{bytes(rows[index][0])[:64]!r}...): run with {DECODER_VARIABLE}=python and report it"
+        f"the compiled decoder refused a message that the Python decoder reads ({bytes(row[0])[:64]!r}"
+        f"...): run with {DECODER_VARIABLE}=python and report it"
     )
 
 
