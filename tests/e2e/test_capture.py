@@ -20,6 +20,7 @@ import pytest
 
 from tests.dag_helpers import run_dag
 from tests.pipeline_helpers import assert_same_rows, fetch_rows, insert_actions, source_rows, target_rows
+from tracking_sync.capture.decoding import DECODER_VARIABLE
 
 pytestmark = pytest.mark.integration
 
@@ -118,9 +119,13 @@ def _late_changes(source) -> dict:
     return {"erased": erased, "long_id": max_id + 4, "new_user": max_user + 1}
 
 
+@pytest.mark.parametrize("decoder", ["compiled", "python"])
 def test_a_new_target_bootstraps_and_every_later_change_reaches_it(
-    pipeline_dag, generated, source, target, target_schema_of_test
+    pipeline_dag, generated, source, target, target_schema_of_test, decoder, monkeypatch
 ):
+    """With each decoder of tracking_sync.capture.decoding (dag.test() runs the tasks in this
+    process, so the variable reaches the capture)."""
+    monkeypatch.setenv(DECODER_VARIABLE, decoder)
     schema = target_schema_of_test
     slot = f"tracking_sync_{schema}"
     # The first run of a new target, a plain nightly-style run: it loads action whole.

@@ -5,6 +5,8 @@ replication slot (pgoutput, through the SQL interface) and written as CSV change
     slot       the slot and publication: names, creation, status, advance, drop
     rows       the change rows: their columns, and an image of action as CSV fields
     batch      one batch: the transactions committed in [applied_lsn, upto_lsn) -> CSV rows
+    decoding   the batch's hot path, messages -> change rows: the Python reference, and its
+               compiled twin _decode.c (built by build_decoder; used when built)
     preflight  whether the source is set up for capture (settings, role, publication, slot),
                each check in preflight_checks
     errors     the errors capture raises, each with its fix
