@@ -549,6 +549,10 @@ static int change(Decoder *self, const unsigned char *data, Py_ssize_t length) {
  * alive at once cost the garbage collector as much as the decoding. */
 static PyObject *Decoder_feed(Decoder *self, PyObject *rows) {
     PyObject *row;
+    if (self->write_rows == NULL) {
+        PyErr_SetString(PyExc_TypeError, "Decoder.__init__ was not called");
+        return NULL;
+    }
     while ((row = PyIter_Next(rows)) != NULL) {
         PyObject *message = PyTuple_Check(row) && PyTuple_GET_SIZE(row) > 0 ? PyTuple_GET_ITEM(row, 0) : NULL;
         Py_buffer view;

@@ -9,11 +9,13 @@ and stored upto_lsn as its applied LSN, the slot is advanced to upto_lsn; if tha
 is lost, the next peek returns the applied transactions again, and the window skips them:
 every change is applied exactly once.
 
-The rows are written to `writer` (write_rows(data, count) with whole rows, e.g.
-tracking_sync.extract.parts.PartWriter, which cuts zstd parts between calls) as they are decoded, so memory stays flat however many
-changes a batch has: the peek is read through a server-side cursor, `itersize` rows at a
-time (the server itself keeps the peek's result in a tuplestore, spilled to disk past
-work_mem).
+The rows are written to `writer` as they are decoded (write_rows(data, count), whole rows
+only; e.g. tracking_sync.extract.parts.PartWriter, which cuts zstd parts between calls), so
+memory stays flat however many changes a batch has: the peek is read through a server-side
+cursor, `itersize` rows at a time (the server itself keeps the peek's result in a tuplestore,
+spilled to disk past work_mem). The decoding is tracking_sync.capture.decoding's: compiled
+when built, else the Python reference; this module handles what it hands back (Relation,
+Truncate and the rest).
 
 The CSV dialect is export's (tracking_sync.extract.export), so the load reads change files with
 the same COPY options: NULL is an unquoted \\N, every text is quoted (quotes doubled),
