@@ -24,10 +24,12 @@ same way (or, where the task cannot make its input again, the task its one line 
     advance_capture_slot     the source role's login disabled (NOLOGIN)
     validate                 a damaged target row
 
-The faults are made between runs, as an administrator: each cleared task runs before its
-downstream, so the fault meets that task first (plan_run's preflight would meet a revoke
-before the run: that is its own case). One deployment, one run at a time, the data reused:
-a full refresh in three partitions, then a nightly run of the captured changes.
+Each fault is made by an administrator while the run has ended, just before the clear: the
+cleared task runs first (its downstream waits for it), so the fault meets that task and no
+earlier one. plan_run's case is the nightly run's first try (its preflight checks every
+grant, so a revoke before a run fails plan_run). No test-only hook anywhere: real grants,
+roles, owners, files and S3 answers. One deployment, one run at a time, the data reused: a
+full refresh in three partitions, then a nightly run of the captured changes.
 
 The matrix's time is printed (`matrix: ... s`); see docs/testing.md.
 """
