@@ -59,6 +59,23 @@ class LocalS3:
         self.client().create_bucket(Bucket=self.bucket)
         return self
 
+    def refuse_keys(self, refused: bool) -> None:
+        """Turn moto's own access check on (refused) or off: on, it knows no access key (the
+        stack's is not one of its IAM users'), so every request is refused with
+        InvalidAccessKeyId, as S3 refuses a key deactivated or rotated away; the objects stay.
+        Its documented switch: POST /moto-api/reset-auth with the number of requests to let
+        through first (0: none; inf: all, the default)."""
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{self.endpoint_url}/moto-api/reset-auth",
+            data=b"0" if refused else b"inf",
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
     def stop(self) -> None:
         if self._process is not None:
             stop_process(self._process)

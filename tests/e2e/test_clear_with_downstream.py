@@ -3,10 +3,33 @@
 Through Airflow's real scheduler (the shared `airflow_deployment`), with the REST call the
 UI's Clear dialog makes (Downstream ticked): for every task of the DAG, and one map index of
 each mapped task, a clear with its downstream after the run succeeded ends in a green run
-and a target equal to the source row for row. Then failures with real causes, each repaired
-and cleared the same way (or, where the task cannot make its input again, cleared as the
-failure's one line says). One deployment, one run at a time, the data reused: a full
-refresh in three partitions, then a nightly run of the captured changes.
+and a target equal to the source row for row. Then, for every task, a failure with a real
+cause in that task (the run's task ends failed, at once), repaired, and the task cleared the
+same way (or, where the task cannot make its input again, the task its one line names):
+
+    plan_run                 the source role's SELECT on action_type revoked (its preflight)
+    create_schema,           the Redshift user's CREATE on the database revoked
+    load_action_type
+    create_action_staging    the Redshift user's CREATE on its own schema revoked
+    export_action_type       a file where the scratch folder was
+    upload_action_type,      a published part gone: cleared as printed (its export)
+    upload_action[0]
+    partition_action,        the source role's SELECT on action revoked (the full refresh)
+    export_action[2]
+    write_action_manifest    S3 refusing the aws_default key (moto's access check switched on)
+    load_action_staging      a part gone: cleared as printed (export_action); a manifest gone
+                             is written again and is no failure
+    replace_action_rows      the target's action owned by another user (the swap is the
+                             owner's; the full refresh)
+    advance_capture_slot     the source role's login disabled (NOLOGIN)
+    validate                 a damaged target row
+
+Each fault is made by an administrator while the run has ended, just before the clear: the
+cleared task runs first (its downstream waits for it), so the fault meets that task and no
+earlier one. plan_run's case is the nightly run's first try (its preflight checks every
+grant, so a revoke before a run fails plan_run). No test-only hook anywhere: real grants,
+roles, owners, files and S3 answers. One deployment, one run at a time, the data reused: a
+full refresh in three partitions, then a nightly run of the captured changes.
 
 The matrix's time is printed (`matrix: ... s`); see docs/testing.md.
 """
@@ -16,6 +39,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +47,7 @@ import psycopg2
 import pytest
 
 from devstack import demo_data
+from devstack.grants import REDSHIFT_USER, SOURCE_ROLE, run_statements
 from tests.dag_helpers import DAG_ID, RUN_TIMEOUT
 from tests.pipeline_helpers import (
     assert_same_rows,
@@ -159,6 +184,14 @@ class Matrix:
         assert state in ("failed", "up_for_retry"), f"{task_id}[{map_index}] is {state}, not failed: {tasks}"
         return self.log(run_id, task_id, map_index)
 
+    def source_admin(self, *statements: str) -> None:
+        """Statements on the source as its administrator (grants, roles)."""
+        run_statements(self.stack.source_dsn, statements)
+
+    def target_admin(self, *statements: str) -> None:
+        """Statements on the Redshift stand-in's database as its administrator."""
+        run_statements(self.stack.postgres.dsn(self.stack.redshift.database), statements)
+
     def s3_keys(self, prefix: str) -> list[str]:
         client = self.stack.s3.client()
         listed = client.list_objects_v2(Bucket=self.stack.s3.bucket, Prefix=prefix)
@@ -262,14 +295,147 @@ def nightly_failures(matrix: Matrix, run_id: str, prefix: str, label: str) -> No
     )
 
 
+def fails_then_green(
+    matrix: Matrix,
+    run_id: str,
+    task_id: str,
+    map_index: int | None = None,
+    *,
+    fault: Callable[[], None],
+    repair: Callable[[], None],
+    says: str,
+    what: str,
+) -> None:
+    """The fault made, the task cleared with its downstream fails in that task, at once (no
+    retry: the run ends failed) with `says` in its log; the cause repaired, the same clear
+    ends green and equal."""
+    label = task_id if map_index is None else f"{task_id}[{map_index}]"
+    index = -1 if map_index is None else map_index
+    started = time.monotonic()
+    fault()
+    try:
+        matrix.clear(run_id, task_id, map_index)
+        log = matrix.expect_failed(run_id, task_id, index)
+        state, tasks = matrix.wait(run_id)
+        assert state == "failed", f"{what} {label}: fails at once, not retried: {tasks}"
+        ran = sorted(key for key, (task_state, _) in tasks.items() if task_state == "failed")
+        assert ran == [(task_id, index)], f"{what}: failed elsewhere than {label}: {ran}"
+        assert says.lower() in log.lower(), f"{what} {label}: no {says!r} in\n{log[-3000:]}"
+    finally:
+        repair()
+    matrix.clear_and_check(run_id, task_id, map_index, what)
+    matrix.timings[-1] += f" (with the failed {label}: {time.monotonic() - started:.1f}s)"
+
+
+def full_refresh_refusals(matrix: Matrix, run_id: str) -> None:
+    """On the full refresh (the only run whose partition_action reads the source, and whose
+    publish swaps the target table): the source role's SELECT on action revoked,
+    partition_action fails, then export_action[2], each time the grant back and the task
+    cleared; the target's action given to another user, the publish's swap is refused (only
+    the owner renames a table), the table given back as the line says, the publish cleared."""
+    revoke = f"revoke select on public.action from {SOURCE_ROLE}"
+    grant = f"grant select on public.action to {SOURCE_ROLE}"
+    for task_id, index in (("partition_action", None), ("export_action", PARTITIONS - 1)):
+        fails_then_green(
+            matrix,
+            run_id,
+            task_id,
+            index,
+            fault=lambda: matrix.source_admin(revoke),
+            repair=lambda: matrix.source_admin(grant),
+            says=f"grant select on public.action, public.action_type to {SOURCE_ROLE}",
+            what="full refresh, SELECT on action granted again:",
+        )
+    action = f"{matrix.schema}.action"
+    fails_then_green(
+        matrix,
+        run_id,
+        "replace_action_rows",
+        fault=lambda: matrix.target_admin(f"alter table {action} owner to current_user"),
+        repair=lambda: matrix.target_admin(f"alter table {action} owner to {REDSHIFT_USER}"),
+        says=f"ALTER TABLE action OWNER TO {REDSHIFT_USER}",
+        what="full refresh, action given back to the pipeline's user:",
+    )
+
+
+def nightly_refusals(matrix: Matrix, run_id: str, plan: dict, prefix: str) -> None:
+    """On the nightly run, each task's own failure, repaired, the task cleared:
+    - create_schema, load_action_type: the Redshift user's CREATE on the database revoked
+      (`create schema if not exists` needs it even when the schema exists; the load makes
+      sure of the schema before its COPY);
+    - create_action_staging: the user's CREATE on its own schema revoked;
+    - write_action_manifest: S3 refuses the aws_default key (moto's access check on: the key
+      unknown, InvalidAccessKeyId), then takes it again;
+    - advance_capture_slot: the source role's login disabled (NOLOGIN);
+    - upload_action_type: its published part gone: it fails at once naming its export,
+      cleared as printed."""
+    database, schema = matrix.stack.redshift.database, matrix.schema
+    for task_id in ("create_schema", "load_action_type"):
+        fails_then_green(
+            matrix,
+            run_id,
+            task_id,
+            fault=lambda: matrix.target_admin(f'revoke create on database "{database}" from {REDSHIFT_USER}'),
+            repair=lambda: matrix.target_admin(f'grant create on database "{database}" to {REDSHIFT_USER}'),
+            says=f"grant create on database {database} to {REDSHIFT_USER}",
+            what="nightly, CREATE on the database granted again:",
+        )
+
+    # The user owns the schema it made; an administrator can still revoke the owner's CREATE.
+    fails_then_green(
+        matrix,
+        run_id,
+        "create_action_staging",
+        fault=lambda: matrix.target_admin(f"revoke create on schema {schema} from {REDSHIFT_USER}"),
+        repair=lambda: matrix.target_admin(f"grant create on schema {schema} to {REDSHIFT_USER}"),
+        says=f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {REDSHIFT_USER}",
+        what="nightly, CREATE on the schema granted again:",
+    )
+
+    fails_then_green(
+        matrix,
+        run_id,
+        "write_action_manifest",
+        fault=lambda: matrix.stack.s3.refuse_keys(True),
+        repair=lambda: matrix.stack.s3.refuse_keys(False),
+        says="S3 refused the aws_default connection's credentials (InvalidAccessKeyId",
+        what="nightly, the S3 key taken again:",
+    )
+
+    fails_then_green(
+        matrix,
+        run_id,
+        "advance_capture_slot",
+        fault=lambda: matrix.source_admin(f"alter role {SOURCE_ROLE} nologin"),
+        repair=lambda: matrix.source_admin(f"alter role {SOURCE_ROLE} login"),
+        says=f"refused the login of {SOURCE_ROLE}",
+        what="nightly, the source role's login back:",
+    )
+
+    client, bucket = matrix.stack.s3.client(), matrix.stack.s3.bucket
+    parts = [key for key in matrix.s3_keys(f"{prefix}/action_type/{plan['slice_label']}/") if "/part-" in key]
+    assert parts, f"no action_type part of the nightly run under {prefix}/action_type/"
+    client.delete_object(Bucket=bucket, Key=parts[0])
+    started = time.monotonic()
+    matrix.clear(run_id, "upload_action_type")
+    log = matrix.expect_failed(run_id, "upload_action_type")
+    assert "StagingPartMissing" in log, log[-3000:]
+    assert matrix.wait(run_id)[0] == "failed", "a part that is gone fails at once, no retry"
+    cleared = clear_as_printed(matrix, run_id, log, "nightly, the action_type part gone:")
+    assert cleared == "export_action_type", cleared
+    matrix.timings[-1] += (
+        f" (upload_action_type failed, then {cleared} cleared as printed: {time.monotonic() - started:.1f}s)"
+    )
+
+
 def test_every_task_cleared_with_its_downstream_ends_green_and_equal(
     airflow_deployment, stack, target_schema_of_test
 ):
     """After success, every task of the nightly run (the mapped ones at index 0), and
     export_action[2] and replace_action_rows of a full refresh in three partitions, cleared
-    with its downstream: green, and
-    the target equal to the source. Then failures with real causes, each repaired and
-    cleared the same way, or cleared as the failure's line says."""
+    with its downstream: green, and the target equal to the source. Then, for every task, a
+    failure with a real cause in it, repaired and the task cleared the same way, or cleared
+    as the failure's line says (the module's table)."""
     deployment, schema = airflow_deployment, target_schema_of_test
     prefix = deployment.env["TRACKING_SYNC_PREFIX"]
     demo_data.generate(
@@ -289,13 +455,25 @@ def test_every_task_cleared_with_its_downstream_ends_green_and_equal(
         # The publish swapped the staging table in: cleared, it COPies it again, swaps again.
         matrix.clear_and_check(full, "replace_action_rows", what="full refresh:")
         full_refresh_failures(matrix, full, prefix)
+        full_refresh_refusals(matrix, full)
 
-        # A nightly run: the changes captured since the full refresh (late corrections).
+        # A nightly run: the changes captured since the full refresh (late corrections). Its
+        # plan_run fails first (its preflight: the source role lost SELECT on action_type);
+        # the grant back, plan_run cleared with its downstream makes the whole run.
         change_source_within(matrix.source, datetime(2025, 3, 2, tzinfo=UTC))
-        nightly = matrix.trigger(
-            {"mode": "changes", "target_schema": schema}, datetime.now(UTC).replace(microsecond=0)
+        matrix.source_admin(f"revoke select on public.action_type from {SOURCE_ROLE}")
+        try:
+            nightly = matrix.trigger(
+                {"mode": "changes", "target_schema": schema}, datetime.now(UTC).replace(microsecond=0)
+            )
+            log = matrix.expect_failed(nightly, "plan_run")
+            assert matrix.wait(nightly)[0] == "failed", "a privilege missing fails plan_run at once"
+            assert f"{SOURCE_ROLE} lacks SELECT on table public.action_type" in log, log[-3000:]
+        finally:
+            matrix.source_admin(f"grant select on public.action_type to {SOURCE_ROLE}")
+        matrix.clear_and_check(
+            nightly, "plan_run", what="the nightly run, SELECT on action_type granted again:"
         )
-        matrix.assert_green_and_equal(nightly, "the nightly run")
         plan = _plan(deployment, nightly)
         assert plan["action_load"] == "changes", plan
         for task_id in UNMAPPED[:6]:
@@ -305,6 +483,7 @@ def test_every_task_cleared_with_its_downstream_ends_green_and_equal(
         for task_id in UNMAPPED[6:]:
             matrix.clear_and_check(nightly, task_id, what="nightly:")
         nightly_failures(matrix, nightly, prefix, plan["slice_label"])
+        nightly_refusals(matrix, nightly, plan, prefix)
 
         # The full refresh's publish, cleared after the nightly applied changes past its
         # export, would put older rows back: refused at once, nothing changed.

@@ -168,6 +168,22 @@ def test_redshift_create_schema_refusal_quotes_the_create_grant():
     assert "include/sql/redshift/grants/pipeline_user.sql" in message
 
 
+def test_redshift_schema_refusal_grants_create_back_or_gives_the_schema_to_the_user():
+    """The user owns the schema it created: its CREATE revoked, the GRANT gives it back (an
+    ALTER ... OWNER TO to the owner it is already would change nothing); a schema another
+    user made, the ALTER."""
+    message = refusal_message(
+        find_refusal(
+            _redshift(redshift_connector.ProgrammingError, "permission denied for schema tracking", "42501")
+        ),
+        "loader",
+        "dev",
+    )
+    assert "Redshift refused loader a privilege on schema tracking" in message
+    assert "GRANT USAGE, CREATE ON SCHEMA tracking TO loader" in message
+    assert "ALTER SCHEMA tracking OWNER TO loader" in message
+
+
 def test_login_s3_and_copy_role_messages_say_where_the_fix_is():
     login = refusal_message(find_refusal(REFUSALS["psycopg2 refused login (no pgcode)"]), "tracking_reader")
     assert "refused the login of tracking_reader" in login and "postgres_source" in login

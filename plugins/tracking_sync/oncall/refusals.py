@@ -238,9 +238,17 @@ def refusal_message(refusal: Refusal, role: str | None, database: str | None = N
     kind = what.split(" ", 1)[0]
     if grants:
         fix = "; ".join(grants)
-    elif refusal.system == REDSHIFT and kind in ("table", "schema"):
-        # the user creates its schema and tables and owns them: one made by another user
-        fix = f"ALTER {kind.upper()} {what.split(' ', 1)[1]} OWNER TO {who} (the pipeline's user owns them)"
+    elif refusal.system == REDSHIFT and kind == "schema":
+        # the user creates its schema and owns it: the owner's own CREATE or USAGE was revoked,
+        # or another user made the schema
+        name = what.split(" ", 1)[1]
+        fix = (
+            f"GRANT USAGE, CREATE ON SCHEMA {name} TO {who} (revoked from its owner), or ALTER "
+            f"SCHEMA {name} OWNER TO {who} when another user made it (the pipeline's user owns it)"
+        )
+    elif refusal.system == REDSHIFT and kind == "table":
+        # the user creates its tables and owns them: one made by another user
+        fix = f"ALTER TABLE {what.split(' ', 1)[1]} OWNER TO {who} (the pipeline's user owns them)"
     else:
         fix = f"grant {who} what the statement needs on {what}, as its owner"
     return (
