@@ -1,12 +1,15 @@
 """The shared passes over `action`: one scan per engine that several parity checks read.
 
-A check whose header says `-- base: <name>` aggregates the rows of
+A check whose header says `-- base: <name>` reads the rows of
 include/sql/parity/base/<name>.sql instead of scanning `action` itself. Before the checks
 run, each engine computes each base once into a session temp table (both engines at
-once); the checks then read its grouped rows (a session-day each: ~1.4 M at 10 M demo
-actions) instead of `action`, so all checks together cost one scan of the table and one
-of the pass on each engine (the measured goal: a full
-validation within 1.5x the reference per-user query alone, bench/bench_validation.py).
+once); the checks then read its rows instead of `action`, so all checks together cost
+one scan of the table on each engine. The base action_users_and_days groups each action
+by its session and by its day in the same scan (GROUPING SETS) and folds the sessions
+into their users there: what it writes is one row per user and one per day (~24k rows
+at 10 M demo actions), so no check regroups 1.4 M sessions (the measured goal: a full
+validation within 1.5x the reference per-user query alone, bench/bench_dag.py and
+bench/bench_validation.py).
 
     with shared_passes(checks, source_conn, target_conn, window) as relations:
         ...  # check.render(..., base_relation=relations[check.base])
@@ -18,8 +21,8 @@ so concurrent runs never see each other's.
 In scope "users" the listed users go into the SQL as an IN list: more than
 `users_per_statement` of them are computed chunk by chunk (a CREATE TABLE AS for the
 first, an INSERT for each next) into the same table, so no statement nears Redshift's
-16 MB limit. A base groups by user, so every user's rows land in one chunk and the
-checks' sums over the table are the same as over one statement.
+16 MB limit. A base groups by user, so every user's rows land in one chunk; a check
+that reads rows keyed otherwise (per day) sums them over the chunks.
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ from tracking_sync.core.tables import ACTION
 from tracking_sync.validate.parity import USERS_PER_STATEMENT, ParityCheck, render_base
 from tracking_sync.validate.streams import CheckWindow
 
-# The pass's hash holds one entry per (user, session, day) group, ~230 B each: the demo
-# data has a session per 7 actions, so 10 M rows hashed in 328 MB (EXPLAIN ANALYZE on the
-# stand-in's backend); at 256MB it spilled 548 MB to disk in 5 batches and took 12.2 s
-# instead of 10.1 s. A cap, not an allocation: a larger table spills, the session's
-# memory stays bounded (twice this with hash_mem_multiplier 2).
+# The pass hashes one entry per session (the demo data has a session per 7 actions: ~1.4 M
+# at 10 M rows) and one per day; PostgreSQL sizes the hash table by its estimate of the
+# groups (one per row), so the session-day pass this replaced took 328 MB at 10 M rows
+# and spilled at 256MB (548 MB to disk, 12.2 s instead of 10.1 s). A cap, not an
+# allocation: a larger table spills, the session's memory stays bounded (twice this with
+# hash_mem_multiplier 2).
 POSTGRES_WORK_MEM = "1GB"
 # the target's action_time (the pipeline's DDL); the source's is timestamp (UTC)
 TARGET_TIME_IS_ZONED = (
@@ -102,7 +106,7 @@ def materialize(
     try:
         cursor.execute("set timezone to 'UTC'")  # days are UTC; kept for the checks
         if tune:
-            # the groups (a session's actions of a day: 1.4M out of 10M demo rows): PostgreSQL
+            # the groups (a user's sessions: 1.4M out of 10M demo rows): PostgreSQL
             # estimates one group per row (or, on a freshly loaded table without
             # statistics, a few thousand), so with the default 4 MB it sorts the table
             # (or walks an index to the heap row by row) instead of hashing. Measured at
