@@ -16,7 +16,7 @@
 -- value: query_bytes tolerance 0 -- bytes of those queries: a truncated query
 --   (VARCHAR counts bytes on Redshift) or an invalid character replaced
 --   (ACCEPTINVCHARS) changes it.
--- base: action_users_and_days
+-- base: action_days
 -- params: schema, window_start, window_end, scope, base
 --   full: every day before window_end.
 --   scoped: the days of [window_start, window_end), every user's rows: the
@@ -30,12 +30,11 @@
 --   change-capture batch changes rows on any day): a difference names a day
 --   where one of those users' rows differ.
 --   Days are UTC (validate sets the session's time zone to UTC on both
---   engines). Rows come from the shared pass's day rows
---   (base/action_users_and_days.sql: user_profile_id NULL): the scoped
---   interval's rows are its in_interval rows; scope "users" computes the pass
---   chunk by chunk, so a day has a row per chunk, summed here. The checksum
---   is summed there per action as seconds into its day: sums of values below
---   86400, not of 1.7e9 s epochs.
+--   engines). Rows come from the shared pass (base/action_days.sql), which
+--   reads the rows the scope names; scope "users" computes it chunk by chunk,
+--   so a day has a row per chunk, summed here. The checksum is summed there
+--   per action as seconds into its day: sums of values below 86400, not of
+--   1.7e9 s epochs.
 select
     day,
     cast(sum(row_count) as bigint) as row_count,
@@ -43,6 +42,5 @@ select
     cast(sum(query_count) as bigint) as query_count,
     cast(coalesce(sum(query_bytes), 0) as bigint) as query_bytes
 from {{ base }}
-where user_profile_id is null and in_interval
 group by day
 order by day

@@ -13,7 +13,7 @@
 --   a second; the integer EXTRACT drops up to 1 s per session).
 -- value: session_avg_duration tolerance 0.001 -- an average of the durations
 --   above, so at most the same rounding.
--- base: action_users_and_days
+-- base: action_user_totals
 -- params: schema, window_start, window_end, scope, base
 --   full: every user, every action before window_end.
 --   scoped: the users active in [window_start, window_end), each with the
@@ -24,9 +24,8 @@
 --   users' rows, not the table: on PostgreSQL a semi-join of the interval's
 --   users (action_time index) to their history (index-only on
 --   user_profile_id, action_time include session_id); on Redshift each slice
---   joins its own users (distkey user_profile_id). It reads the shared pass's
---   user rows (base/action_users_and_days.sql: day NULL), where the query
---   below runs as written (the pass groups by user and session as it does).
+--   joins its own users (distkey user_profile_id). It reads the shared pass
+--   (base/action_user_totals.sql), where the query below runs as written.
 --   users: the listed users (a change-capture batch's: the old and the new
 --   user of every row it changed), each with the whole history before
 --   window_end, as in scoped.
@@ -45,5 +44,4 @@ select
     total_time_spent,
     session_avg_duration
 from {{ base }}
-where day is null
 order by user_profile_id

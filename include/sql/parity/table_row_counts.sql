@@ -4,7 +4,7 @@
 -- key: table_name
 -- value: row_count tolerance 0 -- a row is a row: one missing or extra row
 --   (a lost part, a COPY appended twice: Redshift does not enforce keys) fails.
--- base: action_users_and_days
+-- base: action_user_totals
 -- params: schema, window_start, window_end, scope, base
 --   full: `action`, every row before window_end.
 --   scoped: `action_of_interval_users`, every row before window_end of the
@@ -29,7 +29,6 @@ with action_rows as (
 {%- endif %}
         cast(coalesce(sum(row_count), 0) as bigint) as row_count
     from {{ base }}
-    where day is null
 ),
 
 action_type_rows as (

@@ -1,15 +1,15 @@
-"""The shared passes over `action`: one scan per engine that several parity checks read.
+"""The shared passes over `action`: each computed once per engine, read by the parity checks.
 
 A check whose header says `-- base: <name>` reads the rows of
 include/sql/parity/base/<name>.sql instead of scanning `action` itself. Before the checks
 run, each engine computes each base once into a session temp table (both engines at
-once); the checks then read its rows instead of `action`, so all checks together cost
-one scan of the table on each engine. The base action_users_and_days groups each action
-by its session and by its day in the same scan (GROUPING SETS) and folds the sessions
-into their users there: what it writes is one row per user and one per day (~24k rows
-at 10 M demo actions), so no check regroups 1.4 M sessions (the measured goal: a full
-validation within 1.5x the reference per-user query alone, bench/bench_dag.py and
-bench/bench_validation.py).
+once); the checks then read its rows instead of `action`. The bases return what the
+checks compare and no more: action_user_totals is the reference per-user query with each
+user's row count (one row per user: ~24k at 10 M demo actions), action_days the per-day
+rows, time checksum and query marks (one row per day). So no check regroups the table's
+sessions (the session-day pass this replaced wrote ~1.4 M rows at 10 M actions for the
+checks to group again). The measured goal: a full validation within 1.5x the reference
+per-user query alone (bench/bench_dag.py, bench/bench_validation.py).
 
     with shared_passes(checks, source_conn, target_conn, window) as relations:
         ...  # check.render(..., base_relation=relations[check.base])
@@ -21,8 +21,8 @@ so concurrent runs never see each other's.
 In scope "users" the listed users go into the SQL as an IN list: more than
 `users_per_statement` of them are computed chunk by chunk (a CREATE TABLE AS for the
 first, an INSERT for each next) into the same table, so no statement nears Redshift's
-16 MB limit. A base groups by user, so every user's rows land in one chunk; a check
-that reads rows keyed otherwise (per day) sums them over the chunks.
+16 MB limit. A base reads the listed users' rows, so every user's rows land in one chunk; a
+check that reads rows keyed otherwise (per day) sums them over the chunks.
 """
 
 from __future__ import annotations
@@ -37,10 +37,9 @@ from tracking_sync.core.tables import ACTION
 from tracking_sync.validate.parity import USERS_PER_STATEMENT, ParityCheck, render_base
 from tracking_sync.validate.streams import CheckWindow
 
-# The pass hashes one entry per session (the demo data has a session per 7 actions: ~1.4 M
-# at 10 M rows) and one per day; PostgreSQL sizes the hash table by its estimate of the
-# groups (one per row), so the session-day pass this replaced took 328 MB at 10 M rows
-# and spilled at 256MB (548 MB to disk, 12.2 s instead of 10.1 s). A cap, not an
+# The per-user pass hashes one entry per session (the demo data has a session per 7
+# actions: ~1.4 M at 10 M rows); the session-day pass this replaced took 328 MB at 10 M
+# rows and spilled at 256MB (548 MB to disk, 12.2 s instead of 10.1 s). A cap, not an
 # allocation: a larger table spills, the session's memory stays bounded (twice this with
 # hash_mem_multiplier 2).
 POSTGRES_WORK_MEM = "1GB"
