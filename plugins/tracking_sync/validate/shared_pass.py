@@ -28,21 +28,22 @@ check that reads rows keyed otherwise (per day) sums them over the chunks.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tracking_sync.core.tables import ACTION
-from tracking_sync.validate.parity import USERS_PER_STATEMENT, ParityCheck, render_base
+from tracking_sync.validate.parity import USERS_PER_STATEMENT, ParityCheck, base_path, render_base
 from tracking_sync.validate.streams import CheckWindow
 
-# The per-user pass hashes one entry per session (the demo data has a session per 7
-# actions: ~1.4 M at 10 M rows); the session-day pass this replaced took 328 MB at 10 M
-# rows and spilled at 256MB (548 MB to disk, 12.2 s instead of 10.1 s). A cap, not an
-# allocation: a larger table spills, the session's memory stays bounded (twice this with
-# hash_mem_multiplier 2).
-POSTGRES_WORK_MEM = "1GB"
+# A base that hashes many groups says how much memory its hash may take in its header:
+# `-- work_mem: 1GB -- why` (PostgreSQL's setting, for the engines that take it). A base
+# without runs at the session's default: PostgreSQL sizes a hash table by its estimate of
+# the groups (one per row for an expression without statistics), so the per-day pass, 366
+# groups, allocated 393 MB at 1GB and took 4.8 s at 10 M rows against 3.6 s at 4MB.
+_WORK_MEM = re.compile(r"^--\s?work_mem:\s*([0-9]+[kMG]B)\b", re.MULTILINE)
 # the target's action_time (the pipeline's DDL); the source's is timestamp (UTC)
 TARGET_TIME_IS_ZONED = (
     next(c for c in ACTION.columns if c.name == "action_time").redshift_type == "timestamptz"
@@ -51,6 +52,12 @@ TARGET_TIME_IS_ZONED = (
 
 def base_table(name: str) -> str:
     return f"parity_{name}"
+
+
+def base_work_mem(name: str) -> str | None:
+    """The work_mem a base's header asks for (`-- work_mem: 1GB`), or None: the default."""
+    found = _WORK_MEM.search(base_path(name).read_text())
+    return found.group(1) if found else None
 
 
 def user_chunks(
@@ -109,16 +116,18 @@ def materialize(
             # estimates one group per row (or, on a freshly loaded table without
             # statistics, a few thousand), so with the default 4 MB it sorts the table
             # (or walks an index to the heap row by row) instead of hashing. Measured at
-            # 2M rows: 4.8 s hashed in ~110 MB vs 6.8 s sorted; the checks over the pass
-            # spilled their hashes at 4 MB too (2.2 s for 250k rows). work_mem stays for
-            # the validation's session (drop() resets it), enable_sort is for the pass
-            # only. The stand-in's backend needs them as much as the source: without,
+            # 2M rows: 4.8 s hashed in ~110 MB vs 6.8 s sorted. Both are for the passes
+            # only (the checks read a few thousand rows), work_mem for the bases whose
+            # header asks (base_work_mem). The stand-in's backend needs them as much as
+            # the source: without,
             # bench_dag's validate sorted 10M rows on disk on the target side (3x the
             # reference query). Redshift has no such knobs (takes_planner_settings).
             # (SET, not SET LOCAL: what reaches the stand-in must read as Redshift's grammar)
-            cursor.execute(f"set work_mem = '{POSTGRES_WORK_MEM}'")
             cursor.execute("set enable_sort = 'off'")
         for name in names:
+            if tune:
+                memory = base_work_mem(name)
+                cursor.execute(f"set work_mem = '{memory}'" if memory else "reset work_mem")
             cursor.execute(f"drop table if exists {base_table(name)}")
             for number, users in enumerate(user_chunks(window, users_per_statement)):
                 sql = render_base(
@@ -134,8 +143,9 @@ def materialize(
                     cursor.execute(f"create temp table {base_table(name)} as\n{sql}")
                 else:
                     cursor.execute(f"insert into {base_table(name)}\n{sql}")
-        if tune:
-            cursor.execute("reset enable_sort")  # for the pass only (a rollback undoes the SET too)
+        if tune:  # for the passes only (a rollback undoes the SETs too)
+            cursor.execute("reset enable_sort")
+            cursor.execute("reset work_mem")
         conn.commit()
     except BaseException:
         conn.rollback()

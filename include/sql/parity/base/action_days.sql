@@ -37,6 +37,9 @@ with timed_actions as (
 {%- elif scope == "users" %}
       and user_profile_id in ({{ users }})
 {%- endif %}
+    -- a fence: PostgreSQL would otherwise inline `epoch` twice below and compute
+    -- date_part twice per row (10% of this pass at 10M rows, measured)
+    offset 0
 )
 
 select
