@@ -142,7 +142,7 @@ def validate_line(took: float, report: dict) -> str:
     checks = ", ".join(f"{check['name']} {check['seconds']:.2f} s" for check in report["checks"])
     passes = ", ".join(f"{side} {seconds:.2f} s" for side, seconds in report.get("pass_seconds", {}).items())
     return (
-        f"validate {took:.2f} s = validation {report['seconds']:.2f} s (shared pass, both engines at once: "
+        f"validate {took:.2f} s = validation {report['seconds']:.2f} s (shared passes per user and per day, both engines at once: "
         f"{passes or '-'}; then {checks}) + {took - report['seconds']:.2f} s of the task around it "
         f"(start-up, connections, the report's XCom and log, the asset events)"
     )

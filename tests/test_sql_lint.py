@@ -83,7 +83,7 @@ SAMPLES: dict[str, object] = {
     "window_start": _STAMP,
     "window_end": "timestamp '2025-03-02 00:00:00.000000'",
     "scope": ["scoped", "full"],
-    "base": "parity_action_session_days",
+    "base": "parity_action_user_totals",
     "users": [[7, 8], []],
     "days": [[(_STAMP, "timestamp '2025-03-02 00:00:00.000000'")], []],
     "ranges": [[(0, 1024), (4096, 5120)], []],

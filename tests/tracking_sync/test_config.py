@@ -62,3 +62,25 @@ def test_the_default_partitions_are_a_whole_number_up_to_the_cap():
             MissingSetting, match=f"TRACKING_SYNC_PARTITIONS='{bad}' is not a whole number from 1 to 64"
         ):
             Settings.from_env({"TRACKING_SYNC_BUCKET": "b", "TRACKING_SYNC_PARTITIONS": bad})
+
+
+def test_the_s3_client_is_built_once_per_process_and_connection(monkeypatch):
+    """S3Hook builds a new boto3 session per client (0.1-0.3 s): the tasks of one process
+    share one client per connection; an edited connection gets a client of its own."""
+    import json
+
+    from tracking_sync.connections import s3_client
+
+    def aws(endpoint: str, secret: str) -> str:
+        extra = {"endpoint_url": endpoint, "region_name": "us-east-1"}
+        return json.dumps({"conn_type": "aws", "login": "key", "password": secret, "extra": extra})
+
+    monkeypatch.setenv("AIRFLOW_CONN_CLIENT_CACHE", aws("http://127.0.0.1:9", "one"))
+    first = s3_client("client_cache")
+    assert s3_client("client_cache") is first
+    assert first.meta.endpoint_url == "http://127.0.0.1:9"
+    monkeypatch.setenv("AIRFLOW_CONN_CLIENT_CACHE", aws("http://127.0.0.1:9", "two"))
+    rotated = s3_client("client_cache")
+    assert rotated is not first and rotated.meta.region_name == "us-east-1"
+    monkeypatch.setenv("AIRFLOW_CONN_CLIENT_CACHE", aws("http://127.0.0.1:10", "two"))
+    assert s3_client("client_cache").meta.endpoint_url == "http://127.0.0.1:10"

@@ -72,14 +72,14 @@ def test_a_params_line_documents_the_template_and_is_not_a_field(tmp_path):
 
 def test_checks_share_one_pass_and_render_alone_with_it_inlined():
     checks = {check.name: check for check in load_checks()}
-    assert {checks[name].base for name in checks} == {"action_session_days"}
+    assert {checks[name].base for name in checks} == {"action_user_totals", "action_days"}
     window = {"window_start": DAY, "window_end": DAY + timedelta(days=1), "scope": "full"}
     shared = checks["per_user_session_totals"].render(
-        schema="tracking", base_relation="parity_action_session_days", **window
+        schema="tracking", base_relation="parity_action_user_totals", **window
     )
-    assert "from parity_action_session_days" in shared and "tracking.action" not in shared
+    assert "from parity_action_user_totals" in shared and "tracking.action" not in shared
     alone = checks["per_user_session_totals"].render(schema="tracking", **window)
-    assert "from (" in alone and ") as action_session_days" in alone and "from tracking.action" in alone
+    assert "from (" in alone and ") as action_user_totals" in alone and "from tracking.action" in alone
     with pytest.raises(ParityCheckError, match="not a plain identifier"):
         checks["table_row_counts"].render(schema="tracking", base_relation="x; drop table action", **window)
 
@@ -177,9 +177,9 @@ def test_a_statement_holds_at_most_users_per_statement_users_far_below_16_mb():
         _users_sql("per_user_session_totals", range(parity.USERS_PER_STATEMENT + 1))
     # a check over the shared pass's temp table does not render the list: no limit there
     over_the_pass = _users_sql(
-        "per_user_session_totals", range(parity.USERS_PER_STATEMENT + 1), "parity_action_session_days"
+        "per_user_session_totals", range(parity.USERS_PER_STATEMENT + 1), "parity_action_user_totals"
     )
-    assert "from parity_action_session_days" in over_the_pass and "in (" not in over_the_pass
+    assert "from parity_action_user_totals" in over_the_pass and "in (" not in over_the_pass
 
 
 def test_the_shared_pass_takes_a_long_list_in_chunks():
@@ -253,12 +253,16 @@ def test_the_shared_pass_sends_no_planner_setting_to_an_engine_that_refuses_them
     engine = _RedshiftLike()
     assert not takes_planner_settings(engine)
     materialize(
-        engine, ["action_session_days"], "tracking", CheckWindow("public", "tracking", DAY, DAY, "full")
+        engine, ["action_user_totals"], "tracking", CheckWindow("public", "tracking", DAY, DAY, "full")
     )
-    drop(engine, ["action_session_days"])
-    settings = [sql for sql in engine.sent if "work_mem" in sql or "enable_sort" in sql]
+    drop(engine, ["action_user_totals"])
+    settings = [
+        sql
+        for sql in engine.sent
+        if sql.startswith(("set ", "reset ", "show ")) and sql.split()[1] != "timezone"
+    ]
     assert settings and set(settings) == {"show work_mem"}  # asked, never set nor reset
-    assert any(sql.startswith("create temp table parity_action_session_days") for sql in engine.sent)
+    assert any(sql.startswith("create temp table parity_action_user_totals") for sql in engine.sent)
 
 
 def test_the_targets_shared_pass_compares_action_time_with_timestamptz_bounds():
@@ -270,6 +274,6 @@ def test_the_targets_shared_pass_compares_action_time_with_timestamptz_bounds():
     assert TARGET_TIME_IS_ZONED
     assert timestamp_literal(DAY, zoned=True) == "cast('2025-03-10 00:00:00.000000+00' as timestamptz)"
     bounds = {"window_start": DAY, "window_end": DAY + timedelta(days=1), "scope": "scoped"}
-    target = render_base("action_session_days", schema="tracking", zoned_bounds=True, **bounds)
-    source = render_base("action_session_days", schema="public", **bounds)
+    target = render_base("action_user_totals", schema="tracking", zoned_bounds=True, **bounds)
+    source = render_base("action_user_totals", schema="public", **bounds)
     assert "timestamp '" not in target and target.count("as timestamptz)") == source.count("timestamp '") > 0

@@ -16,7 +16,7 @@
 -- value: query_bytes tolerance 0 -- bytes of those queries: a truncated query
 --   (VARCHAR counts bytes on Redshift) or an invalid character replaced
 --   (ACCEPTINVCHARS) changes it.
--- base: action_session_days
+-- base: action_days
 -- params: schema, window_start, window_end, scope, base
 --   full: every day before window_end.
 --   scoped: the days of [window_start, window_end), every user's rows: the
@@ -30,20 +30,17 @@
 --   change-capture batch changes rows on any day): a difference names a day
 --   where one of those users' rows differ.
 --   Days are UTC (validate sets the session's time zone to UTC on both
---   engines). Rows come from the shared pass (base/action_session_days.sql):
---   the scoped interval's rows are its in_interval rows. The checksum is
---   summed per session and day there (epoch_sum), the day's start taken off
---   here: sums of a few seconds-into-day values, not of 1.7e9 s epochs.
+--   engines). Rows come from the shared pass (base/action_days.sql), which
+--   reads the rows the scope names; scope "users" computes it chunk by chunk,
+--   so a day has a row per chunk, summed here. The checksum is summed there
+--   per action as seconds into its day: sums of values below 86400, not of
+--   1.7e9 s epochs.
 select
     day,
     cast(sum(row_count) as bigint) as row_count,
-    sum(
-        epoch_sum
-        - row_count * date_part('epoch', cast(day as timestamp))
-    ) as seconds_into_day_sum,
+    sum(seconds_into_day_sum) as seconds_into_day_sum,
     cast(sum(query_count) as bigint) as query_count,
     cast(coalesce(sum(query_bytes), 0) as bigint) as query_bytes
 from {{ base }}
-where in_interval
 group by day
 order by day

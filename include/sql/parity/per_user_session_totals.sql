@@ -13,7 +13,7 @@
 --   a second; the integer EXTRACT drops up to 1 s per session).
 -- value: session_avg_duration tolerance 0.001 -- an average of the durations
 --   above, so at most the same rounding.
--- base: action_session_days
+-- base: action_user_totals
 -- params: schema, window_start, window_end, scope, base
 --   full: every user, every action before window_end.
 --   scoped: the users active in [window_start, window_end), each with the
@@ -25,25 +25,23 @@
 --   users (action_time index) to their history (index-only on
 --   user_profile_id, action_time include session_id); on Redshift each slice
 --   joins its own users (distkey user_profile_id). It reads the shared pass
---   (base/action_session_days.sql): per session, the min and max of its
---   per-day first and last actions are the session's own.
+--   (base/action_user_totals.sql), where the query below runs as written.
 --   users: the listed users (a change-capture batch's: the old and the new
 --   user of every row it changed), each with the whole history before
 --   window_end, as in scoped.
-with user_sessions as (
-    select
-        user_profile_id,
-        session_id,
-        extract(epoch from max(last_time))
-            - extract(epoch from min(first_time)) as session_duration
-    from {{ base }}
-    group by user_profile_id, session_id
-)
-
+-- The reference query, as the pass computes it:
+--     with user_sessions as (
+--         select user_profile_id, session_id,
+--             extract(epoch from max(action_time))
+--                 - extract(epoch from min(action_time)) as session_duration
+--         from action group by user_profile_id, session_id
+--     )
+--     select user_profile_id, sum(session_duration) as total_time_spent,
+--         avg(session_duration) as session_avg_duration
+--     from user_sessions group by user_profile_id
 select
     user_profile_id,
-    sum(session_duration) as total_time_spent,
-    avg(session_duration) as session_avg_duration
-from user_sessions
-group by user_profile_id
+    total_time_spent,
+    session_avg_duration
+from {{ base }}
 order by user_profile_id

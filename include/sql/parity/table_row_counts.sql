@@ -4,7 +4,7 @@
 -- key: table_name
 -- value: row_count tolerance 0 -- a row is a row: one missing or extra row
 --   (a lost part, a COPY appended twice: Redshift does not enforce keys) fails.
--- base: action_session_days
+-- base: action_user_totals
 -- params: schema, window_start, window_end, scope, base
 --   full: `action`, every row before window_end.
 --   scoped: `action_of_interval_users`, every row before window_end of the

@@ -10,7 +10,7 @@ a file; its header comment declares how to compare the two results:
     --   (continuation lines are indented by at least two spaces)
     -- days: day                            optional: a key column holding a UTC date;
                                             a difference there names a day to backfill
-    -- base: action_session_days            optional: the shared pass it reads as
+    -- base: action_users_and_days          optional: the shared pass it reads as
                                             {{ base }} (include/sql/parity/base/<name>.sql)
     -- params: schema, window_start, ...    the Jinja variables it uses (documentation
                                             for the reader: accepted, not read)

@@ -1,12 +1,15 @@
-"""The shared passes over `action`: one scan per engine that several parity checks read.
+"""The shared passes over `action`: each computed once per engine, read by the parity checks.
 
-A check whose header says `-- base: <name>` aggregates the rows of
+A check whose header says `-- base: <name>` reads the rows of
 include/sql/parity/base/<name>.sql instead of scanning `action` itself. Before the checks
 run, each engine computes each base once into a session temp table (both engines at
-once); the checks then read its grouped rows (a session-day each: ~1.4 M at 10 M demo
-actions) instead of `action`, so all checks together cost one scan of the table and one
-of the pass on each engine (the measured goal: a full
-validation within 1.5x the reference per-user query alone, bench/bench_validation.py).
+once); the checks then read its rows instead of `action`. The bases return what the
+checks compare and no more: action_user_totals is the reference per-user query with each
+user's row count (one row per user: ~24k at 10 M demo actions), action_days the per-day
+rows, time checksum and query marks (one row per day). So no check regroups the table's
+sessions (the session-day pass this replaced wrote ~1.4 M rows at 10 M actions for the
+checks to group again). The measured goal: a full validation within 1.5x the reference
+per-user query alone (bench/bench_dag.py, bench/bench_validation.py).
 
     with shared_passes(checks, source_conn, target_conn, window) as relations:
         ...  # check.render(..., base_relation=relations[check.base])
@@ -18,28 +21,29 @@ so concurrent runs never see each other's.
 In scope "users" the listed users go into the SQL as an IN list: more than
 `users_per_statement` of them are computed chunk by chunk (a CREATE TABLE AS for the
 first, an INSERT for each next) into the same table, so no statement nears Redshift's
-16 MB limit. A base groups by user, so every user's rows land in one chunk and the
-checks' sums over the table are the same as over one statement.
+16 MB limit. A base reads the listed users' rows, so every user's rows land in one chunk; a
+check that reads rows keyed otherwise (per day) sums them over the chunks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tracking_sync.core.tables import ACTION
-from tracking_sync.validate.parity import USERS_PER_STATEMENT, ParityCheck, render_base
+from tracking_sync.validate.parity import USERS_PER_STATEMENT, ParityCheck, base_path, render_base
 from tracking_sync.validate.streams import CheckWindow
 
-# The pass's hash holds one entry per (user, session, day) group, ~230 B each: the demo
-# data has a session per 7 actions, so 10 M rows hashed in 328 MB (EXPLAIN ANALYZE on the
-# stand-in's backend); at 256MB it spilled 548 MB to disk in 5 batches and took 12.2 s
-# instead of 10.1 s. A cap, not an allocation: a larger table spills, the session's
-# memory stays bounded (twice this with hash_mem_multiplier 2).
-POSTGRES_WORK_MEM = "1GB"
+# A base that hashes many groups says how much memory its hash may take in its header:
+# `-- work_mem: 1GB -- why` (PostgreSQL's setting, for the engines that take it). A base
+# without runs at the session's default: PostgreSQL sizes a hash table by its estimate of
+# the groups (one per row for an expression without statistics), so the per-day pass, 366
+# groups, allocated 393 MB at 1GB and took 4.8 s at 10 M rows against 3.6 s at 4MB.
+_WORK_MEM = re.compile(r"^--\s?work_mem:\s*([0-9]+[kMG]B)\b", re.MULTILINE)
 # the target's action_time (the pipeline's DDL); the source's is timestamp (UTC)
 TARGET_TIME_IS_ZONED = (
     next(c for c in ACTION.columns if c.name == "action_time").redshift_type == "timestamptz"
@@ -48,6 +52,12 @@ TARGET_TIME_IS_ZONED = (
 
 def base_table(name: str) -> str:
     return f"parity_{name}"
+
+
+def base_work_mem(name: str) -> str | None:
+    """The work_mem a base's header asks for (`-- work_mem: 1GB`), or None: the default."""
+    found = _WORK_MEM.search(base_path(name).read_text())
+    return found.group(1) if found else None
 
 
 def user_chunks(
@@ -102,20 +112,22 @@ def materialize(
     try:
         cursor.execute("set timezone to 'UTC'")  # days are UTC; kept for the checks
         if tune:
-            # the groups (a session's actions of a day: 1.4M out of 10M demo rows): PostgreSQL
+            # the groups (a user's sessions: 1.4M out of 10M demo rows): PostgreSQL
             # estimates one group per row (or, on a freshly loaded table without
             # statistics, a few thousand), so with the default 4 MB it sorts the table
             # (or walks an index to the heap row by row) instead of hashing. Measured at
-            # 2M rows: 4.8 s hashed in ~110 MB vs 6.8 s sorted; the checks over the pass
-            # spilled their hashes at 4 MB too (2.2 s for 250k rows). work_mem stays for
-            # the validation's session (drop() resets it), enable_sort is for the pass
-            # only. The stand-in's backend needs them as much as the source: without,
+            # 2M rows: 4.8 s hashed in ~110 MB vs 6.8 s sorted. Both are for the passes
+            # only (the checks read a few thousand rows), work_mem for the bases whose
+            # header asks (base_work_mem). The stand-in's backend needs them as much as
+            # the source: without,
             # bench_dag's validate sorted 10M rows on disk on the target side (3x the
             # reference query). Redshift has no such knobs (takes_planner_settings).
             # (SET, not SET LOCAL: what reaches the stand-in must read as Redshift's grammar)
-            cursor.execute(f"set work_mem = '{POSTGRES_WORK_MEM}'")
             cursor.execute("set enable_sort = 'off'")
         for name in names:
+            if tune:
+                memory = base_work_mem(name)
+                cursor.execute(f"set work_mem = '{memory}'" if memory else "reset work_mem")
             cursor.execute(f"drop table if exists {base_table(name)}")
             for number, users in enumerate(user_chunks(window, users_per_statement)):
                 sql = render_base(
@@ -131,8 +143,9 @@ def materialize(
                     cursor.execute(f"create temp table {base_table(name)} as\n{sql}")
                 else:
                     cursor.execute(f"insert into {base_table(name)}\n{sql}")
-        if tune:
-            cursor.execute("reset enable_sort")  # for the pass only (a rollback undoes the SET too)
+        if tune:  # for the passes only (a rollback undoes the SETs too)
+            cursor.execute("reset enable_sort")
+            cursor.execute("reset work_mem")
         conn.commit()
     except BaseException:
         conn.rollback()
