@@ -20,6 +20,11 @@
 --   both engines) less its UTC day's start, so a day's sum adds values below
 --   86400 and keeps its sub-second precision (a sum of 1.7e9 s epochs over a
 --   day's rows would not).
+--   day_number: the UTC day as days since 1970-01-01, from that same epoch, and
+--   turned into a date only for the few hundred days grouped: casting every
+--   row's action_time to a date costs a time-zone conversion per row on the
+--   target (TIMESTAMPTZ), 0.2-0.45 of its ~2.3 CPU-s at 10M rows (measured);
+--   `timestamp 'epoch' + n * interval '1 second'` is Redshift's own idiom.
 --   query_count, query_bytes: the free text no other sum sees, by its cheap
 --   marks: NULL or not, and bytes (a truncated text, '?' for an invalid
 --   character, '' loaded as NULL all change them). An md5 per row would also
@@ -27,7 +32,6 @@
 --   drill-down compares whole values once a check fails.
 with timed_actions as (
     select
-        cast(action_time as date) as day,
         date_part('epoch', action_time) as epoch,
         query
     from {{ schema }}.action
@@ -40,13 +44,33 @@ with timed_actions as (
     -- a fence: PostgreSQL would otherwise inline `epoch` twice below and compute
     -- date_part twice per row (10% of this pass at 10M rows, measured)
     offset 0
+),
+
+numbered_days as (
+    select
+        floor(epoch / 86400) as day_number,
+        epoch,
+        query
+    from timed_actions
+    -- the same fence for day_number (grouped by, and subtracted per row)
+    offset 0
+),
+
+days as (
+    select
+        day_number,
+        count(*) as row_count,
+        sum(epoch - day_number * 86400) as seconds_into_day_sum,
+        count(query) as query_count,
+        sum(octet_length(query)) as query_bytes
+    from numbered_days
+    group by day_number
 )
 
 select
-    day,
-    count(*) as row_count,
-    sum(epoch - floor(epoch / 86400) * 86400) as seconds_into_day_sum,
-    count(query) as query_count,
-    sum(octet_length(query)) as query_bytes
-from timed_actions
-group by day
+    cast(timestamp 'epoch' + day_number * 86400 * interval '1 second' as date) as day,
+    row_count,
+    seconds_into_day_sum,
+    query_count,
+    query_bytes
+from days

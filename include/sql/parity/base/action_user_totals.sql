@@ -6,10 +6,11 @@
 -- runs it ONCE per engine into a session temp table; per_user_session_totals
 -- and table_row_counts read its rows. The per-day figures are the other pass
 -- (base/action_days.sql): one grouping by (user, session) and one by day cost
--- about what one scan grouping by both at once does (GROUPING SETS, measured),
+-- less than one scan grouping by both at once (GROUPING SETS, measured),
 -- and each is a plain GROUP BY that PostgreSQL hashes at any size (it planned
 -- the grouping sets as two sorts of 10M rows on an analyzed source: it hashes
--- them only when its estimate of the groups fits in memory).
+-- them only when its estimate of the groups fits in memory; hashed, with
+-- hash_mem_multiplier raised, they cost 1 CPU-s more per engine at 10M rows).
 -- Rendered standalone, a check inlines it as a subquery.
 -- work_mem: 1GB -- PostgreSQL's hash of the sessions (~1.4M at 10M demo
 --   actions, 246 MB measured) fits: at the default 4MB it sorted the table
