@@ -75,21 +75,36 @@ class PartWriter:
         part_bytes: int,
         part_prefix: str = "part-",
         on_part_closed: Callable[[Path], None] | None = None,
+        *,
+        level: int = ZSTD_LEVEL,
+        threads: int = 0,
+        job_bytes: int = 0,
+        buffer_bytes: int = WRITE_BUFFER_BYTES,
     ) -> None:
+        """`level`, `threads` and `job_bytes` are zstd's (threads=1: compression in a worker
+        thread of zstd's own, beside the thread that writes, in jobs of job_bytes; 0: zstd's
+        default). `buffer_bytes` 0: no buffer before the compressor, for writers whose writes
+        are large already (the change capture's decoder writes up to 256 KiB at once)."""
         self.directory = directory
         self.part_bytes = part_bytes
         self.part_prefix = part_prefix
         self.on_part_closed = on_part_closed
+        self.buffer_bytes = buffer_bytes
         self.parts: list[Part] = []
-        self._compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        self._compressor = zstandard.ZstdCompressor(
+            compression_params=zstandard.ZstdCompressionParameters.from_level(
+                level, threads=threads, job_size=job_bytes
+            )
+        )
         self._open_part()
 
     def _open_part(self) -> None:
         self._name = f"{self.part_prefix}{len(self.parts):04d}{PART_SUFFIX}"
         self._path = self.directory / self._name
         raw_file = open(self._path, "wb")  # noqa: SIM115 - closed through the compressor
-        self._buffer = io.BufferedWriter(
-            self._compressor.stream_writer(raw_file), buffer_size=WRITE_BUFFER_BYTES
+        compressed = self._compressor.stream_writer(raw_file)
+        self._buffer = (
+            io.BufferedWriter(compressed, buffer_size=self.buffer_bytes) if self.buffer_bytes else compressed
         )
         self._rows = 0
         self._raw_bytes = 0
