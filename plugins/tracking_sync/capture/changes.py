@@ -24,12 +24,6 @@ from tracking_sync.extract.partitions import WHOLE
 from tracking_sync.extract.parts import ExportResult, PartWriter
 
 CHANGES = "action_changes"
-# zstd for the change parts: level 1 as export's, compressed in a worker thread of zstd's own
-# while the decoder goes on, in jobs of 512 KiB (zstd's smallest; its default at level 1,
-# 2 MiB, added 9 MiB of RSS), written straight into the compressor (the decoder writes up to
-# 256 KiB at once: PartWriter's 1 MiB buffer would only copy them). The same compression ratio;
-# measured in docs/benchmarks.md, "Change capture".
-ZSTD_SETTINGS = {"threads": 1, "job_bytes": 512 * 1024, "buffer_bytes": 0}
 
 
 def capture_for_run(
@@ -52,7 +46,7 @@ def capture_for_run(
         if directory.exists():
             shutil.rmtree(directory)  # parts of an earlier attempt must not be uploaded again
         directory.mkdir(parents=True)
-        writer = PartWriter(directory, settings.part_bytes, "part-", on_part_closed, **ZSTD_SETTINGS)
+        writer = PartWriter(directory, settings.part_bytes, "part-", on_part_closed)
         try:
             try:
                 result = read_changes(connection, plan.slot, PUBLICATION, start, upto, writer)

@@ -79,32 +79,31 @@ class PartWriter:
         level: int = ZSTD_LEVEL,
         threads: int = 0,
         job_bytes: int = 0,
-        buffer_bytes: int = WRITE_BUFFER_BYTES,
     ) -> None:
         """`level`, `threads` and `job_bytes` are zstd's (threads=1: compression in a worker
         thread of zstd's own, beside the thread that writes, in jobs of job_bytes; 0: zstd's
-        default). `buffer_bytes` 0: no buffer before the compressor, for writers whose writes
-        are large already (the change capture's decoder writes up to 256 KiB at once)."""
+        default). The export and the capture use the defaults; bench/bench_capture.py --zstd
+        measures the others (docs/benchmarks.md, "Change capture": not faster)."""
         self.directory = directory
         self.part_bytes = part_bytes
         self.part_prefix = part_prefix
         self.on_part_closed = on_part_closed
-        self.buffer_bytes = buffer_bytes
         self.parts: list[Part] = []
-        self._compressor = zstandard.ZstdCompressor(
-            compression_params=zstandard.ZstdCompressionParameters.from_level(
+        if threads or job_bytes:
+            parameters = zstandard.ZstdCompressionParameters.from_level(
                 level, threads=threads, job_size=job_bytes
             )
-        )
+            self._compressor = zstandard.ZstdCompressor(compression_params=parameters)
+        else:
+            self._compressor = zstandard.ZstdCompressor(level=level)
         self._open_part()
 
     def _open_part(self) -> None:
         self._name = f"{self.part_prefix}{len(self.parts):04d}{PART_SUFFIX}"
         self._path = self.directory / self._name
         raw_file = open(self._path, "wb")  # noqa: SIM115 - closed through the compressor
-        compressed = self._compressor.stream_writer(raw_file)
-        self._buffer = (
-            io.BufferedWriter(compressed, buffer_size=self.buffer_bytes) if self.buffer_bytes else compressed
+        self._buffer = io.BufferedWriter(
+            self._compressor.stream_writer(raw_file), buffer_size=WRITE_BUFFER_BYTES
         )
         self._rows = 0
         self._raw_bytes = 0
