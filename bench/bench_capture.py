@@ -10,14 +10,21 @@ them to query, 15 % deletes of rows spread over the whole table; kinds mixed in 
 100 changes). Each measurement peeks the same changes again (peek does not consume), best of
 --repeat:
   raw COPY    COPY (select data from pg_logical_slot_peek_binary_changes(...)) TO STDOUT -> /dev/null
+  raw binary COPY  the same COPY ... TO STDOUT (FORMAT binary) -> /dev/null: what the capture reads
   raw cursor  the same peek through a psycopg2 named cursor, rows dropped
-  capture     read_changes through a named cursor into tracking_sync.extract.parts.PartWriter (zstd
-              parts), with the decoder in use (tracking_sync.capture.decoding: compiled when built)
+  capture     read_changes (the peek's binary COPY written into the decoder) into
+              tracking_sync.extract.parts.PartWriter (zstd parts, level 1 as the capture writes
+              them), with
+              the decoder in use (tracking_sync.capture.decoding: compiled when built)
   capture (python)  the same with the pure-Python decoder (--decoders compiled,python)
+  capture zstd L[tN][jK]  the compiled capture with other zstd settings: level L, N worker
+              threads, jobs of K KiB, for each of --zstd (LEVEL[:tTHREADS[:jJOB_BYTES]], e.g.
+              --zstd=-1,1:t1,1:t1:j524288)
 Prints each run's wall time and CPU seconds (client = this Python process, backend = the
 PostgreSQL backend that decodes) and the peak RSS the capture added (VmHWM after it, reset
 before it, minus the RSS before it), then the ratio raw / capture of the best wall times (1.0 =
-as fast as raw) and of the CPU seconds (steadier on a busy machine), and the load average.
+as fast as raw) against the FASTEST raw reading of the run (and against each), and of the CPU
+seconds (steadier on a busy machine), and the load average at the start and the end.
 Not part of the test suite.
 """
 
@@ -130,8 +137,18 @@ def main() -> None:
     parser.add_argument(
         "--decoders", default="compiled", help="capture decoders to measure, of compiled,python"
     )
+    parser.add_argument(
+        "--zstd",
+        default="",
+        help="other zstd settings of the compiled capture to measure: LEVEL[:tTHREADS[:jJOB_BYTES]], comma separated",
+    )
     args = parser.parse_args()
     decoders = [name.strip() for name in args.decoders.split(",") if name.strip()]
+    zstd_settings = []
+    for setting in filter(None, (item.strip() for item in args.zstd.split(","))):
+        level, _, rest = setting.partition(":t")
+        threads, _, job = rest.partition(":j")
+        zstd_settings.append({"level": int(level), "threads": int(threads or 0), "job_bytes": int(job or 0)})
     print(f"load average at the start: {load_average()}", flush=True)
 
     postgres = LocalPostgres().start()
@@ -159,6 +176,12 @@ def main() -> None:
             connection.rollback()
             return f"{cursor.rowcount} messages"
 
+        def raw_binary_copy() -> str:
+            with open("/dev/null", "wb") as sink, connection.cursor() as cursor:
+                cursor.copy_expert(f"copy ({peek.decode()}) to stdout (format binary)", sink)
+            connection.rollback()
+            return f"{cursor.rowcount} messages"
+
         def raw_cursor() -> str:
             count = 0
             with connection.cursor(name="raw") as cursor:
@@ -171,25 +194,30 @@ def main() -> None:
 
         peak_rss: dict[str, int] = {}
 
-        def capture_with(decoder: str) -> Callable[[], str]:
+        def capture_with(decoder: str, zstd: dict[str, int] | None = None) -> tuple[str, Callable[[], str]]:
+            name = f"capture ({decoder})"
+            if zstd is not None:
+                name = f"capture zstd {zstd['level']}" + (f"t{zstd['threads']}" if zstd["threads"] else "")
+                name += f"j{zstd['job_bytes'] // 1024}K" if zstd["job_bytes"] else ""
+
             def capture() -> str:
                 os.environ[decoding.DECODER_VARIABLE] = decoder
                 rss_before = _rss_kib("VmRSS")
                 _reset_peak_rss()
                 with tempfile.TemporaryDirectory() as directory:
-                    writer = PartWriter(Path(directory), 512 * 1024 * 1024)
+                    writer = PartWriter(Path(directory), 512 * 1024 * 1024, **(zstd or {}))
                     result = read_changes(connection, slot, PUBLICATION, start_lsn, upto, writer)
                     parts = writer.close()
                 added = _rss_kib("VmHWM") - rss_before
-                name = f"capture ({decoder})"
                 peak_rss[name] = max(peak_rss.get(name, 0), added)
+                compressed = sum(p.bytes for p in parts)
                 return (
                     f"{result.rows} rows, {result.transactions} transactions, "
-                    f"{result.bytes / 1e6:.1f} MB CSV -> {sum(p.bytes for p in parts) / 1e6:.1f} MB zstd, "
-                    f"peak RSS +{added / 1024:.1f} MiB"
+                    f"{result.bytes / 1e6:.1f} MB CSV -> {compressed / 1e6:.2f} MB zstd "
+                    f"(ratio {result.bytes / compressed:.2f}), peak RSS +{added / 1024:.1f} MiB"
                 )
 
-            return capture
+            return name, capture
 
         with connection.cursor() as cursor:
             cursor.execute("select pg_backend_pid()")
@@ -198,8 +226,9 @@ def main() -> None:
         best: dict[str, float] = {}
         cpu: dict[str, tuple[float, float]] = {}
         for _ in range(args.repeat):
-            runs = [("raw COPY", raw_copy), ("raw cursor", raw_cursor)]
-            runs += [(f"capture ({decoder})", capture_with(decoder)) for decoder in decoders]
+            runs = [("raw COPY", raw_copy), ("raw binary COPY", raw_binary_copy), ("raw cursor", raw_cursor)]
+            runs += [capture_with(decoder) for decoder in decoders]
+            runs += [capture_with("compiled", zstd) for zstd in zstd_settings]
             for name, run in runs:
                 client_before, backend_before = _cpu_seconds(), _backend_cpu_seconds(backend)
                 started = time.perf_counter()
@@ -211,7 +240,7 @@ def main() -> None:
                 if name not in cpu or client + server < sum(cpu[name]):
                     cpu[name] = (client, server)
                 print(
-                    f"  {name:<18} {elapsed:6.2f} s  cpu client {client:5.2f} s backend {server:5.2f} s  {what}",
+                    f"  {name:<22} {elapsed:6.3f} s  cpu client {client:5.2f} s backend {server:5.2f} s  {what}",
                     flush=True,
                 )
         print(f"\nbest of {args.repeat}, {args.changes:,} changes, a base of {args.rows:,} rows:")
@@ -219,14 +248,21 @@ def main() -> None:
             client, server = cpu[name]
             rss = f"   peak RSS +{peak_rss[name] / 1024:.1f} MiB" if name in peak_rss else ""
             print(
-                f"  {name:<18} {elapsed:6.2f} s  {args.changes / elapsed:9,.0f} changes/s   "
+                f"  {name:<22} {elapsed:6.3f} s  {args.changes / elapsed:9,.0f} changes/s   "
                 f"cpu client {client:5.2f} s + backend {server:5.2f} s{rss}"
             )
-        for decoder in decoders:
-            name = f"capture ({decoder})"
-            for raw in ("raw COPY", "raw cursor"):
+        raws = ("raw COPY", "raw binary COPY", "raw cursor")
+        fastest = min(raws, key=best.__getitem__)
+        for name in best:
+            if name in raws:
+                continue
+            print(
+                f"  ratio fastest raw ({fastest}) / {name}: wall {best[fastest] / best[name]:.2f}, "
+                f"cpu {sum(cpu[fastest]) / sum(cpu[name]):.2f}   (goal: wall >= 0.70)"
+            )
+            for raw in raws:
                 print(
-                    f"  ratio {raw} / {name}: wall {best[raw] / best[name]:.2f}, "
+                    f"      {raw} / {name}: wall {best[raw] / best[name]:.2f}, "
                     f"cpu {sum(cpu[raw]) / sum(cpu[name]):.2f}"
                 )
         print(f"load average at the end: {load_average()}")

@@ -4,8 +4,15 @@
  * Built by `python -m tracking_sync.capture.build_decoder` (the Makefile's venv step and the
  * Docker image do it); when the module is missing, the capture runs the Python decoder.
  *
- * What it reads: the `data` column of pg_logical_slot_peek_binary_changes() rows, one pgoutput
- * message (protocol version 1) each. PostgreSQL 15 docs, "Logical Replication Message Formats"
+ * What it reads: `COPY (select data from pg_logical_slot_peek_binary_changes(...)) TO STDOUT
+ * (FORMAT binary)`, written into write() by psycopg2's copy_expert, one CopyData message per call.
+ * The binary COPY framing (PostgreSQL 15 docs, COPY, "Binary Format"): a header (the 11-byte
+ * signature PGCOPY\n\377\r\n\0, Int32 flags, Int32 header extension length and the extension),
+ * then per tuple an Int16 field count (1 here) and per field an Int32 length (-1: NULL, which a
+ * peek never sends) and that many bytes, then the trailer, an Int16 -1. PostgreSQL (copyto.c)
+ * sends the header with the first tuple and the trailer alone; a tuple split between two writes
+ * is kept until its end arrives. Each field is one pgoutput message (protocol version 1),
+ * PostgreSQL 15 docs, "Logical Replication Message Formats"
  * (protocol-logicalrep-message-formats); the writer is src/backend/replication/logical/proto.c.
  * Every integer is big-endian (network byte order):
  *
@@ -20,9 +27,11 @@
  *           't' Int32 length + that many bytes (the value's text form), 'b' (binary: not read here)
  *
  * Relation, Truncate, Origin, Type and Message messages, and any message this code does not
- * accept as the Python decoder would, are handed back: feed() returns that row and the Python
- * side handles it (a Relation, a Truncate) or raises the Python decoder's error for
- * it. Nothing of a handed-back message has been written or counted.
+ * accept as the Python decoder would, are handed back: write() calls hand_back(message) at once,
+ * after writing the rows made before it, and the Python side handles it (a Relation, a
+ * Truncate) or raises the Python decoder's error for it; an error it raises ends write().
+ * Nothing of a handed-back message has been written or counted. A stream that is not this
+ * framing raises tracking_sync.capture.decoding.framing_error's ProtocolError.
  *
  * The fields are written in export's CSV dialect (tracking_sync.capture.rows): NULL is an unquoted
  * \N, text is quoted with quotes doubled, a text column that travels with a marker flag sets it
@@ -75,6 +84,7 @@ typedef struct {
     PyObject_HEAD
     uint64_t applied_lsn, upto_lsn, next_xid;
     PyObject *write_rows;
+    PyObject *hand_back; /* hand_back(message): what this decoder does not handle */
     Image *images;
     int image_count;
     /* the batch's state, read by the Python side */
@@ -94,7 +104,14 @@ typedef struct {
     /* fields of the tuples being read */
     Field *new_fields, *old_fields;
     int field_capacity;
+    /* the binary COPY stream: where it is, and the bytes of a tuple split between writes */
+    int copy_state;
+    int writing;
+    unsigned char *pending;
+    Py_ssize_t pending_length, pending_capacity;
 } Decoder;
+
+enum { COPY_HEADER = 0, COPY_TUPLES = 1, COPY_ENDED = 2 };
 
 #define FLUSH_BYTES (256 * 1024) /* the most write_rows() is handed at once, by default */
 #define BLOCK_BITS 16
@@ -332,6 +349,19 @@ static Py_ssize_t field_room(const Image *image, int index, const Field *f) {
     }
 }
 
+/* The decimal digits of a positive count (sprintf's %lld, without its cost per row). */
+static char *write_count(char *out, long long value) {
+    char digits[24];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value > 0);
+    while (n > 0)
+        *out++ = digits[--n];
+    return out;
+}
+
 /* Appends one change row: seq,"kind",xid,lsn,<fields>,<unchanged>\n */
 static int write_row(Decoder *self, const Image *image, char kind, const Field *fields, int unchanged) {
     Py_ssize_t room = 64 + self->xid_lsn_length;
@@ -342,7 +372,12 @@ static int write_row(Decoder *self, const Image *image, char kind, const Field *
     self->seq++;
     char *out = self->out + self->out_length;
     char *start = out;
-    out += sprintf(out, "%lld,\"%c\",", self->seq, kind);
+    out = write_count(out, self->seq);
+    *out++ = ',';
+    *out++ = '"';
+    *out++ = kind;
+    *out++ = '"';
+    *out++ = ',';
     memcpy(out, self->xid_lsn, self->xid_lsn_length);
     out += self->xid_lsn_length;
     for (int i = 0; i < image->fields; i++) {
@@ -542,62 +577,204 @@ static int change(Decoder *self, const unsigned char *data, Py_ssize_t length) {
     return HANDLED;
 }
 
-/* feed(rows): reads rows (an iterator of slot rows, each a sequence whose first item is a
- * message's bytes) until a message it hands back, and returns that row; None at the end. The
- * rows made so far are passed to write_rows(data, count) before it returns. Pulling one row at a
- * time from psycopg2's cursor keeps one row object alive, not a fetch's worth: a thousand tuples
- * alive at once cost the garbage collector as much as the decoding. */
-static PyObject *Decoder_feed(Decoder *self, PyObject *rows) {
-    PyObject *row;
+/* One pgoutput message: HANDLED, HAND_BACK (nothing of it written or counted) or FAILED. */
+static int message(Decoder *self, const unsigned char *data, Py_ssize_t length) {
+    if (length == 0)
+        return HAND_BACK;
+    switch (data[0]) {
+    case 'B':
+        return begin(self, data, length);
+    case 'C':
+        return HANDLED;
+    case 'I':
+    case 'U':
+    case 'D':
+        return change(self, data, length);
+    }
+    return HAND_BACK;
+}
+
+/* A message this decoder does not handle goes to hand_back(message), synchronously, after the
+ * rows made before it are written (as the Python decoder would have written them). */
+static int hand_back(Decoder *self, const unsigned char *data, Py_ssize_t length) {
+    if (flush(self) < 0)
+        return -1;
+    PyObject *bytes = PyBytes_FromStringAndSize((const char *)data, length);
+    if (bytes == NULL)
+        return -1;
+    PyObject *result = PyObject_CallOneArg(self->hand_back, bytes);
+    Py_DECREF(bytes);
+    if (result == NULL)
+        return -1;
+    Py_DECREF(result);
+    return 0;
+}
+
+/* A framing error: tracking_sync.capture.decoding.framing_error(what, value) raises it, so both
+ * decoders raise the same error with the same words. */
+static void framing_error(const char *what, long long value) {
+    PyObject *decoding = PyImport_ImportModule("tracking_sync.capture.decoding");
+    if (decoding == NULL)
+        return;
+    PyObject *result = PyObject_CallMethod(decoding, "framing_error", "sL", what, value);
+    Py_DECREF(decoding);
+    Py_XDECREF(result);
+    if (!PyErr_Occurred())
+        PyErr_Format(PyExc_ValueError, "binary COPY framing: %s (%lld)", what, value);
+}
+
+static const unsigned char SIGNATURE[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0};
+
+/* Reads the binary COPY stream in data[0:length): the header, then tuples of one field (a
+ * message), then the trailer. Returns the bytes read (whole pieces only: the rest waits for
+ * the next write), or -1 with an error set. */
+static Py_ssize_t read_stream(Decoder *self, const unsigned char *data, Py_ssize_t length) {
+    Py_ssize_t pos = 0;
+    if (self->copy_state == COPY_HEADER) {
+        if (length < 19)
+            return 0;
+        if (memcmp(data, SIGNATURE, 11) != 0) {
+            framing_error("signature", 0);
+            return -1;
+        }
+        uint32_t flags = read_uint32(data + 11);
+        if (flags & 0xFFFF0000u) { /* bit 16: OIDs; the others: unknown critical flags */
+            framing_error("flags", flags);
+            return -1;
+        }
+        Py_ssize_t extension = read_uint32(data + 15);
+        if (extension > PY_SSIZE_T_MAX - 19) {
+            framing_error("header extension", (long long)extension);
+            return -1;
+        }
+        if (length < 19 + extension)
+            return 0;
+        pos = 19 + extension;
+        self->copy_state = COPY_TUPLES;
+    }
+    while (pos < length) {
+        if (self->copy_state == COPY_ENDED) {
+            framing_error("bytes after the trailer", (long long)(length - pos));
+            return -1;
+        }
+        if (length - pos < 2)
+            break;
+        int16_t count = (int16_t)((data[pos] << 8) | data[pos + 1]);
+        if (count == -1) {
+            self->copy_state = COPY_ENDED;
+            pos += 2;
+            continue;
+        }
+        if (count != 1) {
+            framing_error("field count", count);
+            return -1;
+        }
+        if (length - pos < 6)
+            break;
+        int32_t size = (int32_t)read_uint32(data + pos + 2);
+        if (size < 0) {
+            framing_error("field length", size);
+            return -1;
+        }
+        if (length - pos - 6 < size)
+            break;
+        const unsigned char *body = data + pos + 6;
+        pos += 6 + (Py_ssize_t)size;
+        int outcome = message(self, body, size);
+        if (outcome == FAILED)
+            return -1;
+        if (outcome == HAND_BACK && hand_back(self, body, size) < 0)
+            return -1;
+        if (self->out_length >= self->flush_bytes && flush(self) < 0)
+            return -1;
+    }
+    return pos;
+}
+
+static int keep_pending(Decoder *self, const unsigned char *data, Py_ssize_t length) {
+    if (length > self->pending_capacity) {
+        unsigned char *pending = realloc(self->pending, length);
+        if (pending == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->pending = pending;
+        self->pending_capacity = length;
+    }
+    memmove(self->pending, data, length);
+    self->pending_length = length;
+    return 0;
+}
+
+/* write(chunk): the decoder as copy_expert's file. psycopg2 calls it once per CopyData message
+ * of `COPY (...) TO STDOUT (FORMAT binary)`: PostgreSQL sends one per tuple (the first also
+ * carries the 19-byte header, the trailer comes alone); a tuple split between two writes is
+ * kept until its end arrives. */
+static PyObject *Decoder_write(Decoder *self, PyObject *chunk) {
     if (self->write_rows == NULL) {
         PyErr_SetString(PyExc_TypeError, "Decoder.__init__ was not called");
         return NULL;
     }
-    while ((row = PyIter_Next(rows)) != NULL) {
-        PyObject *message = PyTuple_Check(row) && PyTuple_GET_SIZE(row) > 0 ? PyTuple_GET_ITEM(row, 0) : NULL;
-        Py_buffer view;
-        if (message == NULL || PyObject_GetBuffer(message, &view, PyBUF_SIMPLE) < 0) {
-            PyErr_Clear();
-            break; /* not a row of bytes: Python says what it is */
-        }
-        const unsigned char *data = view.buf;
-        Py_ssize_t length = view.len;
-        int outcome = HAND_BACK;
-        if (length > 0) {
-            switch (data[0]) {
-            case 'B':
-                outcome = begin(self, data, length);
-                break;
-            case 'C':
-                outcome = HANDLED;
-                break;
-            case 'I':
-            case 'U':
-            case 'D':
-                outcome = change(self, data, length);
-                break;
+    if (self->writing) {
+        PyErr_SetString(PyExc_RuntimeError, "Decoder.write() called again from its hand_back");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    self->writing = 1;
+    const unsigned char *data = view.buf;
+    Py_ssize_t length = view.len, done;
+    if (self->pending_length == 0) {
+        done = read_stream(self, data, length);
+        if (done >= 0 && done < length && keep_pending(self, data + done, length - done) < 0)
+            done = -1;
+    } else if (length > PY_SSIZE_T_MAX - self->pending_length) {
+        PyErr_NoMemory();
+        done = -1;
+    } else {
+        Py_ssize_t total = self->pending_length + length;
+        done = 0;
+        if (total > self->pending_capacity) {
+            unsigned char *pending = realloc(self->pending, total);
+            if (pending == NULL) {
+                PyErr_NoMemory();
+                done = -1;
+            } else {
+                self->pending = pending;
+                self->pending_capacity = total;
             }
         }
-        PyBuffer_Release(&view);
-        if (outcome == FAILED) {
-            Py_DECREF(row);
-            return NULL;
+        if (done == 0) {
+            memcpy(self->pending + self->pending_length, data, length);
+            self->pending_length = total;
+            done = read_stream(self, self->pending, total);
+            if (done >= 0)
+                (void)keep_pending(self, self->pending + done, total - done); /* within capacity */
         }
-        if (outcome == HAND_BACK)
-            break;
-        Py_DECREF(row);
-        if (self->out_length >= self->flush_bytes && flush(self) < 0)
-            return NULL;
     }
-    if (row == NULL && PyErr_Occurred())
+    PyBuffer_Release(&view);
+    self->writing = 0;
+    if (done < 0)
         return NULL;
-    if (flush(self) < 0) {
-        Py_XDECREF(row);
+    return PyLong_FromSsize_t(length);
+}
+
+/* finish(): the stream ended (copy_expert returned): it must have ended with the trailer, with
+ * nothing left over; the rows still buffered are written. */
+static PyObject *Decoder_finish(Decoder *self, PyObject *unused) {
+    if (self->copy_state != COPY_ENDED) {
+        framing_error(self->copy_state == COPY_HEADER ? "no header" : "no trailer",
+                      (long long)self->pending_length);
         return NULL;
     }
-    if (row == NULL)
-        Py_RETURN_NONE;
-    return row;
+    if (self->pending_length) {
+        framing_error("bytes after the trailer", (long long)self->pending_length);
+        return NULL;
+    }
+    if (flush(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
 }
 
 /* --- images ------------------------------------------------------------------------------- */
@@ -738,12 +915,12 @@ static PyObject *Decoder_forget(Decoder *self, PyObject *args) {
 /* --- the type ------------------------------------------------------------------------------ */
 
 static int Decoder_init(Decoder *self, PyObject *args, PyObject *kwargs) {
-    static char *names[] = {"applied_lsn", "upto_lsn", "next_xid", "write_rows", "flush_bytes", NULL};
+    static char *names[] = {"applied_lsn", "upto_lsn", "next_xid", "write_rows", "hand_back", "flush_bytes", NULL};
     unsigned long long applied, upto, next_xid;
-    PyObject *write_rows;
+    PyObject *write_rows, *hand_back;
     Py_ssize_t flush_bytes = FLUSH_BYTES;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "KKKO|n", names, &applied, &upto, &next_xid, &write_rows,
-                                     &flush_bytes))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "KKKOO|n", names, &applied, &upto, &next_xid, &write_rows,
+                                     &hand_back, &flush_bytes))
         return -1;
     if (flush_bytes < 1 || flush_bytes > FLUSH_BYTES)
         flush_bytes = FLUSH_BYTES;
@@ -754,11 +931,29 @@ static int Decoder_init(Decoder *self, PyObject *args, PyObject *kwargs) {
     self->upto_lsn = upto;
     self->next_xid = next_xid;
     Py_XSETREF(self->write_rows, Py_NewRef(write_rows));
+    Py_XSETREF(self->hand_back, Py_NewRef(hand_back));
+    self->copy_state = COPY_HEADER;
+    self->pending_length = 0;
+    return 0;
+}
+
+/* hand_back is usually a closure over the decoder itself: a cycle the garbage collector breaks. */
+static int Decoder_traverse(Decoder *self, visitproc visit, void *arg) {
+    Py_VISIT(self->write_rows);
+    Py_VISIT(self->hand_back);
+    return 0;
+}
+
+static int Decoder_clear(Decoder *self) {
+    Py_CLEAR(self->write_rows);
+    Py_CLEAR(self->hand_back);
     return 0;
 }
 
 static void Decoder_dealloc(Decoder *self) {
-    Py_XDECREF(self->write_rows);
+    PyObject_GC_UnTrack(self);
+    Decoder_clear(self);
+    free(self->pending);
     for (int i = 0; i < self->image_count; i++)
         clear_image(&self->images[i]);
     free(self->images);
@@ -780,7 +975,9 @@ static PyObject *Decoder_get_final_lsn(Decoder *self, void *closure) {
 static PyObject *Decoder_get_in_window(Decoder *self, void *closure) { return PyBool_FromLong(self->in_window); }
 
 static PyMethodDef Decoder_methods[] = {
-    {"feed", (PyCFunction)Decoder_feed, METH_O, "feed(rows) -> the first row handed back, or None at the end"},
+    {"write", (PyCFunction)Decoder_write, METH_O,
+     "write(chunk): the next bytes of `COPY (peek) TO STDOUT (FORMAT binary)` (copy_expert's file)"},
+    {"finish", (PyCFunction)Decoder_finish, METH_NOARGS, "finish(): the COPY ended; writes the rows left"},
     {"set_image", (PyCFunction)Decoder_set_image, METH_VARARGS,
      "set_image(oid, images): relation oid is action, read through an ActionImages"},
     {"forget", (PyCFunction)Decoder_forget, METH_VARARGS, "forget(oid): relation oid is not action"},
@@ -803,7 +1000,10 @@ static PyGetSetDef Decoder_getset[] = {
 static PyTypeObject DecoderType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "tracking_sync.capture._decode.Decoder",
     .tp_basicsize = sizeof(Decoder),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)Decoder_traverse,
+    .tp_clear = (inquiry)Decoder_clear,
+    .tp_free = PyObject_GC_Del,
     .tp_doc = "The compiled decoder of a capture batch (tracking_sync.capture.decoding.PythonDecoder's twin).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Decoder_init,

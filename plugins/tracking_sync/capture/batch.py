@@ -11,11 +11,13 @@ every change is applied exactly once.
 
 The rows are written to `writer` as they are decoded (write_rows(data, count), whole rows
 only; e.g. tracking_sync.extract.parts.PartWriter, which cuts zstd parts between calls), so
-memory stays flat however many changes a batch has: the peek is read through a server-side
-cursor, `itersize` rows at a time (the server itself keeps the peek's result in a tuplestore,
-spilled to disk past work_mem). The decoding is tracking_sync.capture.decoding's: compiled
-when built, else the Python reference; this module handles what it hands back (Relation,
-Truncate and the rest).
+memory stays flat however many changes a batch has: the peek is read as a binary COPY
+(tracking_sync.capture.slot.copy_changes), one message at a time straight into the decoder
+(the server itself keeps the peek's result in a tuplestore, spilled to disk past work_mem).
+The decoding is tracking_sync.capture.decoding's: compiled when built, else the Python
+reference; this module handles what it hands back (Relation, Truncate and the rest), from
+inside the COPY: an error raised there ends the COPY, and copy_changes' rollback leaves the
+connection usable.
 
 The CSV dialect is export's (tracking_sync.extract.export), so the load reads change files with
 the same COPY options: NULL is an unquoted \\N, every text is quoted (quotes doubled),
@@ -24,6 +26,7 @@ query travels with query_is_marker, action_time carries its +00 offset, booleans
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,18 +40,13 @@ from tracking_sync.capture.pgoutput import (
     RELATION,
     TRUNCATE,
     UPDATE,
+    ProtocolError,
     decode_message,
     decode_relation,
     decode_truncate,
 )
 from tracking_sync.capture.rows import action_images
-from tracking_sync.capture.slot import (
-    DEFAULT_ITERSIZE,
-    SOURCE_SCHEMA,
-    peeked_changes,
-    require_slot,
-    wal_position,
-)
+from tracking_sync.capture.slot import SOURCE_SCHEMA, copy_changes, require_slot, wal_position
 from tracking_sync.core.lsn import format_lsn
 from tracking_sync.core.tables import ACTION
 
@@ -98,8 +96,6 @@ def read_changes(
     applied_lsn: int,
     upto_lsn: int,
     writer: RowWriter,
-    *,
-    itersize: int = DEFAULT_ITERSIZE,
 ) -> BatchResult:
     """Write the change rows of the transactions committed in [applied_lsn, upto_lsn) to
     `writer` through write_rows(data, count) (columns: CHANGE_COLUMNS), in stream order.
@@ -124,21 +120,29 @@ def read_changes(
             "Run the DAG with mode=full_refresh to reload action and start the capture anew"
         )
     next_xid = wal_position(connection).next_xid  # read after every batch xid was assigned
-    with peeked_changes(connection, slot, upto_lsn, publication, name="capture", itersize=itersize) as rows:
-        return _write_batch(rows, applied_lsn, upto_lsn, next_xid, writer)
+    return _write_batch(
+        lambda sink: copy_changes(connection, slot, upto_lsn, publication, sink),
+        applied_lsn,
+        upto_lsn,
+        next_xid,
+        writer,
+    )
 
 
-def _write_batch(rows: Any, applied_lsn: int, upto_lsn: int, next_xid: int, writer: RowWriter) -> BatchResult:
-    """Reads the peek: the decoder (tracking_sync.capture.decoding) writes the changes and hands
-    back what only this loop handles."""
+def _write_batch(
+    copy: Callable[[Any], None], applied_lsn: int, upto_lsn: int, next_xid: int, writer: RowWriter
+) -> BatchResult:
+    """copy(sink) writes the peek's binary COPY into sink.write(): the decoder
+    (tracking_sync.capture.decoding) is that sink; it writes the changes and hands back what
+    only hand_back, below, handles."""
     decoder_type = decoder_class()
     # A part is cut between two write_rows(): it overshoots part_bytes by one write at most.
     flush_bytes = max(1, min(FLUSH_BYTES, getattr(writer, "part_bytes", FLUSH_BYTES) // 8))
-    decoder = decoder_type(applied_lsn, upto_lsn, next_xid, writer.write_rows, flush_bytes=flush_bytes)
     images: dict[int, Any] = {}  # relation OID -> ActionImages | RefusedRelation, action's only
-    rows = iter(rows)  # the named cursor fetches `itersize` rows at a time, made one by one
-    while (row := decoder.feed(rows)) is not None:
-        data = bytes(row[0])
+
+    def hand_back(data: bytes) -> None:
+        if not data:
+            raise ProtocolError("an empty pgoutput message in the peek: the slot's stream is corrupt")
         kind = data[0]
         if kind == RELATION:
             # Sent once per relation per peek, inside whichever transaction first changes
@@ -160,11 +164,17 @@ def _write_batch(rows: Any, applied_lsn: int, upto_lsn: int, next_xid: int, writ
                     "reloads action whole and starts the capture anew"
                 )
         elif kind in (BEGIN, COMMIT, INSERT, UPDATE, DELETE):  # refused by the compiled decoder
-            reference = PythonDecoder(applied_lsn, upto_lsn, next_xid, lambda data, rows: None)
+            reference = PythonDecoder(applied_lsn, upto_lsn, next_xid, _nowhere, _nowhere)
             reference.images = dict(images)
-            explain_refusal(reference, decoder.in_window, row)
+            explain_refusal(reference, decoder.in_window, data)
         else:
             decode_message(data)  # Origin, Type, Message: checked, nothing to write
+
+    decoder = decoder_type(
+        applied_lsn, upto_lsn, next_xid, writer.write_rows, hand_back, flush_bytes=flush_bytes
+    )
+    copy(decoder)
+    decoder.finish()
     return BatchResult(
         applied_lsn=applied_lsn,
         upto_lsn=upto_lsn,
@@ -176,3 +186,7 @@ def _write_batch(rows: Any, applied_lsn: int, upto_lsn: int, next_xid: int, writ
         bytes=decoder.written,
         touched_ids=decoder.touched,
     )
+
+
+def _nowhere(*_: Any) -> None:
+    """write_rows and hand_back of a decoder that only explains a refusal."""

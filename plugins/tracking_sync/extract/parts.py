@@ -75,13 +75,27 @@ class PartWriter:
         part_bytes: int,
         part_prefix: str = "part-",
         on_part_closed: Callable[[Path], None] | None = None,
+        *,
+        level: int = ZSTD_LEVEL,
+        threads: int = 0,
+        job_bytes: int = 0,
     ) -> None:
+        """`level`, `threads` and `job_bytes` are zstd's (threads=1: compression in a worker
+        thread of zstd's own, beside the thread that writes, in jobs of job_bytes; 0: zstd's
+        default). The export and the capture use the defaults; bench/bench_capture.py --zstd
+        measures the others (docs/benchmarks.md, "Change capture": not faster)."""
         self.directory = directory
         self.part_bytes = part_bytes
         self.part_prefix = part_prefix
         self.on_part_closed = on_part_closed
         self.parts: list[Part] = []
-        self._compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        if threads or job_bytes:
+            parameters = zstandard.ZstdCompressionParameters.from_level(
+                level, threads=threads, job_size=job_bytes
+            )
+            self._compressor = zstandard.ZstdCompressor(compression_params=parameters)
+        else:
+            self._compressor = zstandard.ZstdCompressor(level=level)
         self._open_part()
 
     def _open_part(self) -> None:

@@ -81,3 +81,22 @@ def message(transactional: bool, lsn: int, prefix: str, content: bytes) -> bytes
         + struct.pack(">I", len(content))
         + content
     )
+
+
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">II", 0, 0)
+COPY_TRAILER = struct.pack(">h", -1)
+
+
+def copy_tuple(message: bytes) -> bytes:
+    """A tuple of the peek's binary COPY: one field, the message."""
+    return struct.pack(">hi", 1, len(message)) + message
+
+
+def copy_chunks(messages: list[bytes]) -> list[bytes]:
+    """`COPY (peek) TO STDOUT (FORMAT binary)` as psycopg2 hands it to write(), one CopyData
+    message per call: the header with the first tuple (copyto.c sends them together), a tuple
+    each, the trailer alone."""
+    tuples = [copy_tuple(message) for message in messages]
+    if not tuples:
+        return [COPY_HEADER + COPY_TRAILER]
+    return [COPY_HEADER + tuples[0], *tuples[1:], COPY_TRAILER]

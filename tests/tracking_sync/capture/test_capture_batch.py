@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import psycopg2
 import pytest
 import zstandard
 
@@ -16,8 +17,14 @@ from tests.pipeline_helpers import (
     insert_actions,
     tricky_actions,
 )
-from tests.tracking_sync.capture.utils import TOASTED_QUERY_SQL, action_fields, parse_rows, reference_fields
-from tracking_sync.capture.batch import read_changes
+from tests.tracking_sync.capture.utils import (
+    TOASTED_QUERY_SQL,
+    RowList,
+    action_fields,
+    parse_rows,
+    reference_fields,
+)
+from tracking_sync.capture.batch import _write_batch, read_changes
 from tracking_sync.capture.errors import SlotAheadOfTarget, SlotMissing, SourceTableChanged, TruncateCaptured
 from tracking_sync.capture.pgoutput import (
     UNCHANGED,
@@ -34,7 +41,7 @@ from tracking_sync.capture.pgoutput import (
     decode_message,
 )
 from tracking_sync.capture.rows import CHANGE_COLUMNS, ActionImages
-from tracking_sync.capture.slot import advance_slot
+from tracking_sync.capture.slot import advance_slot, copy_changes, slot_status, wal_position
 from tracking_sync.core.lsn import format_lsn
 from tracking_sync.core.plan import RunSlice
 from tracking_sync.core.tables import ACTION
@@ -351,13 +358,73 @@ def test_a_missing_slot_names_the_bootstrap(capture_source):
         capture_source.read(0, 1)
 
 
-def test_small_fetches_give_the_same_rows(captured):
+def test_the_real_binary_copy_written_in_any_pieces_gives_the_same_rows(captured):
+    """The peek's binary COPY as PostgreSQL 15 sends it (header with the first tuple, the
+    trailer alone), kept whole, then written to the decoder in pieces of 1 to 97 bytes: the
+    same rows as read_changes gives."""
     captured.execute(*insert(*range(1, 40)))
     captured.execute("update action set query = query || ' v2' where id % 3 = 0")
     upto = captured.now()
-    whole, _ = captured.read(captured.consistent_lsn, upto)
-    chunked, _ = captured.read(captured.consistent_lsn, upto, itersize=3)
-    assert chunked == whole and len(whole) == 39 + 13
+    whole, result = captured.read(captured.consistent_lsn, upto)
+    assert len(whole) == 39 + 13
+    chunks: list[bytes] = []
+
+    class Keep:
+        def write(self, chunk: bytes) -> None:
+            chunks.append(chunk)
+
+    copy_changes(captured.reader, captured.slot, upto, captured.publication, Keep())
+    assert chunks[0].startswith(b"PGCOPY\n\xff\r\n\x00") and chunks[-1] == b"\xff\xff"
+    assert len(chunks) == len(captured.peek_messages(upto)) + 1  # a CopyData per message, then the trailer
+    stream = b"".join(chunks)
+    for piece in (1, 7, 97):
+        pieces = [stream[start : start + piece] for start in range(0, len(stream), piece)]
+
+        def copy(sink, pieces=pieces) -> None:
+            for chunk in pieces:
+                sink.write(chunk)
+
+        writer = RowList()
+        next_xid = wal_position(captured.reader).next_xid
+        assert _write_batch(copy, captured.consistent_lsn, upto, next_xid, writer) == result
+        assert writer.rows == whole
+
+
+def test_an_error_inside_the_copy_leaves_the_connection_and_the_slot_as_they_were(captured):
+    """A TRUNCATE in the window raises inside the decoder's write(), with thousands of
+    changes still to come in the COPY: the rollback drops the rest of the COPY (libpq's
+    PQexec does), and the same connection then answers queries and reads a batch again; the
+    slot was only peeked, and no backend holds it."""
+    captured.execute(*insert(1, 2))
+    before_truncate = captured.now()
+    captured.execute("truncate action")
+    after_truncate = captured.now()
+    captured.execute(
+        "insert into action select i, 7, 's-' || i, 8, '2025-03-01', 3, null, true, false, repeat('q', 200) "
+        "from generate_series(10, 5009) as i"
+    )
+    upto = captured.now()
+    status = slot_status(captured.reader, captured.slot)
+
+    with pytest.raises(TruncateCaptured, match="mode=full_refresh"):
+        captured.read(captured.consistent_lsn, upto)
+
+    connection = captured.reader
+    assert connection.closed == 0
+    assert connection.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+    assert captured.fetch("select count(*), min(id), max(id) from action") == [(5000, 10, 5009)]
+    after = slot_status(connection, captured.slot)
+    assert (after.confirmed_flush_lsn, after.restart_lsn) == (status.confirmed_flush_lsn, status.restart_lsn)
+    assert captured.fetch(
+        "select active_pid from pg_replication_slots where slot_name = %s", (captured.slot,)
+    ) == [(None,)]
+    rows, result = captured.read(captured.consistent_lsn, before_truncate)
+    assert [change["id"] for change in parse_rows(rows)] == ["1", "2"]
+    rows, result = captured.read(after_truncate, upto)  # the window after the truncate
+    assert [change["id"] for change in parse_rows(rows)] == [str(i) for i in range(10, 5010)]
+    assert (result.inserts, result.transactions, result.skipped_transactions) == (5000, 1, 2)
+    with pytest.raises(TruncateCaptured):  # the same batch fails again: nothing was consumed
+        captured.read(captured.consistent_lsn, upto)
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,13 @@
 """The compiled decoder (tracking_sync.capture._decode) against the Python one, its reference,
-without a database: the same pgoutput streams (built byte by byte) through a batch with each
-must give the same bytes, the same counts and the same errors. The real server's messages go through both in test_capture_batch.py."""
+without a database: the same pgoutput streams (built byte by byte), framed as the peek's binary
+COPY and written to each decoder as psycopg2's copy_expert writes them, through a batch with
+each, must give the same bytes, the same counts and the same errors. The real server's
+messages go through both in test_capture_batch.py."""
 
 from __future__ import annotations
 
 import random
+import struct
 
 import pytest
 
@@ -13,7 +16,8 @@ from tests.tracking_sync.capture.utils import RowList
 from tracking_sync.capture import decoding
 from tracking_sync.capture.batch import _write_batch
 from tracking_sync.capture.errors import SourceTableChanged, TruncateCaptured
-from tracking_sync.capture.pgoutput import ProtocolError
+from tracking_sync.capture.pgoutput import ProtocolError, decode_relation
+from tracking_sync.capture.rows import action_images
 from tracking_sync.core.tables import ACTION
 
 ACTION_OID, OTHER_OID = 16389, 16400
@@ -64,15 +68,28 @@ def key(id_: int) -> tuple:
     return tuple(str(id_).encode() if name == "id" else None for name in ACTION.column_names)
 
 
+def written(chunks: list[bytes]):
+    """A copy(sink) of _write_batch that writes `chunks` as copy_expert would."""
+
+    def copy(sink) -> None:
+        for chunk in chunks:
+            assert sink.write(chunk) == len(chunk)
+
+    return copy
+
+
+def run_stream(decoder: str, chunks: list[bytes], monkeypatch, next_xid: int = NEXT_XID):
+    monkeypatch.setenv(decoding.DECODER_VARIABLE, decoder)
+    writer = RowList()
+    result = _write_batch(written(chunks), APPLIED, UPTO, next_xid, writer)
+    return writer.rows, result
+
+
 def run(
     decoder: str, messages: list[bytes], monkeypatch, next_xid: int = NEXT_XID
 ) -> tuple[list[bytes], object]:
-    """The batch of `messages` (slot rows as psycopg2 makes them: (memoryview,))."""
-    monkeypatch.setenv(decoding.DECODER_VARIABLE, decoder)
-    writer = RowList()
-    rows = [(memoryview(message),) for message in messages]
-    result = _write_batch(rows, APPLIED, UPTO, next_xid, writer)
-    return writer.rows, result
+    """The batch of `messages`, in a binary COPY written a tuple at a time (m.copy_chunks)."""
+    return run_stream(decoder, m.copy_chunks(messages), monkeypatch, next_xid)
 
 
 def assert_same(messages: list[bytes], monkeypatch) -> list[bytes]:
@@ -304,3 +321,137 @@ def test_without_the_compiled_decoder_the_capture_runs_the_python_one_and_says_h
     monkeypatch.setenv(decoding.DECODER_VARIABLE, "compiled")
     with pytest.raises(RuntimeError, match="build_decoder"):
         decoding.decoder_class()
+
+
+# --- The binary COPY framing. ----------------------------------------------------------------
+
+STREAM = [
+    m.begin(200, 0, 5),
+    action_relation(),
+    m.insert(ACTION_OID, *row(1)),
+    m.update(ACTION_OID, row(1, query=b"v2")),
+    m.delete(ACTION_OID, key(1)),
+    m.commit(200, 210, 0),
+]
+
+
+def stream_outcome(decoder: str, chunks: list[bytes], monkeypatch):
+    try:
+        return run_stream(decoder, chunks, monkeypatch)
+    except Exception as error:  # the error is the outcome compared
+        return type(error), str(error)
+
+
+@pytest.mark.parametrize("decoder", ["compiled", "python"])
+def test_a_stream_split_anywhere_gives_the_same_rows(decoder, monkeypatch):
+    """psycopg2 writes whole tuples; a tuple (or the header) split between writes is kept
+    until its end arrives: every split, and a byte at a time, give the same batch."""
+    whole = run(decoder, STREAM, monkeypatch)
+    assert len(whole[0]) == 3
+    stream = b"".join(m.copy_chunks(STREAM))
+    for cut in range(1, len(stream)):
+        assert run_stream(decoder, [stream[:cut], stream[cut:]], monkeypatch) == whole, cut
+    assert run_stream(decoder, [bytes([byte]) for byte in stream], monkeypatch) == whole
+    assert run_stream(decoder, [stream], monkeypatch) == whole
+
+
+def test_an_empty_peek_is_the_header_and_the_trailer_alone(monkeypatch):
+    assert m.copy_chunks([]) == [m.COPY_HEADER + m.COPY_TRAILER]
+    rows, result = assert_same([], monkeypatch), run("python", [], monkeypatch)[1]
+    assert rows == [] and result.rows == 0 and result.transactions == 0
+
+
+def test_a_header_extension_is_skipped(monkeypatch):
+    header = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">II", 0, 4) + b"abcd"
+    tuples = b"".join(m.copy_tuple(message) for message in STREAM)
+    chunks = [header + tuples + m.COPY_TRAILER]
+    rows = stream_outcome("python", chunks, monkeypatch)
+    assert stream_outcome("compiled", chunks, monkeypatch) == rows == run("python", STREAM, monkeypatch)
+
+
+def bad_streams() -> dict[str, tuple[list[bytes], str]]:
+    chunks = m.copy_chunks(STREAM)
+    header, first = chunks[0][:19], chunks[0][19:]
+    return {
+        "a NULL message": (
+            [header + first, struct.pack(">hi", 1, -1), m.COPY_TRAILER],
+            "a NULL message in the peek's binary COPY",
+        ),
+        "two fields": (
+            [header + first, struct.pack(">hi", 2, 1) + b"C" + struct.pack(">i", -1), m.COPY_TRAILER],
+            "a binary COPY tuple of 2 fields where the peek selects one",
+        ),
+        "no fields": ([header + first, struct.pack(">h", 0), m.COPY_TRAILER], "tuple of 0 fields"),
+        "a negative length": (
+            [header + first, struct.pack(">hi", 1, -7), m.COPY_TRAILER],
+            "a message of length -7",
+        ),
+        "the text format": (
+            [b"\\x42" + b"00" * 20 + b"\n", b"\\.\n"],
+            "did not start with the binary COPY signature",
+        ),
+        "OIDs": (
+            [b"PGCOPY\n\xff\r\n\x00" + struct.pack(">II", 1 << 16, 0) + first, m.COPY_TRAILER],
+            "0x10000",
+        ),
+        "no trailer": (chunks[:-1], "ended with no trailer"),
+        "a tuple cut short": (
+            [*chunks[:-1], chunks[1][:-2]],
+            f"ended with no trailer ({len(chunks[1]) - 2} bytes left unread)",
+        ),
+        "no header": ([b"PGCOPY"], "ended with no header"),
+        "nothing at all": ([], "ended with no header"),
+        "bytes after the trailer": ([*chunks, b"\x00"], "1 bytes after the binary COPY trailer"),
+        "a tuple after the trailer": (
+            [*chunks[:-1], m.COPY_TRAILER + chunks[1]],
+            "bytes after the binary COPY trailer",
+        ),
+    }
+
+
+@pytest.mark.parametrize("what", bad_streams())
+def test_a_stream_that_is_not_the_peeks_binary_copy_fails_alike_naming_the_fix(what, monkeypatch):
+    chunks, says = bad_streams()[what]
+    python = stream_outcome("python", chunks, monkeypatch)
+    assert python[0] is ProtocolError, python
+    assert says in python[1]
+    assert "peek_changes.sql" in python[1] and "format binary" in python[1]
+    assert stream_outcome("compiled", chunks, monkeypatch) == python
+
+
+@pytest.mark.parametrize("decoder", ["compiled", "python"])
+def test_a_message_handed_back_comes_after_the_rows_before_it_and_before_those_after(decoder, monkeypatch):
+    """hand_back runs inside write(), synchronously: the Relation of a second table arrives
+    between two inserts, and an error it raises ends the stream there."""
+    order: list[object] = []
+    monkeypatch.setenv(decoding.DECODER_VARIABLE, decoder)
+    decoder_type = decoding.decoder_class()
+    sink = decoder_type(
+        APPLIED, UPTO, NEXT_XID, lambda data, rows: order.append(rows), order.append, flush_bytes=1
+    )
+    sink.set_image(ACTION_OID, action_images_of(action_relation()))
+    for chunk in m.copy_chunks(
+        [
+            m.begin(200, 0, 5),
+            m.insert(ACTION_OID, *row(1)),
+            other_relation(),
+            m.insert(ACTION_OID, *row(2)),
+            m.commit(200, 210, 0),
+        ]
+    ):
+        sink.write(chunk)
+    sink.finish()
+    assert order == [1, other_relation(), 1]
+
+    def refuse(data: bytes) -> None:
+        raise TruncateCaptured("stop here")
+
+    sink = decoder_type(APPLIED, UPTO, NEXT_XID, lambda data, rows: order.append(rows), refuse)
+    chunks = m.copy_chunks([m.begin(200, 0, 5), other_relation(), m.insert(ACTION_OID, *row(2))])
+    sink.write(chunks[0])
+    with pytest.raises(TruncateCaptured, match="stop here"):
+        sink.write(chunks[1])
+
+
+def action_images_of(relation: bytes):
+    return action_images(decode_relation(relation))
