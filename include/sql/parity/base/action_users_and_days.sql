@@ -8,9 +8,11 @@
 -- its base, so every check reads what it read before (the NULLs untyped: each
 -- column takes its type from the branch that fills it, as in its base).
 -- One GROUP BY GROUPING SETS ((user, session), (day)), the sessions then folded
--- into their users. Measured at 2M rows, 7,912 users listed (a third of the
--- rows), both engines at once as validate runs them, 4 runs each alternated:
--- 0.93-1.13 s against 1.21-1.43 s for the two passes, the same rows. Not for the
+-- into their users. Measured with 7,912 users listed (a third of the rows), the
+-- same rows as the two passes: at 2M rows, both engines at once as validate runs
+-- them, 0.93-1.13 s against 1.21-1.43 s (4 runs each, alternated); at 10M rows,
+-- each engine alone, 3 runs each: target 2.77-2.88 s against 3.16-3.34 s, source
+-- 2.76-2.90 s against 2.89-2.97 s (the machine shared, load 1.4-2.1). Not for the
 -- full and scoped scopes: over the whole table PostgreSQL plans grouping sets
 -- as sorts when its estimate of the groups does not fit in memory (20-25 s at
 -- 10M rows against 10.6 s, docs/benchmarks.md); a listed users' scope groups
