@@ -94,6 +94,8 @@ SAMPLES: dict[str, object] = {
     "all": [False, True],
     "by_ids": [True, False],
     "xip": [2, 0],
+    "reloads": [True, False],
+    "reads_target": [True, False],
     "publication": "tracking_sync_action",
     "role": "tracking_reader",
     "user": "tracking_loader",

@@ -154,3 +154,39 @@ def test_a_rejected_row_names_its_source_id_column_limit_and_a_clean_preview():
 @pytest.mark.parametrize(("value", "shown"), [(None, "NULL"), ("", "''"), ("ab\ufffd", "'ab'")])
 def test_short_values_are_shown_whole(value, shown):
     assert preview(value) == shown
+
+
+def _reading_action(statements: list[str]) -> list[str]:
+    """The statements that scan the target's `action` (no index on Redshift or the stand-in):
+    every one that names it in a FROM, but the empty read `where 1 = 0`."""
+    import re
+
+    return [s for s in statements if re.search(r"from tracking\.action\b", s) and "where 1 = 0" not in s]
+
+
+def test_a_capture_batch_scans_action_twice_at_most_the_delete_by_a_list_of_ids():
+    from tracking_sync.load.apply_changes import apply_statements
+
+    reading = _reading_action(apply_statements("tracking", "action_changes_x"))
+    assert [s.split()[0:4] for s in reading] == [
+        ["create", "temp", "table", "replaced_rows"],
+        ["delete", "from", "tracking.action", "where"],
+    ]
+    assert "a.id in (select replaced_ids.id from replaced_ids)" in reading[0]
+    assert reading[1].endswith("where action.id in (select last_changes.id from last_changes)")
+
+
+def test_a_batch_whose_ids_all_begin_with_an_insert_reads_action_only_to_delete():
+    from tracking_sync.load.apply_changes import apply_statements
+
+    statements = apply_statements("tracking", "action_changes_x", reads_target=False)
+    assert [s.split()[0:3] for s in _reading_action(statements)] == [["delete", "from", "tracking.action"]]
+
+
+def test_without_a_reload_waiting_no_change_is_set_aside():
+    from tracking_sync.load.apply_changes import apply_statements
+
+    without = "\n".join(apply_statements("tracking", "action_changes_x", reloads=False))
+    assert "capture_reloads" not in without and "superseded_changes" not in without
+    with_reloads = "\n".join(apply_statements("tracking", "action_changes_x", reloads=True))
+    assert "capture_reloads" in with_reloads and "superseded_changes" in with_reloads

@@ -615,6 +615,58 @@ def test_an_empty_user_list_compares_no_user(source, target):
     assert checks["table_row_counts"].matching == 2  # no row of nobody, and action_type
 
 
+class _Recorded:
+    """A real connection whose cursors record the SQL they execute (to count the scans)."""
+
+    def __init__(self, connection, statements):
+        self._connection, self._statements = connection, statements
+
+    def cursor(self):
+        statements, cursor = self._statements, self._connection.cursor()
+
+        class Cursor:
+            def execute(self, sql, *args):
+                statements.append(sql)
+                return cursor.execute(sql, *args)
+
+            def __getattr__(self, name):
+                return getattr(cursor, name)
+
+        return Cursor()
+
+    def __getattr__(self, name):
+        return getattr(self._connection, name)
+
+
+def test_users_scope_reads_action_once_per_engine_for_the_same_rows(source, target):
+    """The target has no index on user_profile_id: each pass over the listed users' rows is
+    a scan of the whole table. Scope "users" computes the per-user and the per-day base in
+    one (action_users_and_days), split into the same rows each base gives alone."""
+    import re
+
+    from tracking_sync.validate.parity import render_base
+    from tracking_sync.validate.shared_pass import base_table, shared_passes
+
+    users = _listed_users(source, 5)
+    window = CheckWindow("public", "tracking", DAY, END_OF_DATA, "users", tuple(users))
+    statements: list[str] = []
+    with shared_passes(load_checks(), source, _Recorded(target, statements), window) as bases:
+        together = {}
+        with target.cursor() as cursor:
+            for name in bases:
+                cursor.execute(f"select * from {base_table(name)}")
+                together[name] = sorted(cursor.fetchall(), key=repr)
+    assert sorted(together) == ["action_days", "action_user_totals"]
+    assert len([sql for sql in statements if re.search(r"from tracking\.action\b", sql)]) == 1
+    with target.cursor() as cursor:
+        cursor.execute("set timezone to 'UTC'")
+        for name, rows in together.items():
+            bounds = {"window_start": DAY, "window_end": END_OF_DATA, "zoned_bounds": True}
+            cursor.execute(render_base(name, schema="tracking", scope="users", users=users, **bounds))
+            assert rows == sorted(cursor.fetchall(), key=repr) and rows, name
+    target.rollback()
+
+
 def test_a_long_user_list_is_computed_and_drilled_in_chunks(source, target):
     users = _listed_users(source, 7)
     one_statement = _validate_users(source, target, users)

@@ -7,6 +7,14 @@ a delete removes it), a TOASTed `query` an update did not send keeps its latest 
 the sync state's applied LSN becomes the batch's upto LSN. Then the changes table is
 dropped. The slot is advanced only after this commits (tracking_sync.capture.slot).
 
+What it costs: `action` has no index on Redshift (nor on the stand-in's row store), so each
+statement that reads it is a scan of the table (of the columns it names, on Redshift). The
+apply reads it at most twice: the rows it replaces (their users, and the TOASTed texts
+the batch did not send), not read when every id's first applied change is an insert (a
+batch of late rows only), and the delete. With no reload waiting (capture_reloads empty,
+the nightly's usual case) nothing is set aside and step 1 is skipped. Each statement's
+time is logged at DEBUG (bench/bench_dag.py prints them).
+
 Exactly once: the apply checks the applied LSN first. Already at or past the batch's upto
 LSN (a retry after the commit), it changes nothing; not where the batch starts (another run
 applied changes in between), it refuses, and the capture is read again.
@@ -15,6 +23,7 @@ applied changes in between), it refuses, and the capture is read again.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -57,7 +66,12 @@ class AppliedChanges:
         }
 
 
-def apply_statements(schema: str, staging: str) -> list[str]:
+def apply_statements(
+    schema: str, staging: str, *, reloads: bool = True, reads_target: bool = True
+) -> list[str]:
+    """The apply's statements (include/sql/redshift/apply_action_changes.sql): `reloads`
+    when capture_reloads holds a reload, `reads_target` when some id's first applied change
+    is not an insert (its target row is read before it is replaced)."""
     return render_statements(
         "redshift/apply_action_changes.sql",
         schema=schema,
@@ -65,6 +79,8 @@ def apply_statements(schema: str, staging: str) -> list[str]:
         columns=ACTION.column_names,
         toasted=[(name, marker_flag(name), unchanged_flag(name)) for name in TOASTABLE_COLUMNS],
         marker=NULL_MARKER_SQL,
+        reloads=reloads,
+        reads_target=reads_target,
     )
 
 
@@ -75,7 +91,7 @@ def apply_changes(
     assert plan.upto_lsn is not None and plan.slot is not None
     schema, staging = plan.target_schema, plan.staging_table
     result = AppliedChanges(upto_lsn=plan.upto_lsn)
-    cursor = connection.cursor()
+    cursor = _TimedCursor(connection.cursor())
     cursor.paramstyle = "pyformat"
     try:
         for statement in render_statements("redshift/lock_action.sql", schema=schema):
@@ -96,11 +112,20 @@ def apply_changes(
                 f"target in between. Clear export_action of this run (with its downstream): it "
                 "captures again from the target's applied LSN. Nothing was changed"
             )
-        statements = apply_statements(schema, staging)
-        replace_at = next(i for i, s in enumerate(statements) if s.lower().startswith("delete from"))
-        for statement in statements[:replace_at]:
+        # No reload waiting (the nightly's usual case): no change can have been seen by one.
+        cursor.execute(render_sql("redshift/count_capture_reloads.sql", schema=schema))
+        reloads = int(cursor.fetchone()[0]) > 0
+        statements = apply_statements(schema, staging, reloads=reloads)
+        read_at = _first(statements, "create temp table replaced_rows")
+        replace_at = _first(statements, "delete from")
+        for statement in statements[:read_at]:
             cursor.execute(statement)
-        _read_what_the_batch_touches(cursor, schema, staging, result)
+        cursor.execute("select count(*) from replaced_ids")
+        reads_target = int(cursor.fetchone()[0]) > 0
+        statements = apply_statements(schema, staging, reloads=reloads, reads_target=reads_target)
+        for statement in statements[read_at:replace_at]:
+            cursor.execute(statement)
+        _read_what_the_batch_touches(cursor, schema, staging, result, reloads=reloads)
         for statement in statements[replace_at:]:
             cursor.execute(statement)
         write_sync_state(
@@ -115,7 +140,11 @@ def apply_changes(
         )
         forget_reloads(cursor, schema, applied_lsn=plan.upto_lsn)
         for statement in render_statements(
-            "redshift/drop_applied_changes.sql", schema=schema, staging=staging, toastable=TOASTABLE_COLUMNS
+            "redshift/drop_applied_changes.sql",
+            schema=schema,
+            staging=staging,
+            reloads=reloads,
+            toastable=TOASTABLE_COLUMNS,
         ):
             cursor.execute(statement)
         connection.commit()
@@ -134,7 +163,13 @@ def apply_changes(
     return result
 
 
-def _read_what_the_batch_touches(cursor: Any, schema: str, staging: str, result: AppliedChanges) -> None:
+def _first(statements: list[str], beginning: str) -> int:
+    return next(i for i, statement in enumerate(statements) if statement.lower().startswith(beginning))
+
+
+def _read_what_the_batch_touches(
+    cursor: Any, schema: str, staging: str, result: AppliedChanges, *, reloads: bool
+) -> None:
     """Counts per kind, and the ids and users (the target's before, the batch's after) that
     validation compares, read before the target's rows are replaced."""
     cursor.execute(render_sql("redshift/select_change_counts.sql", schema=schema, staging=staging))
@@ -142,10 +177,33 @@ def _read_what_the_batch_touches(cursor: Any, schema: str, staging: str, result:
     counts = {name: 0 for name in kinds.values()}
     for kind, count in cursor.fetchall():
         counts[kinds[str(kind).strip()]] = int(count)
-    cursor.execute("select count(*) from superseded_changes")
-    counts["superseded"] = int(cursor.fetchone()[0])
+    counts["superseded"] = 0
+    if reloads:
+        cursor.execute("select count(*) from superseded_changes")
+        counts["superseded"] = int(cursor.fetchone()[0])
     result.changes = counts
     cursor.execute(render_sql("redshift/select_touched_users.sql", schema=schema, staging=staging))
     result.touched_users = sorted(int(row[0]) for row in cursor.fetchall())
     cursor.execute(f"select distinct id from {schema}.{staging} order by id")
     result.touched_ids = [int(row[0]) for row in cursor.fetchall()]
+
+
+class _TimedCursor:
+    """A cursor whose execute() logs each statement's time at DEBUG (where the apply's time goes)."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def execute(self, statement: str, params: Any = None) -> None:
+        started = time.perf_counter()
+        self._cursor.execute(statement, params)
+        log.debug("%.3f s: %s", time.perf_counter() - started, " ".join(statement.split())[:120])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_cursor":
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._cursor, name, value)

@@ -218,6 +218,7 @@ def validate_for_run(
     difference is explained by changes committed after the target's applied LSN passes,
     with `report.pending` saying so (tracking_sync.validate.pending); up to
     `max_pending_ids` pending ids are read."""
+    started = time.perf_counter()
     extra = []
     if placed_outside_ids:
         extra.append(compare_rows_by_id(source_conn, target_conn, plan.target_schema, placed_outside_ids))
@@ -246,6 +247,7 @@ def validate_for_run(
         rerun_interval_start=plan.window_start,
         extra_results=extra,
     )
+    report.seconds = round(time.perf_counter() - started, 3)  # the by-id checks before it too
     if capture_conn is not None and plan.capture == "logical" and plan.slot and not report.passed:
         started = time.perf_counter()
         explain_by_pending(

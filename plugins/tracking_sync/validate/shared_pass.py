@@ -18,6 +18,11 @@ The temp tables are committed (the checks each run in a transaction of their own
 roll it back) and dropped at the end; temp tables are session-local on both engines,
 so concurrent runs never see each other's.
 
+In scope "users" (a capture run's touched users) the two bases come from one scan of
+`action`, include/sql/parity/base/action_users_and_days.sql (GROUPING SETS), split into
+their two tables: the target has no index on user_profile_id, so each pass read the whole
+table to find the listed users' rows.
+
 In scope "users" the listed users go into the SQL as an IN list: more than
 `users_per_statement` of them are computed chunk by chunk (a CREATE TABLE AS for the
 first, an INSERT for each next) into the same table, so no statement nears Redshift's
@@ -35,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tracking_sync.core.tables import ACTION
-from tracking_sync.validate.parity import USERS_PER_STATEMENT, ParityCheck, base_path, render_base
+from tracking_sync.validate.parity import USERS, USERS_PER_STATEMENT, ParityCheck, base_path, render_base
 from tracking_sync.validate.streams import CheckWindow
 
 # A base that hashes many groups says how much memory its hash may take in its header:
@@ -48,6 +53,21 @@ _WORK_MEM = re.compile(r"^--\s?work_mem:\s*([0-9]+[kMG]B)\b", re.MULTILINE)
 TARGET_TIME_IS_ZONED = (
     next(c for c in ACTION.columns if c.name == "action_time").redshift_type == "timestamptz"
 )
+
+
+# Scope "users" computes these two bases in one scan of `action` (no index on the target:
+# each pass read the whole table for the listed users' rows), then splits it into their
+# tables: include/sql/parity/base/action_users_and_days.sql.
+SCANNED_TOGETHER = ("action_user_totals", "action_days")
+TOGETHER_BASE = "action_users_and_days"
+# what each of them keeps of the combined pass's rows (its own columns, in its order)
+_SPLIT = {
+    "action_user_totals": (
+        "user_profile_id, row_count, total_time_spent, session_avg_duration",
+        "day is null",
+    ),
+    "action_days": ("day, row_count, seconds_into_day_sum, query_count, query_bytes", "day is not null"),
+}
 
 
 def base_table(name: str) -> str:
@@ -124,25 +144,20 @@ def materialize(
             # reference query). Redshift has no such knobs (takes_planner_settings).
             # (SET, not SET LOCAL: what reaches the stand-in must read as Redshift's grammar)
             cursor.execute("set enable_sort = 'off'")
-        for name in names:
-            if tune:
-                memory = base_work_mem(name)
-                cursor.execute(f"set work_mem = '{memory}'" if memory else "reset work_mem")
-            cursor.execute(f"drop table if exists {base_table(name)}")
-            for number, users in enumerate(user_chunks(window, users_per_statement)):
-                sql = render_base(
-                    name,
-                    schema=schema,
-                    window_start=window.window_start,
-                    window_end=window.window_end,
-                    scope=window.scope,
-                    users=users,
-                    zoned_bounds=zoned_bounds,
+        together = window.scope == USERS and set(SCANNED_TOGETHER) <= set(names)
+        for name in [TOGETHER_BASE] if together else []:
+            _compute(cursor, name, schema, window, users_per_statement, tune, zoned_bounds)
+            for part in SCANNED_TOGETHER:
+                columns, rows = _SPLIT[part]
+                cursor.execute(f"drop table if exists {base_table(part)}")
+                cursor.execute(
+                    f"create temp table {base_table(part)} as\n"
+                    f"select {columns}\nfrom {base_table(name)}\nwhere {rows}"
                 )
-                if number == 0:
-                    cursor.execute(f"create temp table {base_table(name)} as\n{sql}")
-                else:
-                    cursor.execute(f"insert into {base_table(name)}\n{sql}")
+            cursor.execute(f"drop table {base_table(name)}")
+        for name in names:
+            if not (together and name in SCANNED_TOGETHER):
+                _compute(cursor, name, schema, window, users_per_statement, tune, zoned_bounds)
         if tune:  # for the passes only (a rollback undoes the SETs too)
             cursor.execute("reset enable_sort")
             cursor.execute("reset work_mem")
@@ -153,6 +168,36 @@ def materialize(
     finally:
         cursor.close()
     return time.perf_counter() - started
+
+
+def _compute(
+    cursor: Any,
+    name: str,
+    schema: str,
+    window: CheckWindow,
+    users_per_statement: int,
+    tune: bool,
+    zoned_bounds: bool,
+) -> None:
+    """One base into its temp table, chunk by chunk (a CREATE TABLE AS, then INSERTs)."""
+    if tune:
+        memory = base_work_mem(name)
+        cursor.execute(f"set work_mem = '{memory}'" if memory else "reset work_mem")
+    cursor.execute(f"drop table if exists {base_table(name)}")
+    for number, users in enumerate(user_chunks(window, users_per_statement)):
+        sql = render_base(
+            name,
+            schema=schema,
+            window_start=window.window_start,
+            window_end=window.window_end,
+            scope=window.scope,
+            users=users,
+            zoned_bounds=zoned_bounds,
+        )
+        if number == 0:
+            cursor.execute(f"create temp table {base_table(name)} as\n{sql}")
+        else:
+            cursor.execute(f"insert into {base_table(name)}\n{sql}")
 
 
 def drop(conn: Any, names: Sequence[str], tuned: bool | None = None) -> None:
