@@ -13,13 +13,13 @@ them to query, 15 % deletes of rows spread over the whole table; kinds mixed in 
   raw binary COPY  the same COPY ... TO STDOUT (FORMAT binary) -> /dev/null: what the capture reads
   raw cursor  the same peek through a psycopg2 named cursor, rows dropped
   capture     read_changes (the peek's binary COPY written into the decoder) into
-              tracking_sync.extract.parts.PartWriter (zstd parts, level 1 as the capture writes
-              them), with
+              tracking_sync.extract.parts.PartWriter (zstd parts, level 1 in zstd's worker
+              thread, as the capture writes them), with
               the decoder in use (tracking_sync.capture.decoding: compiled when built)
   capture (python)  the same with the pure-Python decoder (--decoders compiled,python)
   capture zstd L[tN][jK]  the compiled capture with other zstd settings: level L, N worker
               threads, jobs of K KiB, for each of --zstd (LEVEL[:tTHREADS[:jJOB_BYTES]], e.g.
-              --zstd=-1,1:t1,1:t1:j524288)
+              --zstd=1 is one thread, -1,1:t1:j524288)
 Prints each run's wall time and CPU seconds (client = this Python process, backend = the
 PostgreSQL backend that decodes) and the peak RSS the capture added (VmHWM after it, reset
 before it, minus the RSS before it), then the ratio raw / capture of the best wall times (1.0 =
@@ -126,6 +126,7 @@ def main() -> None:
     from devstack.stack import SOURCE_DATABASE, create_source_schema
     from tracking_sync.capture import decoding
     from tracking_sync.capture.batch import read_changes
+    from tracking_sync.capture.changes import CAPTURE_ZSTD_THREADS
     from tracking_sync.capture.slot import PUBLICATION, create_slot, current_lsn, slot_name
     from tracking_sync.core.sql import render_sql
     from tracking_sync.extract.parts import PartWriter
@@ -205,7 +206,9 @@ def main() -> None:
                 rss_before = _rss_kib("VmRSS")
                 _reset_peak_rss()
                 with tempfile.TemporaryDirectory() as directory:
-                    writer = PartWriter(Path(directory), 512 * 1024 * 1024, **(zstd or {}))
+                    writer = PartWriter(
+                        Path(directory), 512 * 1024 * 1024, **(zstd or {"threads": CAPTURE_ZSTD_THREADS})
+                    )
                     result = read_changes(connection, slot, PUBLICATION, start_lsn, upto, writer)
                     parts = writer.close()
                 added = _rss_kib("VmHWM") - rss_before

@@ -82,8 +82,9 @@ class PartWriter:
     ) -> None:
         """`level`, `threads` and `job_bytes` are zstd's (threads=1: compression in a worker
         thread of zstd's own, beside the thread that writes, in jobs of job_bytes; 0: zstd's
-        default). The export and the capture use the defaults; bench/bench_capture.py --zstd
-        measures the others (docs/benchmarks.md, "Change capture": not faster)."""
+        default). The export uses the defaults, the capture one worker thread
+        (tracking_sync.capture.changes.CAPTURE_ZSTD_THREADS); bench/bench_capture.py --zstd
+        measures the others (docs/benchmarks.md, "Change capture")."""
         self.directory = directory
         self.part_bytes = part_bytes
         self.part_prefix = part_prefix
