@@ -179,7 +179,7 @@ def main() -> None:
 
         def raw_binary_copy() -> str:
             with open("/dev/null", "wb") as sink, connection.cursor() as cursor:
-                cursor.copy_expert(f"copy ({peek.decode()}) to stdout (format binary)", sink)
+                cursor.copy_expert(f'copy ({peek.decode()}) to stdout with (format "binary")', sink)
             connection.rollback()
             return f"{cursor.rowcount} messages"
 

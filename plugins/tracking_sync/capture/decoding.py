@@ -94,7 +94,7 @@ def framing_error(what: str, value: int) -> None:
     restore = (
         f"the capture's COPY must read only the data column of its peek: restore {PEEK_SQL} "
         "(select data from pg_logical_slot_peek_binary_changes(...)) and "
-        "tracking_sync.capture.slot.copy_changes (copy (...) to stdout (format binary))"
+        'tracking_sync.capture.slot.copy_changes (copy (...) to stdout with (format "binary"))'
     )
     if what == "field length" and value == -1:
         problem = (

@@ -304,12 +304,15 @@ def peeked_changes(
 
 def copy_statement(cursor: Any, slot: str, upto_lsn: int, publication: str) -> str:
     """`COPY (<peek_changes.sql>) TO STDOUT (FORMAT binary)`, its values inlined by the driver's
-    own quoting (COPY takes no bind parameters)."""
+    own quoting (COPY takes no bind parameters). `"binary"` is quoted: the same option to
+    PostgreSQL (its value is a name), and the form the SQL grammar the tests hold every
+    statement to (sqlfluff's postgres dialect, tests/e2e/test_statement_grammar.py) parses:
+    it reads an unquoted `binary` there as the keyword and refuses it."""
     select = cursor.mogrify(
         render_sql("postgres/capture/peek_changes.sql"),
         {"slot": slot, "upto_lsn": format_lsn(upto_lsn), "publication": publication},
     ).decode()
-    return f"copy ({select}) to stdout (format binary)"
+    return f'copy ({select}) to stdout with (format "binary")'
 
 
 def copy_changes(connection: Any, slot: str, upto_lsn: int, publication: str, sink: Any) -> None:

@@ -415,7 +415,7 @@ def test_a_stream_that_is_not_the_peeks_binary_copy_fails_alike_naming_the_fix(w
     python = stream_outcome("python", chunks, monkeypatch)
     assert python[0] is ProtocolError, python
     assert says in python[1]
-    assert "peek_changes.sql" in python[1] and "format binary" in python[1]
+    assert "peek_changes.sql" in python[1] and 'format "binary"' in python[1]
     assert stream_outcome("compiled", chunks, monkeypatch) == python
 
 
