@@ -64,6 +64,7 @@ _STAMP = "timestamp '2025-03-01 00:00:00.000000'"
 # Sample values by variable name; a list gives the variants a template branches on.
 SAMPLES: dict[str, object] = {
     "schema": "tracking",
+    "relation": ["tracking.action", "validate_rows_by_id"],
     "staging": "action_staging_20250301t000000_20250302t000000",
     "replaced": "action_replaced_by_full_refresh",
     "table": [_ACTION],

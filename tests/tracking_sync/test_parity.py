@@ -218,7 +218,7 @@ def test_the_drill_down_stays_within_the_listed_users(dialect):
 def test_rows_by_id_on_redshift_are_an_inline_list_of_integers():
     from tracking_sync.core.sql import render_sql
 
-    sql = render_sql("redshift/select_actions_by_id.sql", schema="tracking", ids=[3, 5, 8])
+    sql = render_sql("redshift/select_actions_by_id.sql", relation="tracking.action", ids=[3, 5, 8])
     assert "where id in (3, 5, 8)" in sql and "any(" not in sql
 
 

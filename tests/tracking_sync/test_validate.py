@@ -705,6 +705,72 @@ def test_changed_rows_are_compared_by_id_in_chunks(source, target):
     assert capped.source_rows == 4 and capped.note.startswith("10 ids, the lowest 4 compared")
 
 
+def test_the_rows_compared_by_id_are_read_from_action_once_right_after_the_targets_pass(source, target):
+    """The target has no index on id: reading a batch's rows by id is a scan of `action`.
+    run_validation stages them in the target's thread as soon as its shared pass is done
+    (while the source's may still run), in one scan per 10,000 ids, and the comparison then
+    reads them from the staged table; differences are found as before, and the table goes."""
+    import re
+
+    from tracking_sync.validate.placed_rows import CHANGED_ROWS_CHECK, STAGED_TABLE, RowsById
+
+    users = _listed_users(source, 3)
+    ids = _row_ids(source, 6, "action_time >= '2025-06-01'")
+    changed, deleted = ids[1], ids[4]
+    _change(target, f"update tracking.action set is_async = not is_async where id = {changed}")
+    _change(target, f"delete from tracking.action where id = {deleted}")
+    statements: list[str] = []
+    report = _validate_users(
+        source,
+        _Recorded(target, statements),
+        users,
+        by_id=[RowsById(CHANGED_ROWS_CHECK, [*ids, 900_000_000], 200_000)],
+        drill=False,  # the drill-down would read action again, for the failed check's rows
+    )
+    by_id = _by_name(report)["rows_changed_by_the_batch"]
+    assert (by_id.source_rows, by_id.target_rows, by_id.matching, by_id.differing) == (6, 5, 4, 1)
+    assert [(d.key, d.column) for d in by_id.top_differences] == [([changed], "is_async")]
+    assert by_id.missing_in_target_sample == [[deleted]] and not report.passed
+    scans = [i for i, sql in enumerate(statements) if re.search(r"from tracking\.action\b", sql)]
+    assert len(scans) == 2, statements  # the users' shared pass, then the staging of the ids
+    pass_at, staged_at = scans
+    assert "where id in (" in statements[staged_at] and STAGED_TABLE in statements[staged_at]
+    first_check = next(  # a check reading a pass's table (not the pass splitting its own)
+        i for i, sql in enumerate(statements) if "from parity_" in sql and "create temp table" not in sql
+    )
+    assert pass_at < staged_at < first_check
+    reads = [sql for sql in statements if "where id in (" in sql and "query_is_marker" in sql]
+    assert reads and all(f"from {STAGED_TABLE}" in sql for sql in reads)
+    assert "target's rows by id" in report.pass_seconds
+    with target.cursor() as cursor:
+        cursor.execute("select count(*) from pg_tables where tablename = %s", (STAGED_TABLE,))
+        assert cursor.fetchone() == (0,)
+    target.rollback()
+
+
+def test_staged_rows_by_id_come_in_chunks_into_one_table(source, target):
+    from tracking_sync.validate.placed_rows import STAGED_TABLE, RowsById, StagedRows
+
+    ids = _row_ids(source, 7)
+    staged = StagedRows.of(
+        "tracking", [RowsById("a", ids[:5]), RowsById("b", ids[3:], max_ids=3)], ids_per_query=2
+    )
+    assert staged.ids == ids[:6]  # b compares its lowest 3: ids[6] is not staged
+    staged.stage(target)
+    with target.cursor() as cursor:
+        cursor.execute(f"select id from {STAGED_TABLE} order by id")
+        assert [row_id for (row_id,) in cursor.fetchall()] == ids[:6]
+    target.rollback()
+    staged.drop(target)
+    nothing = StagedRows.of("tracking", [RowsById("a", [])])
+    nothing.stage(target)  # no id: an empty table, read as no row
+    with target.cursor() as cursor:
+        cursor.execute(f"select count(*) from {STAGED_TABLE}")
+        assert cursor.fetchone() == (0,)
+    target.rollback()
+    nothing.drop(target)
+
+
 def test_validate_for_run_of_a_change_batch(source, target):
     from tracking_sync.core.plan import plan_run
     from tracking_sync.validate.run import validate_for_run

@@ -31,6 +31,7 @@ that changes committed after the target's applied LSN explain as pending, not as
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -58,7 +59,14 @@ from tracking_sync.validate.parity import (
     load_checks,
 )
 from tracking_sync.validate.pending import explain_by_pending
-from tracking_sync.validate.placed_rows import CHANGED_ROWS_CHECK, MAX_CHANGED_IDS, compare_rows_by_id
+from tracking_sync.validate.placed_rows import (
+    CHANGED_ROWS_CHECK,
+    CHECK_NAME,
+    MAX_CHANGED_IDS,
+    RowsById,
+    StagedRows,
+    compare_rows_by_id,
+)
 from tracking_sync.validate.report import ValidationReport
 from tracking_sync.validate.shared_pass import shared_passes
 from tracking_sync.validate.streams import CheckWindow, stream_check
@@ -106,6 +114,7 @@ def run_validation(
     top: int = TOP_DIFFERENCES,
     rerun_interval_start: datetime | None = None,
     extra_results: Sequence[CheckResult] = (),
+    by_id: Sequence[RowsById] = (),
     drill: bool = True,
     users: Sequence[int] | None = None,
     users_per_statement: int = USERS_PER_STATEMENT,
@@ -118,8 +127,11 @@ def run_validation(
     `window_end`, their SQL lists cut into `users_per_statement` users. `extra_results`
     (already compared, e.g. the rows a publish placed outside its interval) join the
     report. The repair of a scoped failure that names no day reruns the interval that
-    starts at `rerun_interval_start` with a full validation. A failure is narrowed to the
-    differing `action` rows (tracking_sync.validate.drilldown) unless `drill` is False."""
+    starts at `rerun_interval_start` with a full validation. `by_id` checks compare their
+    ids row by row (tracking_sync.validate.placed_rows), the target's rows staged in the
+    target's thread after its shared pass; they join the report after the parity checks. A
+    failure is narrowed to the differing `action` rows (tracking_sync.validate.drilldown)
+    unless `drill` is False."""
     if scope not in SCOPES:
         raise ParityCheckError(f"validation scope {scope!r} is not one of {list(SCOPES)}")
     if (scope == USERS) != (users is not None):
@@ -133,13 +145,44 @@ def run_validation(
     window = CheckWindow(source_schema, target_schema, window_start, window_end, scope, listed)
     # The shared passes first (one scan of `action` per engine, both engines at once),
     # then each check on both engines at once, over those passes' small results.
-    with shared_passes(checks, source_conn, target_conn, window, users_per_statement) as bases:
-        results = [
-            run_check(check, source_conn, target_conn, window, top=top, base_relation=bases.get(check.base))
-            for check in checks
+    # The by-id checks' target rows are staged in the target's thread after its pass.
+    staged = StagedRows.of(target_schema, by_id) if by_id else None
+    try:
+        with shared_passes(
+            checks,
+            source_conn,
+            target_conn,
+            window,
+            users_per_statement,
+            after_target_pass=staged.stage if staged else None,
+        ) as bases:
+            results = [
+                run_check(
+                    check, source_conn, target_conn, window, top=top, base_relation=bases.get(check.base)
+                )
+                for check in checks
+            ]
+            pass_seconds = {side: round(seconds, 3) for side, seconds in bases.seconds.items()}
+        results += list(extra_results)
+        results += [
+            compare_rows_by_id(
+                source_conn,
+                target_conn,
+                target_schema,
+                check.ids,
+                top=top,
+                name=check.name,
+                max_ids=check.max_ids,
+                staged=staged,
+            )
+            for check in by_id
         ]
-        pass_seconds = {side: round(seconds, 3) for side, seconds in bases.seconds.items()}
-    results += list(extra_results)
+    finally:
+        if staged is not None:
+            with contextlib.suppress(Exception):  # a broken connection is closed by its owner
+                staged.drop(target_conn)
+    if staged is not None:
+        pass_seconds["target's rows by id"] = round(staged.seconds, 3)
     report = ValidationReport(
         dag_id=dag_id,
         run_id=run_id,
@@ -219,21 +262,12 @@ def validate_for_run(
     with `report.pending` saying so (tracking_sync.validate.pending); up to
     `max_pending_ids` pending ids are read."""
     started = time.perf_counter()
-    extra = []
+    by_id = []
     if placed_outside_ids:
-        extra.append(compare_rows_by_id(source_conn, target_conn, plan.target_schema, placed_outside_ids))
+        by_id.append(RowsById(CHECK_NAME, placed_outside_ids))
     capture = touched_users is not None
     if capture or touched_ids:
-        extra.append(
-            compare_rows_by_id(
-                source_conn,
-                target_conn,
-                plan.target_schema,
-                touched_ids,
-                name=CHANGED_ROWS_CHECK,
-                max_ids=MAX_CHANGED_IDS,
-            )
-        )
+        by_id.append(RowsById(CHANGED_ROWS_CHECK, touched_ids, MAX_CHANGED_IDS))
     by_users = capture and plan.scope != "full"
     report = run_validation(
         source_conn,
@@ -245,9 +279,9 @@ def validate_for_run(
         users=touched_users if by_users else None,
         run_id=run_id,
         rerun_interval_start=plan.window_start,
-        extra_results=extra,
+        by_id=by_id,
     )
-    report.seconds = round(time.perf_counter() - started, 3)  # the by-id checks before it too
+    report.seconds = round(time.perf_counter() - started, 3)
     if capture_conn is not None and plan.capture == "logical" and plan.slot and not report.passed:
         started = time.perf_counter()
         explain_by_pending(

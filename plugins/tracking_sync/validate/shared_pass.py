@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -225,13 +225,18 @@ def shared_passes(
     target_conn: Any,
     window: CheckWindow,
     users_per_statement: int = USERS_PER_STATEMENT,
+    after_target_pass: Callable[[Any], None] | None = None,
 ) -> Iterator[dict[str, str]]:
     """The bases the checks read, computed on both engines at once: {name: temp table}.
     `seconds` of each side is kept on the returned mapping's `seconds` attribute.
-    `users_per_statement`: the chunk of a scope "users" list (see the module docstring)."""
+    `users_per_statement`: the chunk of a scope "users" list (see the module docstring).
+    `after_target_pass(target_conn)` runs in the target's thread once its pass is done,
+    while the source's may still run (validate stages the rows it compares by id there)."""
     names = sorted({check.base for check in checks if check.base})
     relations = BaseRelations({name: base_table(name) for name in names})
     if not names:
+        if after_target_pass is not None:
+            after_target_pass(target_conn)
         yield relations
         return
 
@@ -241,9 +246,15 @@ def shared_passes(
             conn, names, schema, window, users_per_statement, tune=tuned, zoned_bounds=zoned_bounds
         )
 
+    def target_engine() -> tuple[bool, float]:
+        done = one_engine(target_conn, window.target_schema, TARGET_TIME_IS_ZONED)
+        if after_target_pass is not None:
+            after_target_pass(target_conn)
+        return done
+
     with ThreadPoolExecutor(max_workers=2) as pool:
         source = pool.submit(one_engine, source_conn, window.source_schema, False)
-        target = pool.submit(one_engine, target_conn, window.target_schema, TARGET_TIME_IS_ZONED)
+        target = pool.submit(target_engine)
         try:
             relations.tuned["source"], relations.seconds["source"] = source.result()
         finally:
