@@ -38,7 +38,8 @@ RUNBOOK = Path(__file__).parent.parent / "docs" / "runbook.md"
     catchup=False,
     max_active_runs=1,
     # A new deployment runs nothing until someone unpauses it: unpaused, the latest interval
-    # starts at once, and an incremental run into an empty target fails its validation.
+    # starts at once, and that first run finds no sync state on the target and bootstraps it
+    # (the slot, then action whole, validated in full: tracking_sync.planning).
     is_paused_upon_creation=True,
     # Not finished TRACKING_SYNC_DEADLINE_MINUTES (default 6 h) after its interval ended:
     # the on-call notifier hears of it.
