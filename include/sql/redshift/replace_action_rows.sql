@@ -6,7 +6,11 @@
 -- table's drop: readers see the old slice or the new one, never neither, and a failure
 -- leaves the target as it was. An incremental publish also deletes the staged ids
 -- wherever the target has them, so a row that moved INTO the interval is not kept twice
--- (a second DELETE, not an OR: the time range alone keeps the sort key's zone maps).
+-- (a second DELETE, not an OR: the time range alone keeps the sort key's zone maps), the
+-- staged ids as a list (IN), not a join (USING): PostgreSQL, the stand-in's backend, then
+-- hashes them whatever its estimates, where it merge-joined a sorted copy of all of `action`
+-- on a target swapped in by a full refresh and not yet analyzed (0.56-0.71 s against
+-- 0.20-0.22 s at 2 M rows, measured; more than linear beyond).
 -- Params: schema, staging (identifiers), columns and the staging expressions that
 -- give them (query from query + query_is_marker), full_refresh; %(start)s and %(end)s
 -- are bound by the driver.
@@ -16,8 +20,7 @@ where action_time >= %(start)s
   and action_time < %(end)s;
 
 delete from {{ schema }}.action
-using {{ schema }}.{{ staging }} as staged
-where action.id = staged.id
+where action.id in (select staged.id from {{ schema }}.{{ staging }} as staged)
 {%- endif %};
 
 insert into {{ schema }}.action ({{ columns | join(", ") }})
