@@ -80,7 +80,7 @@ class Stack:
 
     def start(self) -> Stack:
         # The two clusters (initdb, pg_ctl) and S3 (moto's imports) are processes of their own:
-        # started side by side, the stack takes about as long as one cluster and S3 in a row.
+        # started side by side, the stack starts about as fast as with one cluster.
         services = [self._start_source, self.s3.start]
         if self.with_redshift:
             services.append(self.redshift_backend.start)
