@@ -430,13 +430,12 @@ def bench(rows: int, stock: bool, changes: int = 0) -> None:
         print(f"full refresh: {state} in {whole:.1f} s (load average {run_load})", flush=True)
         report = validation_report()
 
-        backend = stack.postgres.dsn(stack.redshift.database)
-        # The nightly before the limits: the source and the stand-in's backend are one
-        # PostgreSQL cluster here, one WAL, which the capture and the slot's advance decode
-        # through from the slot's start (a real source's WAL holds its own changes only).
-        # The full refresh's COPY into the backend is in it either way; the load limit's
-        # second COPY of the table is not, this way. The limits then read the table with
-        # the changes in it (+3,500 rows net at 10,000 changes: 0.035 % of 10 M).
+        backend = stack.redshift.backend_dsn()
+        # The nightly before the limits, which then read the table with the changes in it
+        # (+3,500 rows net at 10,000 changes: 0.035 % of 10 M). The stand-in's backend is a
+        # PostgreSQL cluster of its own (devstack.stack): neither the full refresh's COPY nor
+        # the load limit's lands in the source's WAL, which the capture and the slot's advance
+        # decode from the slot's start; a real source's WAL holds its own changes only too.
         if changes:
             settled = settle(backend)
             make_changes(stack.source_dsn, changes)

@@ -142,7 +142,7 @@ def main() -> None:
                 for statement in action_staging_statements(SCHEMA, table):
                     cursor.execute(statement)
         admin.close()
-        backend_dsn = stack.postgres.dsn(redshift.database)
+        backend_dsn = redshift.backend_dsn()
         keys = f"access_key_id '{stack.s3.access_key_id}' secret_access_key '{stack.s3.secret_access_key}'"
 
         # Interleaved, so that the noise of a shared machine falls on both alike.

@@ -229,7 +229,7 @@ def target_schema_of_test(stack):
             )
     finally:
         source.close()
-    backend = psycopg2.connect(stack.postgres.dsn(stack.redshift.database))
+    backend = psycopg2.connect(stack.redshift.backend_dsn())
     backend.autocommit = True
     try:
         with backend.cursor() as cursor:

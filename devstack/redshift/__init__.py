@@ -107,6 +107,11 @@ class LocalRedshift:
         """A libpq/psycopg2 URL for the stand-in (not the backend)."""
         return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
 
+    def backend_dsn(self) -> str:
+        """The PostgreSQL database behind the stand-in, as its administrator: to see or change
+        the target behind the stand-in's back (its locks, a damaged row), or to grant on it."""
+        return self.backend.dsn(self.database)
+
     def connect_kwargs(self) -> dict:
         """Keyword arguments for redshift_connector.connect()."""
         return {
@@ -140,7 +145,7 @@ class LocalRedshift:
         except Exception as exc:  # already there after a restart
             if "already exists" not in str(exc):
                 raise
-        backend_dsn = self.backend.dsn(self.database)
+        backend_dsn = self.backend_dsn()
         install_compat_catalog(backend_dsn)
         if not self.port:
             self.port = free_port()

@@ -11,7 +11,7 @@ import compose
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_BINARY = Path(compose.__file__).parent / "docker-compose"
-STAND_INS = {"stack-postgres", "stack-init", "s3", "redshift"}
+STAND_INS = {"stack-postgres", "redshift-postgres", "stack-init", "s3", "redshift"}
 AIRFLOW = {
     "postgres",
     "airflow-init",
@@ -83,3 +83,17 @@ def test_the_source_postgres_can_be_captured_from():
     settings = dict(command[i + 1].split("=", 1) for i, arg in enumerate(command) if arg == "-c")
     assert settings["wal_level"] == "logical"
     assert int(settings["max_replication_slots"]) >= 1
+
+
+def test_the_stand_ins_database_is_not_in_the_sources_postgres():
+    """As in production, the source's WAL (which the capture's slot decodes) holds none of the
+    stand-in's writes: its `dev` is in a PostgreSQL of its own (devstack.stack does the same)."""
+    services = _config()["services"]
+    backend = services["redshift"]["environment"]["DEVSTACK_REDSHIFT_BACKEND_DSN"]
+    assert "@redshift-postgres:5432/dev" in backend
+    assert services["stack-init"]["environment"]["REDSHIFT_BACKEND_DSN"] == backend
+    assert services["stack-postgres"]["environment"]["POSTGRES_DB"] == "tracking"
+    assert (
+        services["stack-postgres"]["volumes"][0]["source"]
+        != services["redshift-postgres"]["volumes"][0]["source"]
+    )

@@ -8,13 +8,18 @@ import shlex
 import shutil
 import subprocess
 import sys
+import uuid
+from contextlib import closing
 from pathlib import Path
+from urllib.parse import urlparse
 
 import psycopg2
 import pytest
 
 from devstack.__main__ import process_alive
 from devstack.net import port_is_open
+from devstack.postgres import LocalPostgres
+from devstack.stack import SOURCE_DATABASE, Stack
 
 pytestmark = pytest.mark.integration  # `python -m devstack up`: the whole stack
 
@@ -107,6 +112,10 @@ def test_stack_up_env_and_down_leave_nothing_behind(tmp_path):
         finally:
             conn.close()
         ports.append(int(redshift["port"]))
+        # the stand-in's backing database: a cluster of its own, stopped with the rest
+        backend = urlparse(exported["REDSHIFT_BACKEND_DSN"])
+        assert backend.port != ports[0], "the stand-in's backend shares the source's cluster"
+        ports.append(backend.port)
     finally:
         down = subprocess.run(
             [sys.executable, "-m", "devstack", "down"],
@@ -126,3 +135,79 @@ def test_stack_up_env_and_down_leave_nothing_behind(tmp_path):
     ps = subprocess.run(["ps", "-o", "pid=,stat=,args=", "-s", str(pid)], capture_output=True, text=True)
     leftovers = [line for line in ps.stdout.splitlines() if line.split()[1][0] != "Z"]
     assert not leftovers, f"processes left behind: {leftovers}"
+
+
+def _wal_position(dsn: str) -> int:
+    """Where dsn's cluster inserts its next WAL record, in bytes (the write position lags
+    behind it with synchronous_commit off)."""
+    with closing(psycopg2.connect(dsn)) as conn, conn.cursor() as cursor:
+        cursor.execute("select pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint")
+        return cursor.fetchone()[0]
+
+
+def _databases(dsn: str) -> set[str]:
+    with closing(psycopg2.connect(dsn)) as conn, conn.cursor() as cursor:
+        cursor.execute("select datname from pg_database")
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_the_stand_ins_writes_stay_out_of_the_sources_wal(stack):
+    """The stand-in's backend is a PostgreSQL cluster of its own, as Redshift is not the
+    source's server in production: a COPY into the target writes the backend's WAL, not the
+    source's, which the capture's slot decodes and whose retained size on-call reads
+    (planning.SlotReport). With one cluster, both WAL positions moved by the same bytes."""
+    redshift, s3 = stack.redshift, stack.s3
+    assert SOURCE_DATABASE in _databases(stack.source_dsn)
+    assert redshift.database not in _databases(stack.source_dsn)
+    assert SOURCE_DATABASE not in _databases(redshift.backend_dsn())
+
+    key = f"stack-clusters/{uuid.uuid4().hex[:8]}/action.csv"
+    body = "".join(f"{i},action number {i}\n" for i in range(50_000))
+    s3.client().put_object(Bucket=s3.bucket, Key=key, Body=body.encode())
+    schema = f"wal_{uuid.uuid4().hex[:8]}"
+    with closing(psycopg2.connect(redshift.dsn())) as target:
+        target.autocommit = True
+        cursor = target.cursor()
+        cursor.execute(f"create schema {schema}")
+        try:
+            cursor.execute(f"create table {schema}.action (id bigint, name varchar(32))")
+            source_before, backend_before = (
+                _wal_position(stack.source_dsn),
+                _wal_position(redshift.backend_dsn()),
+            )
+            cursor.execute(
+                f"copy {schema}.action from 's3://{s3.bucket}/{key}' "
+                f"access_key_id '{s3.access_key_id}' secret_access_key '{s3.secret_access_key}' csv"
+            )
+            source_after, backend_after = (
+                _wal_position(stack.source_dsn),
+                _wal_position(redshift.backend_dsn()),
+            )
+            cursor.execute(f"select count(*) from {schema}.action")
+            assert cursor.fetchone()[0] == 50_000
+        finally:
+            cursor.execute(f"drop schema {schema} cascade")
+    written = backend_after - backend_before
+    assert written > 1 << 20, f"the COPY wrote {written} bytes of WAL: it did not load the rows"
+    # the source may write a little WAL of its own meanwhile (a checkpoint, autovacuum)
+    assert source_after - source_before < written / 10, (
+        f"the source's WAL moved {source_after - source_before} bytes while the stand-in wrote "
+        f"{written}: the stand-in's backend is in the source's cluster"
+    )
+
+
+def test_a_failed_start_stops_the_backend_cluster_too():
+    """The source's cluster fails to start (its port taken) while the backend's starts in a
+    thread: the stack waits for it and stops it, leaving no server and no data dir."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        stack = Stack(postgres=LocalPostgres(port=taken.getsockname()[1]))
+        with pytest.raises(RuntimeError, match="PostgreSQL did not start"):
+            stack.start()
+    backend = stack.redshift_backend
+    assert backend.port, "the backend's cluster was not started beside the source's"
+    assert not port_is_open("127.0.0.1", backend.port), "the backend's cluster still runs"
+    assert backend.base_dir is None, "the backend's data dir was not removed"

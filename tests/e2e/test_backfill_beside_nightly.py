@@ -56,7 +56,7 @@ def drop_default_target(stack) -> None:
             )
     finally:
         source.close()
-    backend = psycopg2.connect(stack.postgres.dsn(stack.redshift.database))
+    backend = psycopg2.connect(stack.redshift.backend_dsn())
     backend.autocommit = True
     try:
         with backend.cursor() as cursor:

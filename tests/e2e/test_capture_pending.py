@@ -39,7 +39,7 @@ def generated(stack):
 @pytest.fixture
 def target_backend(stack):
     """The stand-in's own database: to change the target behind the pipeline's back."""
-    connection = psycopg2.connect(stack.postgres.dsn(stack.redshift.database))
+    connection = psycopg2.connect(stack.redshift.backend_dsn())
     connection.autocommit = True
     yield connection
     connection.close()

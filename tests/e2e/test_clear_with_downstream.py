@@ -190,7 +190,7 @@ class Matrix:
 
     def target_admin(self, *statements: str) -> None:
         """Statements on the Redshift stand-in's database as its administrator."""
-        run_statements(self.stack.postgres.dsn(self.stack.redshift.database), statements)
+        run_statements(self.stack.redshift.backend_dsn(), statements)
 
     def s3_keys(self, prefix: str) -> list[str]:
         client = self.stack.s3.client()

@@ -76,7 +76,7 @@ def loaded(stack, dag):
     schema = f"validation_{uuid.uuid4().hex[:8]}"
     run = _run(dag, FIRST_DAY, {"mode": "full_refresh", "target_schema": schema})
     assert run.state == "success", _task_states(run)
-    backend = psycopg2.connect(stack.postgres.dsn(stack.redshift.database))
+    backend = psycopg2.connect(stack.redshift.backend_dsn())
     backend.autocommit = True
     try:
         yield schema, backend

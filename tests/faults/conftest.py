@@ -17,7 +17,7 @@ from tests.faults.utils import DagRunParent, DagRunProcess, copy_airflow_home
 @pytest.fixture
 def backend_dsn(stack):
     """The PostgreSQL database behind the Redshift stand-in, where its locks can be seen and held."""
-    return stack.postgres.dsn(stack.redshift.database)
+    return stack.redshift.backend_dsn()
 
 
 @pytest.fixture(scope="module")

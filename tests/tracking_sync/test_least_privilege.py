@@ -48,7 +48,7 @@ def _admin(dsn: str, *statements: str) -> None:
 def without_public_defaults(stack):
     """PUBLIC's default CONNECT/TEMP on the databases and USAGE on public, revoked (the
     administrator's hardening): what a role holds is then only what its script granted."""
-    source, backend = stack.source_dsn, stack.postgres.dsn(stack.redshift.database)
+    source, backend = stack.source_dsn, stack.redshift.backend_dsn()
     database = stack.redshift.database
     _admin(
         source,
@@ -166,7 +166,7 @@ def test_each_redshift_grant_left_out_fails_plan_run_naming_it(
     index, stack, stack_env, without_public_defaults, target_schema_of_test, monkeypatch
 ):
     user, password = f"loader_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    backend, database = stack.postgres.dsn(stack.redshift.database), stack.redshift.database
+    backend, database = stack.redshift.backend_dsn(), stack.redshift.database
     left_out = redshift_user_statements(user, database)[index]
     try:
         create_redshift_user(backend, user, password, database, without=(left_out,))
@@ -181,7 +181,7 @@ def test_every_missing_privilege_is_named_in_one_failure(
 ):
     role, password = f"reader_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     user = f"loader_{uuid.uuid4().hex[:8]}"
-    backend, database = stack.postgres.dsn(stack.redshift.database), stack.redshift.database
+    backend, database = stack.redshift.backend_dsn(), stack.redshift.database
     create_source_role(
         stack.source_dsn, role, password, SOURCE_DATABASE, without=("usage", "select", "temp", "alter role")
     )
@@ -254,7 +254,7 @@ def test_the_providers_copy_operator_fails_at_once_naming_the_table(stack, stack
     from tracking_sync.operators import ReportingS3ToRedshiftOperator
 
     schema = f"lp_{uuid.uuid4().hex[:8]}"
-    backend = stack.postgres.dsn(stack.redshift.database)
+    backend = stack.redshift.backend_dsn()
     _admin(
         backend,
         f"create schema {schema}",

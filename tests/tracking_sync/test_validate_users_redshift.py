@@ -47,7 +47,7 @@ def target(stack, source_dsn, target_schema_of_test):
     schema = target_schema_of_test
     with closing(redshift_connector.connect(**stack.redshift.connect_kwargs())) as conn:
         run_ddl(conn, target_tables_statements(schema))
-    backend = psycopg2.connect(stack.postgres.dsn(stack.redshift.database))
+    backend = psycopg2.connect(stack.redshift.backend_dsn())
     backend.autocommit = True
     try:
         with (

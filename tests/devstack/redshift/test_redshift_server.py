@@ -128,7 +128,7 @@ def test_start_and_stop_leave_nothing_behind(stack):
     from devstack.redshift import LocalRedshift
 
     started = time.monotonic()
-    local = LocalRedshift(backend=stack.postgres, s3_endpoint_url=stack.s3.endpoint_url).start()
+    local = LocalRedshift(backend=stack.redshift_backend, s3_endpoint_url=stack.s3.endpoint_url).start()
     assert time.monotonic() - started < 10
     pid, port = local.pid, local.port
     conn = redshift_connector.connect(**local.connect_kwargs())
@@ -155,7 +155,7 @@ def test_standalone_entry_point(stack, tmp_path):
             "--port",
             str(port),
             "--backend-dsn",
-            stack.postgres.dsn(),
+            stack.redshift_backend.dsn(),
             "--s3-endpoint-url",
             stack.s3.endpoint_url,
         ],
@@ -169,8 +169,8 @@ def test_standalone_entry_point(stack, tmp_path):
         conn = redshift_connector.connect(
             host="127.0.0.1",
             port=port,
-            user=stack.postgres.user,
-            password=stack.postgres.password,
+            user=stack.redshift_backend.user,
+            password=stack.redshift_backend.password,
             database="dev",
             ssl=False,
         )
@@ -202,12 +202,12 @@ def test_concurrent_compat_installs_into_one_database_all_succeed(stack):
     from devstack.redshift import install_compat_catalog
 
     database = f"compat_{uuid.uuid4().hex[:8]}"
-    stack.postgres.create_database(database)
+    stack.redshift_backend.create_database(database)
     errors: list[str] = []
 
     def install() -> None:
         try:
-            install_compat_catalog(stack.postgres.dsn(database))
+            install_compat_catalog(stack.redshift_backend.dsn(database))
         except Exception as exc:  # collected: a thread's exception would be lost
             errors.append(str(exc).splitlines()[0])
 
@@ -220,7 +220,7 @@ def test_concurrent_compat_installs_into_one_database_all_succeed(stack):
                 thread.join()
         assert errors == []
     finally:
-        stack.postgres.execute(f"drop database {database} with (force)")
+        stack.redshift_backend.execute(f"drop database {database} with (force)")
 
 
 # A parameter named after a keyword PostgreSQL reserves in that place (e.g.
@@ -232,7 +232,7 @@ def test_compat_function_parameters_are_not_reserved_words(stack):
 
     from devstack.redshift import compat_sql
 
-    conn = psycopg2.connect(stack.postgres.dsn())
+    conn = psycopg2.connect(stack.redshift_backend.dsn())
     try:
         with conn.cursor() as cur:
             # param_name accepts unreserved and type/function-name keywords only
