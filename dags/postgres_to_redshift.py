@@ -15,7 +15,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag
 
 from tracking_sync import tasks
 from tracking_sync.connections import redact_task_logs_callback
-from tracking_sync.core.names import DAG_ID, IDENTIFIER_PATTERN, MAX_IDENTIFIER_BYTES
+from tracking_sync.core.names import DAG_ID, IDENTIFIER_PATTERN, MAX_IDENTIFIER_BYTES, PLAN_XCOM_KEY
 from tracking_sync.core.params import DEFAULT_PARAMS, MAX_PARTITIONS, MODES, VALIDATIONS
 from tracking_sync.oncall.deadlines import nightly_deadline
 from tracking_sync.oncall.failures import RETRY_POLICY, on_retry_callback
@@ -96,10 +96,13 @@ RUNBOOK = Path(__file__).parent.parent / "docs" / "runbook.md"
     tags=["tracking", "redshift", "postgres"],
 )
 def postgres_to_redshift():
-    plan = tasks.plan_run()
+    # plan_run's return value is the id ranges export_action is mapped over (Airflow maps over
+    # return values only); the run plan every task takes is its XCom "plan", each key its own.
+    planned = tasks.plan_run()
+    plan = planned[PLAN_XCOM_KEY]
+    # The target's tables; alone, the sweep of staging tables killed runs left. Each load
+    # (re)creates what it COPies into itself (its staging table too): it can be cleared alone.
     schema = tasks.create_schema(plan)
-    action_staging = tasks.create_action_staging(plan)
-    chain(schema, action_staging)
 
     # action_type: the small dictionary, always whole, replaced by one COPY transaction.
     # Runs of different intervals (a backfill) never reload it at once.
@@ -108,7 +111,7 @@ def postgres_to_redshift():
     action_type_loaded = tasks.load(
         "load_action_type",
         plan=plan,
-        schema=plan["target_schema"],
+        schema=planned["target_schema"],
         table="action_type",
         source_table="action_type",
         uploaded=action_type_uploaded,
@@ -119,11 +122,10 @@ def postgres_to_redshift():
     # action: the run's slice, exported and uploaded by one mapped task per partition (a
     # partitioned full refresh; one otherwise), listed in one manifest, COPied into its staging
     # table by one COPY, then published in one transaction.
-    action_partitions = tasks.partition_action(plan)
     action_exported = (
         tasks.export.override(task_id="export_action")
         .partial(table_name="action", plan=plan)
-        .expand(partition=action_partitions)
+        .expand(partition=planned)
     )
     action_parts = (
         tasks.upload_partition.override(task_id="upload_action")
@@ -136,12 +138,12 @@ def postgres_to_redshift():
     action_staged = tasks.load(
         "load_action_staging",
         plan=plan,
-        schema=plan["target_schema"],
-        table=plan["staging_table"],
+        schema=planned["target_schema"],
+        table=planned["staging_table"],
         source_table="action",
         uploaded=action_uploaded,
     )
-    chain(action_staging, action_staged)
+    chain(schema, action_staged)
     action_published = tasks.replace_action_rows(plan, action_uploaded)
     chain(action_staged, action_published)
     # Only after the publish committed the applied LSN: the source may then drop older WAL.

@@ -124,7 +124,7 @@ def redact_task_logs_callback(context: Any) -> None:
     """on_execute_callback for every task: redact before the task logs anything.
 
     The stage functions call redact_task_logs() themselves; this covers the tasks that
-    are provider operators alone (create_schema, create_action_staging, the loads).
+    are provider operators alone (the loads).
     """
     redact_task_logs()
 

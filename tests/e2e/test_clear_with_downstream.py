@@ -7,18 +7,19 @@ and a target equal to the source row for row. Then, for every task, a failure wi
 cause in that task (the run's task ends failed, at once), repaired, and the task cleared the
 same way (or, where the task cannot make its input again, the task its one line names):
 
-    plan_run                 the source role's SELECT on action_type revoked (its preflight)
+    plan_run                 the source role's SELECT on action_type revoked (its preflight);
+                             on the full refresh, whose plan_run also cuts action's id
+                             ranges, its SELECT on action
     create_schema,           the Redshift user's CREATE on the database revoked
     load_action_type
-    create_action_staging    the Redshift user's CREATE on its own schema revoked
     export_action_type       a file where the scratch folder was
     upload_action_type,      a published part gone: cleared as printed (its export)
     upload_action[0]
-    partition_action,        the source role's SELECT on action revoked (the full refresh)
-    export_action[2]
+    export_action[2]         the source role's SELECT on action revoked (the full refresh)
     write_action_manifest    S3 refusing the aws_default key (moto's access check switched on)
-    load_action_staging      a part gone: cleared as printed (export_action); a manifest gone
-                             is written again and is no failure
+    load_action_staging      the Redshift user's CREATE on its own schema revoked (the load
+                             creates its staging table); a part gone: cleared as printed
+                             (export_action); a manifest gone is written again, no failure
     replace_action_rows      the target's action owned by another user (the swap is the
                              owner's; the full refresh)
     advance_capture_slot     the source role's login disabled (NOLOGIN)
@@ -48,7 +49,7 @@ import pytest
 
 from devstack import demo_data
 from devstack.grants import REDSHIFT_USER, SOURCE_ROLE, run_statements
-from tests.dag_helpers import DAG_ID, RUN_TIMEOUT
+from tests.dag_helpers import DAG_ID, RUN_TIMEOUT, load_dag
 from tests.pipeline_helpers import (
     assert_same_rows,
     change_source_within,
@@ -62,15 +63,14 @@ pytestmark = pytest.mark.integration
 FULL_REFRESH_AT = datetime(2025, 3, 10, tzinfo=UTC)  # after every row of the demo data
 PARTITIONS = 3
 
-# Every task, in the DAG's order, with its downstream; the mapped ones at one index.
+# Every task, in the DAG's order, with its downstream; the mapped ones at one index (the
+# test checks these are the DAG's tasks, all of them).
 UNMAPPED = [
     "plan_run",
     "create_schema",
-    "create_action_staging",
     "export_action_type",
     "upload_action_type",
     "load_action_type",
-    "partition_action",
     "write_action_manifest",
     "load_action_staging",
     "replace_action_rows",
@@ -328,14 +328,22 @@ def fails_then_green(
 
 
 def full_refresh_refusals(matrix: Matrix, run_id: str) -> None:
-    """On the full refresh (the only run whose partition_action reads the source, and whose
-    publish swaps the target table): the source role's SELECT on action revoked,
-    partition_action fails, then export_action[2], each time the grant back and the task
-    cleared; the target's action given to another user, the publish's swap is refused (only
-    the owner renames a table), the table given back as the line says, the publish cleared."""
+    """On the full refresh (the only run whose plan_run cuts action from the source's
+    statistics, and whose publish swaps the target table): the source role's SELECT on action
+    revoked, plan_run fails (its preflight), then export_action[2], each time the grant back
+    and the task cleared (plan_run's clear cuts the partitions again and runs them all); the
+    target's action given to another user, the publish's swap is refused (only the owner
+    renames a table), the table given back as the line says, the publish cleared."""
     revoke = f"revoke select on public.action from {SOURCE_ROLE}"
     grant = f"grant select on public.action to {SOURCE_ROLE}"
-    for task_id, index in (("partition_action", None), ("export_action", PARTITIONS - 1)):
+    for task_id, index, says in (
+        ("plan_run", None, f"{SOURCE_ROLE} lacks SELECT on table public.action"),
+        (
+            "export_action",
+            PARTITIONS - 1,
+            f"grant select on public.action, public.action_type to {SOURCE_ROLE}",
+        ),
+    ):
         fails_then_green(
             matrix,
             run_id,
@@ -343,7 +351,7 @@ def full_refresh_refusals(matrix: Matrix, run_id: str) -> None:
             index,
             fault=lambda: matrix.source_admin(revoke),
             repair=lambda: matrix.source_admin(grant),
-            says=f"grant select on public.action, public.action_type to {SOURCE_ROLE}",
+            says=says,
             what="full refresh, SELECT on action granted again:",
         )
     action = f"{matrix.schema}.action"
@@ -363,7 +371,8 @@ def nightly_refusals(matrix: Matrix, run_id: str, plan: dict, prefix: str) -> No
     - create_schema, load_action_type: the Redshift user's CREATE on the database revoked
       (`create schema if not exists` needs it even when the schema exists; the load makes
       sure of the schema before its COPY);
-    - create_action_staging: the user's CREATE on its own schema revoked;
+    - load_action_staging: the user's CREATE on its own schema revoked (the load creates the
+      run's staging table before its COPY);
     - write_action_manifest: S3 refuses the aws_default key (moto's access check on: the key
       unknown, InvalidAccessKeyId), then takes it again;
     - advance_capture_slot: the source role's login disabled (NOLOGIN);
@@ -385,7 +394,7 @@ def nightly_refusals(matrix: Matrix, run_id: str, plan: dict, prefix: str) -> No
     fails_then_green(
         matrix,
         run_id,
-        "create_action_staging",
+        "load_action_staging",
         fault=lambda: matrix.target_admin(f"revoke create on schema {schema} from {REDSHIFT_USER}"),
         repair=lambda: matrix.target_admin(f"grant create on schema {schema} to {REDSHIFT_USER}"),
         says=f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {REDSHIFT_USER}",
@@ -426,6 +435,10 @@ def nightly_refusals(matrix: Matrix, run_id: str, plan: dict, prefix: str) -> No
     matrix.timings[-1] += (
         f" (upload_action_type failed, then {cleared} cleared as printed: {time.monotonic() - started:.1f}s)"
     )
+
+
+def test_the_matrix_names_every_task_of_the_dag(airflow_db):
+    assert sorted(UNMAPPED + MAPPED) == sorted(load_dag().task_ids), "a task the matrix never clears"
 
 
 def test_every_task_cleared_with_its_downstream_ends_green_and_equal(
@@ -476,11 +489,11 @@ def test_every_task_cleared_with_its_downstream_ends_green_and_equal(
         )
         plan = _plan(deployment, nightly)
         assert plan["action_load"] == "changes", plan
-        for task_id in UNMAPPED[:6]:
+        for task_id in UNMAPPED[:5]:
             matrix.clear_and_check(nightly, task_id, what="nightly:")
         for task_id in MAPPED:
             matrix.clear_and_check(nightly, task_id, 0, "nightly:")
-        for task_id in UNMAPPED[6:]:
+        for task_id in UNMAPPED[5:]:
             matrix.clear_and_check(nightly, task_id, what="nightly:")
         nightly_failures(matrix, nightly, prefix, plan["slice_label"])
         nightly_refusals(matrix, nightly, plan, prefix)

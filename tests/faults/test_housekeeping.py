@@ -35,14 +35,18 @@ def _staging_tables(target) -> list[str]:
 
 def test_the_next_run_drops_staging_tables_a_killed_run_left(loaded, target):
     with target.cursor() as cursor:
-        # what a run killed after create_action_staging leaves behind, and a table of someone else's
+        # what a run killed after its load_action_staging leaves behind, and a table of someone else's
         cursor.execute("create table tracking.action_staging_20250210t000000_20250211t000000 (id integer)")
         cursor.execute("create table tracking.action_staging_notes (id integer)")
     target.commit()
 
-    run_dag(loaded, logical_date=day(4))
+    run = run_dag(loaded, logical_date=day(4))
 
     assert _staging_tables(target) == ["action_staging_notes"], "only the pipeline's own leftovers go"
+    # create_schema swept them (the run was alone) and says which, for on-call.
+    (schema_ti,) = [ti for ti in run.get_task_instances() if ti.task_id == "create_schema"]
+    swept = schema_ti.xcom_pull(task_ids="create_schema")
+    assert swept == ["action_staging_20250210t000000_20250211t000000"], swept
     with target.cursor() as cursor:
         cursor.execute("drop table tracking.action_staging_notes")
     target.commit()

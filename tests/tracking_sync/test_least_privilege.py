@@ -68,17 +68,21 @@ def without_public_defaults(stack):
 
 
 def _run_plan_run(schema: str):
-    """What the plan_run task runs (its own function, refusals translated at its boundary)."""
+    """What the plan_run task runs (its own function, refusals translated at its boundary):
+    the run plan it pushes as XCom "plan"."""
+    from tracking_sync.core.names import PLAN_XCOM_KEY
     from tracking_sync.tasks import plan_run
 
+    pushed: dict = {}
     dag_run = SimpleNamespace(run_id=f"manual__{schema}", run_type="manual", conf={}, run_after=END)
-    return plan_run.function(
+    plan_run.function(
         params={"mode": "incremental", "target_schema": schema, "validation": "scoped", "partitions": None},
         dag_run=dag_run,
         data_interval_start=START,
         data_interval_end=END,
-        ti=None,
+        ti=SimpleNamespace(xcom_push=lambda key, value: pushed.__setitem__(key, value)),
     )
+    return pushed[PLAN_XCOM_KEY]
 
 
 def _conn_env(

@@ -10,6 +10,7 @@ from tracking_sync.core.tables import ACTION
 from tracking_sync.extract.partitions import (
     WHOLE,
     Partition,
+    action_partitions,
     cut_points,
     partitions_from_cuts,
     plan_partitions,
@@ -71,6 +72,34 @@ def test_partition_names_keep_parts_of_different_partitions_apart():
     p = partitions_from_cuts([10, 20, 30])[2]
     assert (p.name, p.part_prefix) == ("p02of04", "part-02-")
     assert Partition.from_xcom(p.to_xcom()) == p and Partition.from_xcom(None) == WHOLE
+
+
+def _plan(**params):
+    from datetime import UTC, datetime
+
+    from tracking_sync.core.plan import plan_run
+
+    return plan_run(params, None, None, run_after=datetime(2025, 3, 10, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        pytest.param(_plan(mode="full_refresh", partitions=1), id="full refresh in one"),
+        pytest.param(_plan(mode="full_refresh", partitions=4).with_load("changes"), id="capture run"),
+    ],
+)
+def test_a_run_that_is_not_a_partitioned_full_refresh_exports_action_whole_without_a_query(plan):
+    # No connection: plan_run asks the source nothing for these runs.
+    assert action_partitions(plan, connection=None) == [WHOLE]
+
+
+def test_a_partitioned_full_refresh_is_cut_from_the_source(stack, source):
+    from devstack.demo_data import generate
+
+    generate(stack.source_dsn, rows=4_000, seed=4)
+    partitions = action_partitions(_plan(mode="full_refresh", partitions=3), source)
+    assert [(p.index, p.count) for p in partitions] == [(0, 3), (1, 3), (2, 3)]
 
 
 def test_a_real_table_is_cut_into_partitions_of_about_equal_rows(stack, source):

@@ -37,12 +37,12 @@ def test_a_refused_select_fails_at_once_naming_role_table_and_grant(role_without
     from tracking_sync.extract.partitions import plan_partitions
 
     @refusals_fail_at_once
-    def partition_action():  # what the partition_action task runs
+    def cut_action():  # what plan_run runs to cut a partitioned full refresh's export
         with closing(source_connection()) as connection:
             return plan_partitions(connection, ACTION, n=2)
 
     with pytest.raises(AccessRefused) as raised:
-        partition_action()
+        cut_action()
     first_line = str(raised.value).splitlines()[0]
     role = role_without_select
     assert f"refused {role} a privilege on table action" in first_line

@@ -156,7 +156,8 @@ class RunPlan:
         return "action_changes" if self.applies_changes else "action"
 
     def to_xcom(self) -> dict[str, Any]:
-        """Plain JSON values; each key is also its own XCom (plan["target_schema"] in the DAG)."""
+        """Plain JSON values; plan_run also pushes each key as its own XCom (the DAG's
+        planned["target_schema"])."""
         return {
             "mode": self.mode,
             "target_schema": self.target_schema,

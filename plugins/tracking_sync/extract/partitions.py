@@ -21,8 +21,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from tracking_sync.core.plan import RunPlan
 from tracking_sync.core.sql import render_sql
-from tracking_sync.core.tables import Table
+from tracking_sync.core.tables import ACTION, Table
 
 ID_COLUMN = "id"
 
@@ -105,3 +106,12 @@ def plan_partitions(connection: Any, table: Table, n: int) -> list[Partition]:
     if lowest is None:  # an empty table: n empty partitions, each an empty part
         lowest = highest = 0
     return partitions_from_cuts(cut_points(list(histogram or []), lowest, highest, n))
+
+
+def action_partitions(plan: RunPlan, connection: Any) -> list[Partition]:
+    """The partitions the run's action export is cut into (export_action is mapped over them):
+    one, the whole slice, unless the plan is a partitioned full refresh; then `plan.partitions`
+    of about equal rows from the source's statistics (one query, the table not read)."""
+    if plan.partitions <= 1 or plan.applies_changes:
+        return [WHOLE]
+    return plan_partitions(connection, ACTION, plan.partitions)

@@ -1,13 +1,13 @@
 """What a COPY needs, made sure of before it runs: a load can be cleared on its own.
 
 An on-call engineer fixes the cause and clears the failed task with its downstream. The
-tasks that made a load's inputs (create_schema, create_action_staging, the upload) are then
-not cleared, and what they made may be gone: the publish drops (or swaps in) the staging
-table, the retention sweep removes old intervals from S3. So the load makes sure of it
-itself, from the run plan and the upload's XCom:
+tasks that made a load's inputs (create_schema, the upload) are then not cleared, and what
+they made may be gone: the publish drops (or swaps in) the staging table, the retention
+sweep removes old intervals from S3. So the load makes sure of it itself, from the run plan
+and the upload's XCom (the run's staging table is made here only: no task makes it before):
 
 - the target schema and its tables, if missing (idempotent DDL);
-- the run's staging table (or table of changes), created again, empty: a REPLACE into it
+- the run's staging table (or table of changes), (re)created, empty: a REPLACE into it
   empties it anyway;
 - the manifest, written again from the part URIs the upload reported when it is missing;
 - every part: one that is gone cannot be made here (only the export makes parts), so the
@@ -30,12 +30,12 @@ log = logging.getLogger(__name__)
 def ensure_target_tables(connection: Any, plan: RunPlan, table: str) -> list[str]:
     """The schema and tables (if missing) and, when `table` is the plan's staging table, that
     table created again, empty. Returns what was (re)created, for the log."""
-    from tracking_sync.load.schema import create_action_staging, create_target_tables
+    from tracking_sync.load.schema import create_staging_table, create_target_tables
 
     create_target_tables(plan, connection)
     if table == plan.staging_table:
-        create_action_staging(plan, connection)
-        return [f"{plan.target_schema}.{table} (created again, empty)"]
+        create_staging_table(plan, connection)
+        return [f"{plan.target_schema}.{table} (created, empty)"]
     return []
 
 

@@ -35,7 +35,7 @@ def action_changes_statements(schema: str, staging: str) -> list[str]:
 
 def action_staging_statements(schema: str, staging: str) -> list[str]:
     return render_statements(
-        "redshift/create_action_staging.sql", schema=schema, staging=staging, table=ACTION
+        "redshift/create_staging_table.sql", schema=schema, staging=staging, table=ACTION
     )
 
 
@@ -57,7 +57,7 @@ def create_target_tables(plan: RunPlan, connection: Any) -> None:
     )
 
 
-def create_action_staging(plan: RunPlan, connection: Any) -> None:
+def create_staging_table(plan: RunPlan, connection: Any) -> None:
     """The run's staging table: the rows of its slice, or (a capture run) its changes."""
     if plan.applies_changes:
         run_ddl(connection, action_changes_statements(plan.target_schema, plan.staging_table))

@@ -21,35 +21,26 @@ def _s3_client() -> Any:
 
 @task
 @refusals_fail_at_once
-def create_schema(plan: dict) -> None:
-    from contextlib import closing
-
-    from tracking_sync.connections import redshift_connection
-    from tracking_sync.core.plan import RunPlan
-    from tracking_sync.load.schema import create_target_tables
-
-    with closing(redshift_connection()) as connection:
-        create_target_tables(RunPlan.from_xcom(plan), connection)  # and the sync state's tables
-
-
-@task
-@refusals_fail_at_once
-def create_action_staging(plan: dict, ti=None) -> list[str]:
-    """(Re)create this interval's staging table. When no other run of the DAG is running,
-    every other staging table is a leftover of a killed or failed run: dropped (returned)."""
+def create_schema(plan: dict, ti=None) -> list[str]:
+    """The target schema, its tables and its sync state's tables (if missing). Then, when no
+    other run of the DAG is running, every staging table but this run's is a leftover of a
+    killed or failed run: dropped (logged and returned). The run's own staging table is
+    (re)created by its load (tracking_sync.load.inputs), which can then be cleared alone."""
     from contextlib import closing
 
     from tracking_sync.connections import redshift_connection
     from tracking_sync.core.names import DAG_ID
     from tracking_sync.core.plan import RunPlan
-    from tracking_sync.load.schema import create_action_staging as create
-    from tracking_sync.load.schema import drop_leftover_staging_tables
+    from tracking_sync.load.schema import create_target_tables, drop_leftover_staging_tables
 
     run_plan = RunPlan.from_xcom(plan)
-    alone = ti.get_dr_count(dag_id=DAG_ID, states=["running"]) <= 1
+    alone = ti is not None and ti.get_dr_count(dag_id=DAG_ID, states=["running"]) <= 1
     with closing(redshift_connection()) as connection:
-        create(run_plan, connection)
-        return drop_leftover_staging_tables(run_plan, connection) if alone else []
+        create_target_tables(run_plan, connection)
+        if alone:
+            return drop_leftover_staging_tables(run_plan, connection)
+    log.info("another run of %s is running: leftover staging tables wait for a run that runs alone", DAG_ID)
+    return []
 
 
 @task
