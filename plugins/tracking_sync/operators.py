@@ -79,14 +79,14 @@ class ReportingS3ToRedshiftOperator(S3ToRedshiftOperator):
         try:
             self.ensure_inputs(context)
         except Exception as error:
-            translated = refused(error)  # the DDL or the listing refused: name the grant
+            translated = refused(error, schema=self.schema)  # the DDL or the listing refused: name the grant
             if translated is not None:
                 raise translated from error
             raise
         try:
             super().execute(context)
         except Exception as error:
-            translated = refused(error)  # a privilege, a login, the COPY role's S3 access
+            translated = refused(error, schema=self.schema)  # a privilege, a login, the COPY role's S3 access
             if translated is not None:
                 raise translated from error
             if _TABLE_MISSING.search(str(error)):

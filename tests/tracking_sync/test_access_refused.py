@@ -208,3 +208,23 @@ def test_the_task_boundary_raises_access_refused_from_the_drivers_error():
 
     with pytest.raises(LoadRejected):  # the pipeline's own errors pass through as they are
         rejected()
+
+
+def test_a_redshift_table_refusal_names_the_table_in_the_runs_schema():
+    """Redshift names the table without its schema; the fix an administrator runs from a
+    session of their own (search_path "$user", public) must name it whole to work as printed."""
+    owner = find_refusal(
+        _redshift(redshift_connector.ProgrammingError, "must be owner of relation action", "42501")
+    )
+    assert "ALTER TABLE tracking.action OWNER TO loader" in refusal_message(
+        owner, "loader", "dev", "tracking"
+    )
+    assert "ALTER TABLE action OWNER TO loader" in refusal_message(owner, "loader", "dev")  # schema unknown
+
+    @refusals_fail_at_once
+    def task_body(plan):
+        raise _redshift(redshift_connector.ProgrammingError, "permission denied for relation action", "42501")
+
+    with pytest.raises(AccessRefused) as raised:
+        task_body({"target_schema": "analytics", "mode": "incremental"})
+    assert "ALTER TABLE analytics.action OWNER TO" in str(raised.value)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -208,8 +208,13 @@ def grants_for(refusal: Refusal, role: str, database: str) -> list[str]:
     return [" ".join(s.split()) for s in statements if pattern.search(s)]
 
 
-def refusal_message(refusal: Refusal, role: str | None, database: str | None = None) -> str:
-    """One line: who was refused what, the server's words, and the grant that fixes it."""
+def refusal_message(
+    refusal: Refusal, role: str | None, database: str | None = None, schema: str | None = None
+) -> str:
+    """One line: who was refused what, the server's words, and the grant that fixes it.
+    `schema`: the run's target schema, which Redshift's words leave out of a table's name
+    ("permission denied for relation action"): the fix names the table in it, so it works
+    as printed from an administrator's session, whose search_path does not hold it."""
     who = role or "(the connection's user)"
     at_once = "a retry cannot grant it, so the task failed at once"
     if refusal.system == S3:
@@ -248,7 +253,10 @@ def refusal_message(refusal: Refusal, role: str | None, database: str | None = N
         )
     elif refusal.system == REDSHIFT and kind == "table":
         # the user creates its tables and owns them: one made by another user
-        fix = f"ALTER TABLE {what.split(' ', 1)[1]} OWNER TO {who} (the pipeline's user owns them)"
+        table = what.split(" ", 1)[1]
+        if schema and "." not in table:
+            table = f"{schema}.{table}"
+        fix = f"ALTER TABLE {table} OWNER TO {who} (the pipeline's user owns them)"
     else:
         fix = f"grant {who} what the statement needs on {what}, as its owner"
     return (
@@ -273,15 +281,16 @@ def _identity(system: str) -> tuple[str | None, str | None]:
         return None, None
 
 
-def refused(error: BaseException) -> AccessRefused | None:
-    """The AccessRefused to raise instead of `error`, or None when it is no refusal."""
+def refused(error: BaseException, schema: str | None = None) -> AccessRefused | None:
+    """The AccessRefused to raise instead of `error`, or None when it is no refusal. `schema`:
+    the run's target schema, when the caller knows it (refusal_message)."""
     if isinstance(error, NeedsFix):
         return None
     refusal = find_refusal(error)
     if refusal is None:
         return None
     role, database = _identity(refusal.system)
-    return AccessRefused(refusal_message(refusal, role, database))
+    return AccessRefused(refusal_message(refusal, role, database, schema=schema))
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -295,9 +304,17 @@ def refusals_fail_at_once(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except Exception as error:
-            translated = refused(error)
+            translated = refused(error, schema=_target_schema(args, kwargs))
             if translated is None:
                 raise
             raise translated from error
 
     return task_body  # type: ignore[return-value]
+
+
+def _target_schema(args: tuple, kwargs: dict) -> str | None:
+    """The target schema of the run plan a task was given (its `plan` argument), if any."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, Mapping) and isinstance(value.get("target_schema"), str):
+            return value["target_schema"]
+    return None
