@@ -361,7 +361,7 @@ def full_refresh_refusals(matrix: Matrix, run_id: str) -> None:
         "replace_action_rows",
         fault=lambda: matrix.target_admin(f"alter table {action} owner to current_user"),
         repair=lambda: matrix.target_admin(f"alter table {action} owner to {REDSHIFT_USER}"),
-        says=f"ALTER TABLE action OWNER TO {REDSHIFT_USER}",
+        says=f"ALTER TABLE {action} OWNER TO {REDSHIFT_USER}",  # in the run's schema, as run
         what="full refresh, action given back to the pipeline's user:",
     )
 
