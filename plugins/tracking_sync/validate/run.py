@@ -113,7 +113,6 @@ def run_validation(
     target_name: str = REDSHIFT_CONN_ID,
     top: int = TOP_DIFFERENCES,
     rerun_interval_start: datetime | None = None,
-    extra_results: Sequence[CheckResult] = (),
     by_id: Sequence[RowsById] = (),
     drill: bool = True,
     users: Sequence[int] | None = None,
@@ -124,12 +123,12 @@ def run_validation(
     Everything before `window_end` is compared; a scoped run picks the users and days of
     [window_start, window_end); scope "users" compares the `users` listed (integers; an
     empty list compares no user's rows), each with the whole history before
-    `window_end`, their SQL lists cut into `users_per_statement` users. `extra_results`
-    (already compared, e.g. the rows a publish placed outside its interval) join the
-    report. The repair of a scoped failure that names no day reruns the interval that
-    starts at `rerun_interval_start` with a full validation. `by_id` checks compare their
-    ids row by row (tracking_sync.validate.placed_rows), the target's rows staged in the
-    target's thread after its shared pass; they join the report after the parity checks. A
+    `window_end`, their SQL lists cut into `users_per_statement` users. The repair of a
+    scoped failure that names no day reruns the interval that starts at
+    `rerun_interval_start` with a full validation. `by_id` checks (e.g. the rows a publish
+    placed outside its interval) compare their ids row by row
+    (tracking_sync.validate.placed_rows), the target's rows staged in the target's thread
+    after its shared pass; they join the report after the parity checks. A
     failure is narrowed to the differing `action` rows (tracking_sync.validate.drilldown)
     unless `drill` is False."""
     if scope not in SCOPES:
@@ -163,7 +162,6 @@ def run_validation(
                 for check in checks
             ]
             pass_seconds = {side: round(seconds, 3) for side, seconds in bases.seconds.items()}
-        results += list(extra_results)
         results += [
             compare_rows_by_id(
                 source_conn,
