@@ -194,6 +194,11 @@ class AirflowDeployment:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",  # ~0.1 GB less than the default 32
+            # An idle scheduler loop sleeps up to this long before it sees a task end and queues the
+            # next one: at the default 1 s, 0.3-0.5 s between two tasks of a run. At 0.2 s a nightly run
+            # of 3,000 rows' changes took 7.8-9.3 s against 9.0-11.5 s, the full refresh 10.8-10.9 s against
+            # 12.8 s (two deployments each, alternated); at 0.1 s the busier loop took it back.
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.user}:admin",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn,

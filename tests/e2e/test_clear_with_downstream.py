@@ -3,7 +3,8 @@
 Through Airflow's real scheduler (the shared `airflow_deployment`), with the REST call the
 UI's Clear dialog makes (Downstream ticked): for every task of the DAG, and one map index of
 each mapped task, a clear with its downstream after the run succeeded ends in a green run
-and a target equal to the source row for row. Then, for every task, a failure with a real
+and a target equal to the source row for row (on the nightly run, the tasks its failure cases
+clear from the succeeded run are cleared there: CLEARED_BY_A_FAILURE). Then, for every task, a failure with a real
 cause in that task (the run's task ends failed, at once), repaired, and the task cleared the
 same way (or, where the task cannot make its input again, the task its one line names):
 
@@ -78,6 +79,19 @@ UNMAPPED = [
     "validate",
 ]
 MAPPED = ["export_action", "upload_action"]
+# On the nightly run, the tasks its failure cases clear from the succeeded run: each case's
+# fault stops the task before it changes anything, so the clear after the repair meets what a
+# clear after success meets (the earlier tries' work in place), and ends green and equal the
+# same way. These are not cleared a second time (about 40 s of the matrix).
+CLEARED_BY_A_FAILURE = {
+    "create_schema",  # the Redshift user's CREATE on the database revoked
+    "load_action_type",  # the same
+    "export_action_type",  # a file where the scratch folder was
+    "export_action",  # [0]: cleared as printed, a published part gone (upload_action[0] fails)
+    "write_action_manifest",  # S3 refusing the key
+    "load_action_staging",  # CREATE on its own schema revoked
+    "advance_capture_slot",  # the source role's login disabled
+}
 
 
 class Matrix:
@@ -140,7 +154,7 @@ class Matrix:
             if state in ("success", "failed") or retrying:
                 return state, tasks
             assert time.monotonic() < deadline, f"run {run_id} not ended after {RUN_TIMEOUT}s: {tasks}"
-            time.sleep(0.5)
+            time.sleep(0.2)
 
     def log(self, run_id: str, task_id: str, map_index: int = -1) -> str:
         ((tries,),) = self.deployment.query(
@@ -490,11 +504,14 @@ def test_every_task_cleared_with_its_downstream_ends_green_and_equal(
         plan = _plan(deployment, nightly)
         assert plan["action_load"] == "changes", plan
         for task_id in UNMAPPED[:5]:
-            matrix.clear_and_check(nightly, task_id, what="nightly:")
+            if task_id not in CLEARED_BY_A_FAILURE:
+                matrix.clear_and_check(nightly, task_id, what="nightly:")
         for task_id in MAPPED:
-            matrix.clear_and_check(nightly, task_id, 0, "nightly:")
+            if task_id not in CLEARED_BY_A_FAILURE:
+                matrix.clear_and_check(nightly, task_id, 0, "nightly:")
         for task_id in UNMAPPED[5:]:
-            matrix.clear_and_check(nightly, task_id, what="nightly:")
+            if task_id not in CLEARED_BY_A_FAILURE:
+                matrix.clear_and_check(nightly, task_id, what="nightly:")
         nightly_failures(matrix, nightly, prefix, plan["slice_label"])
         nightly_refusals(matrix, nightly, plan, prefix)
 

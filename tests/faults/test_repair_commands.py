@@ -19,7 +19,14 @@ from datetime import UTC, datetime
 import pytest
 
 from devstack import demo_data
-from tests.dag_helpers import DAG_ID, RUN_TIMEOUT, airflow_cli, new_backfill, wait_for_backfill
+from tests.dag_helpers import (
+    DAG_ID,
+    RUN_TIMEOUT,
+    airflow_cli,
+    new_backfill,
+    wait_for_backfill,
+    wait_for_backfill_completed,
+)
 from tracking_sync.core.errors import InvalidParams
 from tracking_sync.core.plan import plan_run
 from tracking_sync.validate.diagnosis import repair_steps
@@ -55,11 +62,21 @@ def test_every_kind_of_repair_command_runs_as_printed(airflow_deployment, stack,
     # Days differ: a backfill of those days, reprocessing their runs.
     (days,) = _cli_lines(repair_steps(["2025-03-02", "2025-03-03"], target_schema=schema))
     backfill = new_backfill(deployment, lambda: airflow_cli(deployment, days))
-    runs = wait_for_backfill(deployment, backfill, 2, until_completed=True)
+    runs = wait_for_backfill(deployment, backfill, 2, until_completed=False)
     assert [(state, start.date().isoformat()) for _, state, start, _ in runs] == [
         ("success", "2025-03-02"),
         ("success", "2025-03-03"),
     ]
+
+    # The report's full refresh without a schema: the default one, loaded in full (the
+    # incremental backfill at the end needs it). Run here, while the scheduler has yet to mark
+    # the backfill above completed (a timer of 30 s), before the next backfill can be created.
+    (default_full_refresh,) = _cli_lines(repair_steps([], scope="full"))
+    airflow_cli(deployment, default_full_refresh)
+    deployment.wait_for_runs(
+        "dag_run.dag_id = %s and dag_run.run_type = 'manual'", (DAG_ID,), 2, timeout=RUN_TIMEOUT
+    )
+    wait_for_backfill_completed(deployment, backfill)
 
     # Users differ but no day of the interval does: the run's own day again, validated in full.
     (scoped,) = _cli_lines(
@@ -74,12 +91,7 @@ def test_every_kind_of_repair_command_runs_as_printed(airflow_deployment, stack,
 
     # The command plan_run prints when it refuses an incremental run without a data interval:
     # a backfill of the day that had ended when it was triggered (default schema: loaded in
-    # full first, by the report's own full refresh command).
-    (full_refresh,) = _cli_lines(repair_steps([], scope="full"))
-    airflow_cli(deployment, full_refresh)
-    deployment.wait_for_runs(
-        "dag_run.dag_id = %s and dag_run.run_type = 'manual'", (DAG_ID,), 2, timeout=RUN_TIMEOUT
-    )
+    # full above, by the report's own full refresh command).
     with pytest.raises(InvalidParams) as refused:
         plan_run({"mode": "incremental"}, None, None, run_after=datetime(2025, 3, 5, 7, 30, tzinfo=UTC))
     printed = re.search(r"airflow backfill create [^)]+", str(refused.value)).group()

@@ -406,6 +406,25 @@ def _wait_for_run_state(make_airflow, run_id: str, states: tuple[str, ...]) -> s
         time.sleep(1)
 
 
+def _wait_for_cleared(make_airflow, run_id: str, task_id: str, failed_try: int) -> None:
+    """Until the clear of the failed `task_id` (its try `failed_try`) is in the metadata
+    database: the task no longer failed, or failed again in a later try."""
+    import time
+
+    deadline = time.monotonic() + 60
+    while True:
+        ((state, try_number),) = make_airflow.metadata(
+            "select state, try_number from task_instance where run_id = %s and task_id = %s",
+            (run_id, task_id),
+        )
+        if state != "failed" or try_number > failed_try:
+            return
+        assert time.monotonic() < deadline, (
+            f"{task_id} of {run_id} still failed (try {try_number}) 60 s after Clear"
+        )
+        time.sleep(0.2)
+
+
 def test_a_failed_load_cleared_with_its_downstream_after_the_repair_turns_the_run_green(
     page, make_airflow, shot, journey
 ):
@@ -480,8 +499,14 @@ def test_a_failed_load_cleared_with_its_downstream_after_the_repair_turns_the_ru
     # the load, replace_action_rows, advance_capture_slot and validate
     expect(dialog.get_by_text("Affected Tasks: 4")).to_be_visible()
     shot("15-clear-with-downstream")
+    ((failed_try,),) = make_airflow.metadata(
+        "select try_number from task_instance where run_id = %s and task_id = 'load_action_staging'",
+        (run_id,),
+    )
     dialog.get_by_role("button", name="Confirm").click()
     expect(dialog).to_be_hidden()
+    # The dialog may close before the clear is committed: the run is still "failed" until then.
+    _wait_for_cleared(make_airflow, run_id, "load_action_staging", failed_try)
 
     assert _wait_for_run_state(make_airflow, run_id, ("success", "failed")) == "success", (
         make_airflow.task_log(run_id, "load_action_staging")
