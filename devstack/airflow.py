@@ -34,6 +34,7 @@ import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
+from importlib.metadata import version as _distribution_version
 from pathlib import Path
 
 from devstack.net import free_port, port_is_open
@@ -50,6 +51,10 @@ STARTUP_TIMEOUT = 180  # ~25 s here when the machine is quiet; a busy one of 2 c
 STOP_TIMEOUT = 30  # SIGINT to SIGKILL; a clean stop takes ~5-10 s
 RUN_TIMEOUT = 240
 BAD_TASK_STATES = ("failed", "up_for_retry", "upstream_failed", "removed")
+# A migrated metadata DB kept in the server (per Airflow version), copied for each deployment.
+MIGRATED_TEMPLATE = "airflow_migrated_" + _distribution_version("apache-airflow").replace(".", "_").replace(
+    "+", "_"
+)
 
 
 class AirflowDidNotStart(RuntimeError):
@@ -152,6 +157,7 @@ class AirflowDeployment:
         self._secret_key = uuid.uuid4().hex
         self._jwt_secret = uuid.uuid4().hex
         self._database_created = False
+        self._migrated = False
         self._launched_at: float | None = None
         self._sessions: set[int] = set()  # each component leads a session: its pid
 
@@ -234,12 +240,40 @@ class AirflowDeployment:
         return self
 
     def create_metadata_database(self) -> None:
+        """The metadata DB: a copy of the migrated one an earlier deployment on the same server
+        left as MIGRATED_TEMPLATE (0.2 s), or an empty one that migrate() migrates (3-4 s)."""
         self.home.mkdir(parents=True, exist_ok=True)
-        self.postgres.create_database(self.database)
+        if self._template_exists():
+            self.postgres.execute(f'create database "{self.database}" template "{MIGRATED_TEMPLATE}"')
+            self._migrated = True
+        else:
+            self.postgres.create_database(self.database)
         self._database_created = True
 
     def migrate(self) -> None:
+        """`airflow db migrate`, unless the DB is a copy of a migrated one; then keep a copy of
+        it as the template of the next deployment's DB (each test deployment's own DB, fresh)."""
+        if self._migrated:
+            self.timings.append(f"metadata DB copied from {MIGRATED_TEMPLATE}")
+            return
         self.cli("db", "migrate", timeout=300)
+        import psycopg2
+
+        try:  # nothing is connected to the new DB yet; another deployment may have made one since
+            self.postgres.execute(f'create database "{MIGRATED_TEMPLATE}" template "{self.database}"')
+        except psycopg2.Error:
+            pass
+
+    def _template_exists(self) -> bool:
+        import psycopg2
+
+        connection = psycopg2.connect(self.postgres.dsn("postgres"))
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("select 1 from pg_database where datname = %s", (MIGRATED_TEMPLATE,))
+                return cursor.fetchone() is not None
+        finally:
+            connection.close()
 
     def launch(self) -> None:
         """Start the components (each in a process group of its own) without waiting."""
