@@ -475,9 +475,13 @@ class AirflowDeployment:
             states.setdefault(run_id, {})[task_id] = state
         return states
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, chars: int = 6000) -> str:
-        """The end of one attempt's log file."""
+    def task_log(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, chars: int = 6000, map_index: int = -1
+    ) -> str:
+        """The end of one attempt's log file (a mapped task's: of its `map_index`)."""
         logs = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        if map_index >= 0:
+            logs = logs / f"map_index={map_index}"
         return tail(logs / f"attempt={max(try_number, 1)}.log", chars)
 
     def wait_for_runs(
@@ -497,17 +501,17 @@ class AirflowDeployment:
         while True:
             self.check_alive()
             bad = self.query(
-                "select ti.dag_id, ti.run_id, ti.task_id, ti.state, ti.try_number from task_instance ti "
+                "select ti.dag_id, ti.run_id, ti.task_id, ti.state, ti.try_number, ti.map_index from task_instance ti "
                 f"join dag_run on dag_run.dag_id = ti.dag_id and dag_run.run_id = ti.run_id where {where} "
                 "and ti.state = any(%s)",
                 (*params, list(BAD_TASK_STATES)),
             )
             bad = [row for row in bad if not (row[3] == "up_for_retry" and row[2] in may_retry)]
             if bad:
-                dag_id, run_id, task_id, state, try_number = bad[0]
+                dag_id, run_id, task_id, state, try_number, map_index = bad[0]
                 raise AssertionError(
                     f"task {task_id} of {run_id} is {state} (all bad: {bad}); its log:\n"
-                    + self.task_log(dag_id, run_id, task_id, try_number)
+                    + self.task_log(dag_id, run_id, task_id, try_number, map_index=map_index)
                 )
             runs = self.query(
                 "select run_id, state, data_interval_start, data_interval_end from dag_run "

@@ -234,14 +234,16 @@ class CeleryDeployment(AirflowDeployment):
 
     # ------------------------------------------------------------------ logs
 
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, chars: int = 6000) -> str:
-        """The end of one attempt's log, from the worker that ran it (the first map index's
-        when the task is mapped)."""
+    def task_log(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, chars: int = 6000, map_index: int = -1
+    ) -> str:
+        """The end of one attempt's log, from the worker that ran it (a mapped task's: of its
+        `map_index`)."""
         relative = Path("logs", f"dag_id={dag_id}", f"run_id={run_id}", f"task_id={task_id}")
         attempt = f"attempt={max(try_number, 1)}.log"
         for worker in self.workers:
             folder = self.worker_home(worker.name) / "airflow" / relative
-            found = sorted(folder.glob(attempt)) + sorted(folder.glob(f"map_index=*/{attempt}"))
+            found = sorted(folder.glob(f"map_index={map_index}/{attempt}" if map_index >= 0 else attempt))
             if found:
                 return f"({worker.name}: {found[0]})\n" + tail(found[0], chars)
         return f"(no log of {task_id} attempt {try_number} on any worker)"

@@ -214,3 +214,15 @@ def test_make_airflow_serves_the_ui_on_the_stack_and_ctrl_c_stops_everything(tmp
     assert (state / "airflow" / "simple_auth_manager_passwords.json.generated").exists(), (
         "the password stays with the Airflow home for the next start"
     )
+
+
+def test_a_mapped_tasks_log_is_read_from_its_map_index(tmp_path):
+    """A failed mapped task (export_action[1]) is reported with ITS log, not a missing file:
+    Airflow writes a mapped task's attempts under map_index=<n>/."""
+    deployment = AirflowDeployment(tmp_path / "home", postgres=LocalPostgres())
+    task = tmp_path / "home" / "logs" / "dag_id=d" / "run_id=r" / "task_id=export_action"
+    for index in (0, 1):
+        (task / f"map_index={index}").mkdir(parents=True)
+        (task / f"map_index={index}" / "attempt=2.log").write_text(f"the log of index {index}")
+    assert deployment.task_log("d", "r", "export_action", 2, map_index=1).endswith("the log of index 1")
+    assert deployment.task_log("d", "r", "export_action", 2, map_index=0).endswith("the log of index 0")
