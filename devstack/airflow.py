@@ -24,6 +24,7 @@ Why it is built this way (each measured here, Airflow 3.3):
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -156,6 +157,9 @@ class AirflowDeployment:
         }
         self._secret_key = uuid.uuid4().hex
         self._jwt_secret = uuid.uuid4().hex
+        self._fernet_key = base64.urlsafe_b64encode(
+            os.urandom(32)
+        ).decode()  # what Fernet.generate_key() makes
         self._database_created = False
         self._migrated = False
         self._launched_at: float | None = None
@@ -216,6 +220,9 @@ class AirflowDeployment:
             "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             "AIRFLOW__API__SECRET_KEY": self._secret_key,
             "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
+            # One key for every component (a trigger's kwargs are encrypted with it): when no
+            # airflow.cfg exists yet, each process that starts would otherwise generate its own.
+            "AIRFLOW__CORE__FERNET_KEY": self._fernet_key,
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(self.plugins_folder)]),
             **self.env,
@@ -254,6 +261,10 @@ class AirflowDeployment:
         """`airflow db migrate`, unless the DB is a copy of a migrated one; then keep a copy of
         it as the template of the next deployment's DB (each test deployment's own DB, fresh)."""
         if self._migrated:
+            # `db migrate` also wrote airflow.cfg before any component started; without it the
+            # components, started at once, would each write one (and read the others' half-written).
+            # Empty, it leaves every setting at its default or the environment's (process_env).
+            (self.home / "airflow.cfg").touch()
             self.timings.append(f"metadata DB copied from {MIGRATED_TEMPLATE}")
             return
         self.cli("db", "migrate", timeout=300)
