@@ -53,8 +53,8 @@ STOP_TIMEOUT = 30  # SIGINT to SIGKILL; a clean stop takes ~5-10 s
 RUN_TIMEOUT = 240
 BAD_TASK_STATES = ("failed", "up_for_retry", "upstream_failed", "removed")
 # A migrated metadata DB kept in the server (per Airflow version), copied for each deployment.
-MIGRATED_TEMPLATE = "airflow_migrated_" + _distribution_version("apache-airflow").replace(".", "_").replace(
-    "+", "_"
+MIGRATED_TEMPLATE = "airflow_migrated_" + "".join(
+    char if char.isalnum() else "_" for char in _distribution_version("apache-airflow")
 )
 
 
@@ -157,9 +157,8 @@ class AirflowDeployment:
         }
         self._secret_key = uuid.uuid4().hex
         self._jwt_secret = uuid.uuid4().hex
-        self._fernet_key = base64.urlsafe_b64encode(
-            os.urandom(32)
-        ).decode()  # what Fernet.generate_key() makes
+        # 32 random bytes, URL-safe base64: what Fernet.generate_key() makes
+        self._fernet_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
         self._database_created = False
         self._migrated = False
         self._launched_at: float | None = None

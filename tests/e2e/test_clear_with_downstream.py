@@ -3,10 +3,11 @@
 Through Airflow's real scheduler (the shared `airflow_deployment`), with the REST call the
 UI's Clear dialog makes (Downstream ticked): for every task of the DAG, and one map index of
 each mapped task, a clear with its downstream after the run succeeded ends in a green run
-and a target equal to the source row for row (on the nightly run, the tasks its failure cases
-clear from the succeeded run are cleared there: CLEARED_BY_A_FAILURE). Then, for every task, a failure with a real
-cause in that task (the run's task ends failed, at once), repaired, and the task cleared the
-same way (or, where the task cannot make its input again, the task its one line names):
+and a target equal to the source row for row (on the nightly run, the tasks its failure
+cases clear from the succeeded run are cleared there: CLEARED_BY_A_FAILURE). Then, for every
+task, a failure with a real cause in that task (the run's task ends failed, at once),
+repaired, and the task cleared the same way (or, where the task cannot make its input again,
+the task its one line names):
 
     plan_run                 the source role's SELECT on action_type revoked (its preflight);
                              on the full refresh, whose plan_run also cuts action's id
@@ -503,15 +504,9 @@ def test_every_task_cleared_with_its_downstream_ends_green_and_equal(
         )
         plan = _plan(deployment, nightly)
         assert plan["action_load"] == "changes", plan
-        for task_id in UNMAPPED[:5]:
-            if task_id not in CLEARED_BY_A_FAILURE:
-                matrix.clear_and_check(nightly, task_id, what="nightly:")
-        for task_id in MAPPED:
-            if task_id not in CLEARED_BY_A_FAILURE:
-                matrix.clear_and_check(nightly, task_id, 0, "nightly:")
-        for task_id in UNMAPPED[5:]:
-            if task_id not in CLEARED_BY_A_FAILURE:
-                matrix.clear_and_check(nightly, task_id, what="nightly:")
+        in_order = [*UNMAPPED[:5], *MAPPED, *UNMAPPED[5:]]
+        for task_id in [task_id for task_id in in_order if task_id not in CLEARED_BY_A_FAILURE]:
+            matrix.clear_and_check(nightly, task_id, 0 if task_id in MAPPED else None, "nightly:")
         nightly_failures(matrix, nightly, prefix, plan["slice_label"])
         nightly_refusals(matrix, nightly, plan, prefix)
 
